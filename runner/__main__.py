@@ -1,0 +1,5 @@
+"""``python -m runner`` is ``mlrun``."""
+
+from runner.cli import main
+
+main()

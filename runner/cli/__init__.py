@@ -1,0 +1,53 @@
+"""The command line: the only place that prints or exits.
+
+Each subcommand lives in its own module and is imported only when it runs, so ``mlrun --version``
+and ``mlrun --help`` stay fast (no httpx, jsonschema or yaml import).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import click
+
+from runner import __version__
+
+# name -> "module:attribute"; imported on first use.
+_COMMANDS: dict[str, str] = {
+    "validate": "runner.cli.validate:validate",
+    "schema": "runner.cli.validate:schema",
+    "sandbox": "runner.cli.sandbox:sandbox",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported when they are invoked."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in _COMMANDS:
+            module_name, attr = _COMMANDS[cmd_name].split(":")
+            command: click.Command = getattr(importlib.import_module(module_name), attr)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.group(cls=LazyGroup, context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, "-V", "--version", prog_name="mlrun")
+def main() -> None:
+    """mlrun: declarative batch runs for the MentionLab API.
+
+    \b
+    Typical flow (GitOps):
+      mlrun validate manifests/        # on every pull request
+      mlrun plan manifests/            # what will be triggered, and what it costs
+      mlrun apply manifests/           # on merge
+    Try it without an account:
+      mlrun apply examples/quickstart.yaml --sandbox
+    """

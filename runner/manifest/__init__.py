@@ -1,0 +1,1 @@
+"""The typed manifest and its loader."""

@@ -1,0 +1,44 @@
+"""Shared fixtures: no real network, virtual time, and the CLI run as a user runs it."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import pytest
+
+_LOOPBACK = ("127.", "::1", "localhost")
+
+
+def _is_loopback(address: Any) -> bool:
+    if isinstance(address, str):  # AF_UNIX path
+        return True
+    return isinstance(address, tuple) and bool(address) and str(address[0]).startswith(_LOOPBACK)
+
+
+@pytest.fixture(autouse=True)
+def _no_real_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any connection to a non-loopback address fails the test: nothing here reaches the API."""
+    real_connect = socket.socket.connect
+    real_connect_ex = socket.socket.connect_ex
+
+    def guarded_connect(self: socket.socket, address: Any) -> Any:
+        if not _is_loopback(address):
+            pytest.fail(f"test tried to reach the network: {address!r}")
+        return real_connect(self, address)
+
+    def guarded_connect_ex(self: socket.socket, address: Any) -> Any:
+        if not _is_loopback(address):
+            pytest.fail(f"test tried to reach the network: {address!r}")
+        return real_connect_ex(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded_connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", guarded_connect_ex)
+
+
+@pytest.fixture
+def anyio_backend() -> tuple[str, dict[str, Any]]:
+    """Every async test runs on trio with a mock clock: sleeps are instant, time is virtual."""
+    from trio.testing import MockClock  # noqa: PLC0415 - test-only dependency
+
+    return ("trio", {"clock": MockClock(autojump_threshold=0)})
