@@ -1,0 +1,70 @@
+"""What every command shares: error rendering, exit codes, output streams.
+
+Commands raise typed errors (``runner.errors``); :func:`exit_on_error` renders each one once and
+exits with its documented code. Anything else is a bug: one line asking for a report, exit 70.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+import click
+
+from runner.errors import (
+    AuthError,
+    BudgetExceeded,
+    ConfigError,
+    LedgerError,
+    ManifestError,
+    MlrunError,
+    PlanError,
+    QuotaExhausted,
+    RunInterrupted,
+    UsageError,
+)
+from runner.exitcodes import ExitCode
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def exit_code_for(error: MlrunError) -> ExitCode:
+    """The documented exit code of an error that ends a command."""
+    if isinstance(error, ManifestError | UsageError | ConfigError | PlanError):
+        return ExitCode.INVALID
+    if isinstance(error, BudgetExceeded):
+        return ExitCode.BUDGET_REFUSED
+    if isinstance(error, RunInterrupted):
+        return ExitCode.INTERRUPTED
+    if isinstance(error, AuthError | QuotaExhausted | LedgerError):
+        return ExitCode.FATAL_API
+    return ExitCode.ACTION_FAILED
+
+
+def echo_err(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def exit_on_error(func: Callable[P, R]) -> Callable[P, R]:
+    """Run a command body; render a typed error once and exit with its code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except ManifestError as error:
+            # Commands that render diagnostics themselves catch ManifestError first.
+            for diagnostic in error.diagnostics:
+                echo_err(f"{diagnostic.location()}: {diagnostic.severity}: {diagnostic.message}")
+            sys.exit(ExitCode.INVALID)
+        except MlrunError as error:
+            echo_err(f"error: {error}")
+            sys.exit(exit_code_for(error))
+        except KeyboardInterrupt:
+            echo_err("interrupted")
+            sys.exit(ExitCode.INTERRUPTED)
+
+    return wrapper
