@@ -22,6 +22,7 @@ must act; the CLI renders each one once, at the edge, and maps it to an exit cod
     │   └── OutcomeUnknown         read timeout, connection closed: may have been processed
     ├── LedgerError                the journal cannot be read or written        (stop sending)
     ├── PlanError                  a saved plan cannot be used (stale, manifest changed)
+    ├── ReportError                a report cannot be written (disk, permissions)
     ├── BudgetExceeded             the plan costs more than the manifest's budget (exit 4)
     └── RunInterrupted             SIGINT/SIGTERM: stopped cleanly, resumable   (exit 3)
 
@@ -101,8 +102,10 @@ class ApiError(MlrunError):
         request_id: str | None = None,
         method: str = "",
         path: str = "",
+        rate: object | None = None,
     ) -> None:
         super().__init__(message)
+        self.rate = rate  # the RateLimitInfo of the response, for the limiter
         self.status = status
         self.body = body
         self.request_id = request_id
@@ -168,6 +171,10 @@ class LedgerError(MlrunError):
 
 class PlanError(MlrunError):
     """A saved plan cannot be applied (unknown version, stale, or the manifest changed)."""
+
+
+class ReportError(MlrunError):
+    """A report file cannot be written."""
 
 
 class BudgetExceeded(MlrunError):

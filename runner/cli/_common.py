@@ -7,6 +7,7 @@ exits with its documented code. Anything else is a bug: one line asking for a re
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
@@ -66,5 +67,14 @@ def exit_on_error(func: Callable[P, R]) -> Callable[P, R]:
         except KeyboardInterrupt:
             echo_err("interrupted")
             sys.exit(ExitCode.INTERRUPTED)
+        except Exception as error:  # the last line of defence: a bug in mlrun
+            if os.environ.get("MLRUN_DEBUG"):
+                raise
+            echo_err(
+                f"internal error: {type(error).__name__}: {error}\n"
+                "This is a bug in mlrun; please report it with the command you ran "
+                "(set MLRUN_DEBUG=1 for the traceback)."
+            )
+            sys.exit(ExitCode.INTERNAL)
 
     return wrapper
