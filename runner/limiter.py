@@ -1,0 +1,805 @@
+"""One request budget for the whole run: every window at once, learned from the server, prioritised.
+
+The model
+=========
+
+**Sliding log, conjunctive and atomic.** The documented limits are several windows at once (for
+example 10 per second, 300 per minute and 10,000 per hour). :class:`SlidingLog` keeps, per window,
+the exact times of the admissions that are still inside it (a deque; expired entries are purged from
+the left, amortised O(1)). A request is admitted at ``now`` only if *every* window has room, and it
+then takes a slot in *every* window at once. The guarantee is exact: for every window ``W`` with
+limit ``N`` and any instant ``t``, at most ``N`` admissions fall in ``[t, t + W)``. A leaky bucket
+configured to "N per W" does not give it: it admits a full burst plus a steady drip, ``2N - 1`` in
+the first window (aiolimiter measurably does), which a server counting a sliding N per W rejects.
+When a window is full, the log knows the exact instant it opens again (the oldest relevant entry
+plus ``W``), so waiting never polls and never leaves an idle gap. A request that is never sent
+hands its slots back (:meth:`Permit.refund`).
+
+**The server's word beats the model.** Every response goes through :meth:`RateLimiter.observe`
+(or :meth:`Permit.observe`), in this order of authority:
+
+1. ``Retry-After`` on a 429 or 503 overrides everything: a global pause until ``now + value``.
+   A huge value is capped at ``max_pause`` and the capped value is recorded in :attr:`stats`, so
+   the operator is told instead of the run sleeping for a day.
+2. ``X-RateLimit-Remaining`` below the local model's own allowance becomes a temporary cap, until
+   ``X-RateLimit-Reset``. The reset is a unix time on the *server's* clock, so the cap's duration
+   is ``reset - Date`` (server clock against server clock) and is applied on our monotonic clock;
+   the local wall clock, which may be minutes off, is never consulted. Requests admitted after the
+   observed one was sent are already in flight and will spend part of ``remaining``, so they are
+   subtracted from it. Caps only ever lower the allowance: the configured windows are never raised.
+3. A 429 without ``Retry-After`` pauses until the reset when it is known, else for a full-jitter
+   backoff that grows with consecutive throttles (a burst of 429s for requests that were already in
+   flight counts once).
+4. With no configured windows (limits unknown), each ``X-RateLimit-Limit`` seen with a reset becomes
+   a learned window whose length is the longest ``reset - Date`` observed, so that 429s stay rare.
+
+**Priorities and shares.** Waiters queue per :class:`RequestKind`, FIFO within a kind. ``URGENT``
+(retries of safe failures, reconciliation reads) always goes first. Between polls and triggers, a
+credit counter over exact integers decides: when both wait, polls get ``poll_share`` of the
+admissions (within one) and triggers the rest, so neither starves; after a run of triggers with
+no poll waiting, the next poll to arrive goes ahead of the queued triggers (the credit holds one
+poll's worth, never a burst); when no trigger waits, polls take everything, and vice versa.
+``poll_share=1.0`` gives strict URGENT > POLL > TRIGGER; ``0.0`` lets triggers always go first.
+
+**Concurrency and waiting.** At most ``concurrency`` permits are held at once. Admission happens in
+one synchronous step (``_dispatch``) run whenever something changes: a request arrives, a permit is
+released or refunded, a waiter leaves, or a deadline passes. Exactly one waiter at a time holds the
+*timer*: it sleeps (through the injected :class:`~runner.clock.Clock`) until the instant the
+windows, caps and pause allow the next admission, then dispatches. Waiters are woken by cancelling
+their own cancel scope; no task is spawned, no thread is used. Cancelling a waiter leaves no trace:
+a queued waiter is dropped, and one granted a permit it never received gives the slot straight back.
+
+**Global pause.** :meth:`RateLimiter.pause` (used by ``observe`` and by the engine's outage circuit
+breaker) holds every admission, whatever its kind, until the pause ends; it only ever extends.
+
+**Cost.** With no windows, caps or pause, and nobody waiting, ``acquire`` is O(1): a few attribute
+checks, one allocation (the :class:`Permit`) and two checkpoints.
+"""
+
+# Permit is RateLimiter's waiter record: the two share private state within this module.
+# ruff: noqa: SLF001
+
+from __future__ import annotations
+
+import math
+import random as _random
+import re
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from fractions import Fraction
+from types import MappingProxyType, TracebackType
+from typing import Final, Self
+
+import anyio
+from anyio.lowlevel import cancel_shielded_checkpoint, checkpoint_if_cancelled
+
+from runner.backoff import full_jitter, parse_http_date, parse_retry_after
+from runner.clock import Clock
+
+__all__ = [
+    "LimiterStats",
+    "PauseRecord",
+    "Permit",
+    "RateLimitInfo",
+    "RateLimiter",
+    "RequestKind",
+    "SlidingLog",
+    "Window",
+    "parse_rate_limit_headers",
+]
+
+# Admission times kept to count requests sent after an observed one (in-flight accounting).
+_RECENT_HORIZON: Final = 60.0
+# Backoff for a 429 that says neither Retry-After nor when the window resets.
+_THROTTLE_BASE: Final = 1.0
+_THROTTLE_CAP: Final = 60.0
+# Learned windows: a reset further away than a day is not a window; a handful of limits at most.
+_MAX_LEARNED_SECONDS: Final = 86_400.0
+_MAX_LEARNED_WINDOWS: Final = 8
+_POLL_SHARE_DENOMINATOR: Final = 1000
+
+_COUNT = re.compile(r"[0-9]+")
+_EPOCH = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+# Permit life cycle.
+_NEW: Final = 0
+_WAITING: Final = 1
+_ADMITTED: Final = 2
+_RELEASED: Final = 3
+_CANCELLED: Final = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """At most ``limit`` requests in any half-open interval ``[t, t + seconds)``."""
+
+    limit: int
+    seconds: float
+
+    def __post_init__(self) -> None:
+        if isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1:
+            raise ValueError(f"a window's limit must be an integer >= 1, got {self.limit!r}")
+        if not (math.isfinite(self.seconds) and self.seconds > 0):
+            raise ValueError(f"a window must last a positive, finite time, got {self.seconds!r}")
+
+
+class RequestKind(IntEnum):
+    """What a request is for, which decides its place in the queue."""
+
+    URGENT = 0
+    """Retries of safe failures and reconciliation reads: ahead of everything."""
+    POLL = 1
+    """Status polls: behind urgent work, but guaranteed ``poll_share`` against triggers."""
+    TRIGGER = 2
+    """First attempts of triggers: the point of the run, and the bulk of it."""
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitInfo:
+    """What one response said about the rate limit; ``None`` where a field was absent or malformed.
+
+    ``reset_epoch`` and ``date_epoch`` are unix times on the server's clock; ``retry_after`` is in
+    seconds (an HTTP-date already converted against the response's ``Date``).
+    """
+
+    status: int
+    limit: int | None = None
+    remaining: int | None = None
+    reset_epoch: float | None = None
+    date_epoch: float | None = None
+    retry_after: float | None = None
+
+    @property
+    def reset_after(self) -> float | None:
+        """Seconds from the response to the reset, by the server's clock (``reset - Date``)."""
+        if self.reset_epoch is None or self.date_epoch is None:
+            return None
+        return self.reset_epoch - self.date_epoch
+
+
+def parse_rate_limit_headers(headers: Mapping[str, str], status: int) -> RateLimitInfo:
+    """Read ``X-RateLimit-Limit/Remaining/Reset``, ``Date`` and ``Retry-After`` from a response.
+
+    Header names are matched case-insensitively; a malformed value is ignored (``None``) rather
+    than trusted or raised on. ``X-RateLimit-Reset`` is a unix time, as the API documents.
+    """
+    lowered = {name.lower(): value for name, value in headers.items()}
+    date_epoch = parse_http_date(lowered.get("date"))
+    return RateLimitInfo(
+        status=status,
+        limit=_parse_count(lowered.get("x-ratelimit-limit")),
+        remaining=_parse_count(lowered.get("x-ratelimit-remaining")),
+        reset_epoch=_parse_epoch(lowered.get("x-ratelimit-reset")),
+        date_epoch=date_epoch,
+        retry_after=parse_retry_after(lowered.get("retry-after"), date_epoch=date_epoch),
+    )
+
+
+def _parse_count(value: str | None) -> int | None:
+    if value is None:
+        return None
+    text = value.strip()
+    return int(text) if _COUNT.fullmatch(text) else None
+
+
+def _parse_epoch(value: str | None) -> float | None:
+    if value is None:
+        return None
+    text = value.strip()
+    if not _EPOCH.fullmatch(text):
+        return None
+    epoch = float(text)
+    return epoch if math.isfinite(epoch) else None
+
+
+class SlidingLog:
+    """An exact sliding log over several windows. Pure: no clock, no I/O, no waiting.
+
+    Times passed in must never decrease from one call to the next (a monotonic clock).
+    """
+
+    __slots__ = ("_logs", "_windows")
+
+    def __init__(self, windows: Sequence[Window], history: Iterable[float] = ()) -> None:
+        """Start with ``windows`` and, optionally, past admission times (``history``)."""
+        self._windows = tuple(windows)
+        past = sorted(history)
+        self._logs = tuple(deque(past) for _ in self._windows)
+
+    @property
+    def windows(self) -> tuple[Window, ...]:
+        """The windows this log enforces."""
+        return self._windows
+
+    def ready_at(self, now: float) -> float:
+        """The earliest instant, not before ``now``, at which every window has room."""
+        ready = now
+        for window, log in zip(self._windows, self._logs, strict=True):
+            seconds = window.seconds
+            while log and log[0] + seconds <= now:
+                log.popleft()
+            excess = len(log) - window.limit
+            if excess >= 0:
+                ready = max(ready, log[excess] + seconds)
+        return ready
+
+    def delay(self, now: float) -> float:
+        """``0.0`` if every window has room at ``now``, else the seconds until all of them do."""
+        return self.ready_at(now) - now
+
+    def allowance(self, now: float) -> int | None:
+        """Requests every window would still admit at ``now`` (``None``: no windows, no bound)."""
+        self.ready_at(now)
+        counts = (w.limit - len(log) for w, log in zip(self._windows, self._logs, strict=True))
+        return min(counts, default=None)
+
+    def admit(self, now: float) -> None:
+        """Take a slot in every window at once.
+
+        Raises:
+            ValueError: some window has no room at ``now``, or ``now`` is before the last admission.
+        """
+        if self.ready_at(now) > now:
+            raise ValueError(f"no room at {now!r}: every window must have room to admit")
+        for log in self._logs:
+            if log and log[-1] > now:
+                raise ValueError(f"time went backwards: {now!r} is before {log[-1]!r}")
+            log.append(now)
+
+    def refund(self, admitted_at: float) -> None:
+        """Give back the slots of a request admitted at ``admitted_at`` that was never sent.
+
+        A no-op in windows the admission has already left.
+        """
+        for log in self._logs:
+            _remove_latest(log, admitted_at)
+
+
+def _remove_latest(log: deque[float], value: float) -> None:
+    """Remove one occurrence of ``value`` from a sorted deque, searching from the recent end."""
+    for index in range(len(log) - 1, -1, -1):
+        entry = log[index]
+        if entry == value:
+            del log[index]
+            return
+        if entry < value:
+            return
+
+
+@dataclass(frozen=True, slots=True)
+class PauseRecord:
+    """A global pause: why, for how long, and how long was asked for (more when capped)."""
+
+    reason: str
+    seconds: float
+    requested: float
+    at: float  # monotonic time the pause was decided
+
+    @property
+    def capped(self) -> bool:
+        """Whether ``max_pause`` shortened the pause that was asked for."""
+        return self.requested > self.seconds
+
+
+@dataclass(frozen=True, slots=True)
+class LimiterStats:
+    """A snapshot of what the limiter did, for the report and the operator."""
+
+    admitted: Mapping[RequestKind, int]
+    refunded: Mapping[RequestKind, int]
+    total_wait: float
+    throttled: int
+    pauses: tuple[PauseRecord, ...]
+    capped_retry_afters: tuple[float, ...]
+    learned_caps: int
+    learned_windows: tuple[Window, ...]
+    in_flight: int
+    waiting: int
+
+
+class _Cap:
+    """A temporary allowance learned from ``X-RateLimit-Remaining``, until the server's reset.
+
+    ``allowance`` counts down for every admission with a sequence number above ``after_seq``.
+    """
+
+    __slots__ = ("after_seq", "allowance", "expires_at")
+
+    def __init__(self, allowance: int, expires_at: float, after_seq: int) -> None:
+        self.allowance = allowance
+        self.expires_at = expires_at
+        self.after_seq = after_seq
+
+
+class Permit:
+    """The right to send one request; an async context manager from :meth:`RateLimiter.acquire`.
+
+    Entering waits for admission; leaving frees the concurrency slot (the window slots stay taken,
+    because the request was sent). If the request turns out never to have been sent, call
+    :meth:`refund` (inside or after the ``async with``).
+    """
+
+    __slots__ = (
+        "_admitted_at",
+        "_enqueued_at",
+        "_limiter",
+        "_refunded",
+        "_scope",
+        "_seq",
+        "_state",
+        "kind",
+    )
+
+    def __init__(self, limiter: RateLimiter, kind: RequestKind) -> None:
+        self.kind: Final = kind
+        self._limiter = limiter
+        self._state = _NEW
+        self._admitted_at = math.nan
+        self._enqueued_at = math.nan
+        self._seq = 0
+        self._refunded = False
+        self._scope: anyio.CancelScope | None = None
+
+    @property
+    def admitted_at(self) -> float:
+        """Monotonic time of admission: the ``sent_at`` to pass to :meth:`RateLimiter.observe`."""
+        if self._state in (_NEW, _WAITING, _CANCELLED):
+            raise RuntimeError("this permit has not been admitted")
+        return self._admitted_at
+
+    async def __aenter__(self) -> Self:
+        """Wait for admission. Cancellation while waiting leaves no trace."""
+        await self._limiter._enter(self)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Free the concurrency slot and let the next waiter in."""
+        self._limiter._release(self)
+
+    def refund(self) -> None:
+        """The request was never sent: hand back its window slots (idempotent)."""
+        self._limiter._refund(self)
+
+    def observe(self, info: RateLimitInfo) -> None:
+        """Learn from this request's response; exact in-flight accounting (preferred to
+        ``RateLimiter.observe``, which has to match admissions by time)."""
+        self._limiter._observe_permit(self, info)
+
+    def _wake(self) -> None:
+        """Wake the task waiting on this permit so that it re-examines the limiter."""
+        if self._scope is not None:
+            self._scope.cancel()
+
+
+class RateLimiter:
+    """Multi-window, header-adaptive, prioritised admission control for one run's requests.
+
+    See the module docstring for the model. Use::
+
+        async with limiter.acquire(RequestKind.TRIGGER) as permit:
+            response = await client.post(...)
+            permit.observe(parse_rate_limit_headers(response.headers, response.status_code))
+    """
+
+    def __init__(
+        self,
+        windows: Sequence[Window],
+        *,
+        clock: Clock,
+        concurrency: int,
+        poll_share: float = 0.2,
+        max_pause: float = 300.0,
+        random: Callable[[], float] | None = None,
+    ) -> None:
+        """Enforce ``windows`` (empty: limits unknown, learned from headers) with at most
+        ``concurrency`` requests in flight. ``random`` feeds the jitter of 429 backoffs."""
+        _check_limiter_args(concurrency, poll_share, max_pause)
+        self._clock = clock
+        self._concurrency = concurrency
+        share = Fraction(poll_share).limit_denominator(_POLL_SHARE_DENOMINATOR)
+        self._poll_num, self._poll_den = share.numerator, share.denominator
+        self._max_pause = max_pause
+        self._random = random if random is not None else _random.Random().random
+        self._configured = tuple(windows)
+        self._log: SlidingLog | None = SlidingLog(self._configured) if self._configured else None
+        self._learned: dict[int, float] = {}
+        self._init_state()
+
+    def _init_state(self) -> None:
+        self._in_flight = 0
+        self._queues: tuple[deque[Permit], ...] = tuple(deque[Permit]() for _ in RequestKind)
+        self._live = [0 for _ in RequestKind]
+        self._waiting = 0
+        self._poll_credit = self._poll_den - self._poll_num  # first contested pick: a poll
+        self._timer: Permit | None = None
+        self._timer_at = -math.inf
+        self._pause_until = -math.inf
+        self._caps: dict[float, _Cap] = {}
+        self._recent: deque[float] = deque()
+        self._seq = 0
+        self._throttle_since = -math.inf
+        self._throttle_streak = 0
+        self._admitted = [0 for _ in RequestKind]
+        self._refunded = [0 for _ in RequestKind]
+        self._total_wait = 0.0
+        self._throttled = 0
+        self._pauses: list[PauseRecord] = []
+        self._capped_retry_afters: list[float] = []
+        self._caps_learned = 0
+
+    # -- public API ------------------------------------------------------------------------------
+
+    def acquire(self, kind: RequestKind) -> Permit:
+        """A permit to enter with ``async with``: waits for a concurrency slot and for every window,
+        learned cap and pause to allow the request. Give every attempt its own permit (a retry of a
+        safe failure as ``URGENT``)."""
+        return Permit(self, kind)
+
+    def observe(self, info: RateLimitInfo, *, sent_at: float) -> None:
+        """Learn from a response to a request admitted (or sent) at monotonic time ``sent_at``.
+
+        Requests admitted at or after ``sent_at`` count as in flight (conservative by one: the
+        observed request itself). :meth:`Permit.observe` is exact and needs no time.
+        """
+        in_flight_after = 0
+        for admitted_at in reversed(self._recent):
+            if admitted_at < sent_at:
+                break
+            in_flight_after += 1
+        self._observe(info, after_seq=self._seq - in_flight_after, sent_at=sent_at)
+
+    def pause(self, seconds: float, *, reason: str) -> None:
+        """Hold every admission for ``seconds`` from now (capped at ``max_pause``, recorded).
+
+        Pauses only ever extend: a shorter pause than the current one changes nothing.
+        """
+        if math.isnan(seconds) or seconds < 0:
+            raise ValueError(f"a pause lasts zero seconds or more, got {seconds!r}")
+        self._pause_for(seconds, reason=reason, now=self._clock.monotonic())
+
+    @property
+    def stats(self) -> LimiterStats:
+        """Admissions and refunds per kind, time spent waiting, pauses, capped Retry-Afters, and
+        what was learned from the headers."""
+        return LimiterStats(
+            admitted=MappingProxyType({kind: self._admitted[kind] for kind in RequestKind}),
+            refunded=MappingProxyType({kind: self._refunded[kind] for kind in RequestKind}),
+            total_wait=self._total_wait,
+            throttled=self._throttled,
+            pauses=tuple(self._pauses),
+            capped_retry_afters=tuple(self._capped_retry_afters),
+            learned_caps=self._caps_learned,
+            learned_windows=tuple(Window(n, s) for n, s in sorted(self._learned.items())),
+            in_flight=self._in_flight,
+            waiting=self._waiting,
+        )
+
+    @property
+    def windows(self) -> tuple[Window, ...]:
+        """The windows enforced now: the configured ones, or those learned from the headers."""
+        return self._log.windows if self._log is not None else ()
+
+    @property
+    def in_flight(self) -> int:
+        """Permits currently held."""
+        return self._in_flight
+
+    @property
+    def waiting(self) -> int:
+        """Tasks currently waiting for a permit."""
+        return self._waiting
+
+    # -- admission -------------------------------------------------------------------------------
+
+    async def _enter(self, permit: Permit) -> None:
+        if permit._state != _NEW:
+            raise RuntimeError("a permit can be entered only once; acquire a new one")
+        await checkpoint_if_cancelled()
+        now = self._clock.monotonic()
+        if self._waiting == 0 and self._in_flight < self._concurrency and self._ready(now):
+            if permit.kind == RequestKind.TRIGGER:
+                self._account_poll_share(permit.kind, contested=False)
+            self._grant(permit, now)
+            await cancel_shielded_checkpoint()
+            return
+        self._enqueue(permit, now)
+        try:
+            await self._wait_for_turn(permit)
+            # A task cancelled just as it was granted does not get the permit: no trace is left.
+            await checkpoint_if_cancelled()
+        except BaseException:
+            self._abandon(permit)
+            raise
+
+    def _ready(self, now: float) -> bool:
+        return self._ready_at(now) <= now
+
+    def _ready_at(self, now: float) -> float:
+        """When the pause, the windows and the learned caps all allow an admission."""
+        ready = self._pause_until
+        if self._log is not None:
+            ready = max(ready, self._log.ready_at(now))
+        if self._caps:
+            ready = max(ready, self._caps_ready_at(now))
+        return ready
+
+    def _caps_ready_at(self, now: float) -> float:
+        expired = [key for key, cap in self._caps.items() if cap.expires_at <= now]
+        for key in expired:
+            del self._caps[key]
+        exhausted = (cap.expires_at for cap in self._caps.values() if cap.allowance <= 0)
+        return max(exhausted, default=-math.inf)
+
+    def _enqueue(self, permit: Permit, now: float) -> None:
+        permit._state = _WAITING
+        permit._enqueued_at = now
+        self._queues[permit.kind].append(permit)
+        self._live[permit.kind] += 1
+        self._waiting += 1
+
+    async def _wait_for_turn(self, permit: Permit) -> None:
+        self._dispatch()
+        while permit._state == _WAITING:
+            await self._sleep_until_woken(permit)
+            if permit._state == _WAITING:
+                if self._timer is permit:
+                    self._timer = None
+                self._dispatch()
+
+    async def _sleep_until_woken(self, permit: Permit) -> None:
+        """Sleep until woken (the timer holder: until the next admission is possible)."""
+        with anyio.CancelScope() as scope:
+            permit._scope = scope
+            try:
+                if self._timer is permit:
+                    now = self._clock.monotonic()
+                    await self._clock.sleep(_seconds_until(self._timer_at, now))
+                else:
+                    await anyio.sleep_forever()
+            finally:
+                permit._scope = None
+
+    def _dispatch(self) -> None:
+        """Admit waiters, in policy order, for as long as a slot is free and the budget allows."""
+        if not self._waiting:
+            return
+        now = self._clock.monotonic()
+        while self._waiting and self._in_flight < self._concurrency:
+            kind = self._next_kind()
+            head = self._head(kind)
+            ready_at = self._ready_at(now)
+            if ready_at > now:
+                self._arm_timer(head, ready_at)
+                return
+            self._pop(kind)
+            self._grant(head, now)
+            head._wake()
+
+    def _next_kind(self) -> RequestKind:
+        live = self._live
+        if live[RequestKind.URGENT]:
+            return RequestKind.URGENT
+        if live[RequestKind.POLL] and live[RequestKind.TRIGGER]:
+            polls_due = self._poll_num > 0 and self._poll_credit + self._poll_num >= self._poll_den
+            return RequestKind.POLL if polls_due else RequestKind.TRIGGER
+        return RequestKind.POLL if live[RequestKind.POLL] else RequestKind.TRIGGER
+
+    def _head(self, kind: RequestKind) -> Permit:
+        queue = self._queues[kind]
+        while queue[0]._state != _WAITING:  # cancelled waiters are dropped lazily
+            queue.popleft()
+        return queue[0]
+
+    def _pop(self, kind: RequestKind) -> None:
+        if kind != RequestKind.URGENT:
+            contested = self._live[RequestKind.POLL] > 0 and self._live[RequestKind.TRIGGER] > 0
+            self._account_poll_share(kind, contested=contested)
+        self._queues[kind].popleft()
+        self._live[kind] -= 1
+        self._waiting -= 1
+
+    def _account_poll_share(self, kind: RequestKind, *, contested: bool) -> None:
+        """Keep polls' share of contested admissions at ``poll_share``, exactly in integers.
+
+        ``_poll_credit`` stays in ``[0, den)``: a contested poll is admitted when the credit plus
+        ``num`` reaches ``den``, and pays ``den``. A trigger admitted while no poll waits tops the
+        credit up to one poll's worth at most, so a poll arriving later goes first, but polls never
+        bank a burst.
+        """
+        if contested:
+            self._poll_credit += self._poll_num
+            if kind == RequestKind.POLL:
+                self._poll_credit -= self._poll_den
+        elif kind == RequestKind.TRIGGER:
+            ceiling = self._poll_den - self._poll_num
+            topped_up = min(self._poll_credit + self._poll_num, ceiling)
+            self._poll_credit = max(self._poll_credit, topped_up)
+
+    def _arm_timer(self, head: Permit, ready_at: float) -> None:
+        """Make sure one waiter wakes at ``ready_at`` (or earlier) to dispatch."""
+        if self._timer is not None and self._timer_at <= ready_at:
+            return
+        self._timer = head
+        self._timer_at = ready_at
+        head._wake()
+
+    def _grant(self, permit: Permit, now: float) -> None:
+        self._in_flight += 1
+        if self._log is not None:
+            self._log.admit(now)
+        for cap in self._caps.values():
+            cap.allowance -= 1
+        self._seq += 1
+        self._remember(now)
+        permit._seq = self._seq
+        permit._admitted_at = now
+        permit._state = _ADMITTED
+        self._admitted[permit.kind] += 1
+        if not math.isnan(permit._enqueued_at):
+            self._total_wait += now - permit._enqueued_at
+        if self._timer is permit:
+            self._timer = None
+
+    def _remember(self, now: float) -> None:
+        recent = self._recent
+        recent.append(now)
+        horizon = now - _RECENT_HORIZON
+        while recent[0] < horizon:
+            recent.popleft()
+
+    # -- leaving -----------------------------------------------------------------------------------
+
+    def _release(self, permit: Permit) -> None:
+        if permit._state != _ADMITTED:
+            return
+        permit._state = _RELEASED
+        self._in_flight -= 1
+        self._dispatch()
+
+    def _abandon(self, permit: Permit) -> None:
+        """A waiter was cancelled: drop it, or hand back a permit it never received."""
+        if permit._state == _WAITING:
+            self._live[permit.kind] -= 1
+            self._waiting -= 1
+            if self._timer is permit:
+                self._timer = None
+        elif permit._state == _ADMITTED:
+            self._in_flight -= 1
+            self._give_back(permit)
+            self._admitted[permit.kind] -= 1
+            if not math.isnan(permit._enqueued_at):
+                self._total_wait -= permit._admitted_at - permit._enqueued_at
+        permit._state = _CANCELLED
+        self._dispatch()
+
+    def _refund(self, permit: Permit) -> None:
+        if permit._state not in (_ADMITTED, _RELEASED):
+            raise RuntimeError("only an admitted permit can be refunded")
+        if permit._refunded:
+            return
+        permit._refunded = True
+        self._give_back(permit)
+        self._refunded[permit.kind] += 1
+        self._dispatch()
+
+    def _give_back(self, permit: Permit) -> None:
+        """Return an unsent request's window slots, and its share of the learned caps."""
+        if self._log is not None:
+            self._log.refund(permit._admitted_at)
+        for cap in self._caps.values():
+            if permit._seq > cap.after_seq:
+                cap.allowance += 1
+
+    # -- learning from responses -------------------------------------------------------------------
+
+    def _observe_permit(self, permit: Permit, info: RateLimitInfo) -> None:
+        self._observe(info, after_seq=permit._seq, sent_at=permit.admitted_at)
+
+    def _observe(self, info: RateLimitInfo, *, after_seq: int, sent_at: float) -> None:
+        now = self._clock.monotonic()
+        reset_after = info.reset_after
+        if reset_after is not None:
+            self._learn_window(info.limit, reset_after)
+        if info.retry_after is not None and info.status in (429, 503):
+            if info.status == 429:
+                self._throttled += 1
+            reason = f"Retry-After on HTTP {info.status}"
+            self._pause_for(info.retry_after, reason=reason, now=now, retry_after=True)
+            return
+        if info.remaining is not None and info.reset_epoch is not None and reset_after is not None:
+            self._learn_cap(info.remaining, info.reset_epoch, reset_after, now, after_seq)
+        if info.status == 429:
+            self._on_throttled(reset_after, sent_at, now)
+        elif info.status < 400 and sent_at > self._throttle_since:
+            self._throttle_streak = 0
+
+    def _learn_window(self, limit: int | None, reset_after: float) -> None:
+        """Limits unknown: make ``X-RateLimit-Limit`` per longest observed reset a window."""
+        if self._configured or limit is None or limit < 1:
+            return
+        if not 0 < reset_after <= _MAX_LEARNED_SECONDS:
+            return
+        known = self._learned.get(limit)
+        if known is not None and known >= reset_after:
+            return
+        if known is None and len(self._learned) >= _MAX_LEARNED_WINDOWS:
+            return
+        self._learned[limit] = reset_after
+        windows = [Window(n, s) for n, s in sorted(self._learned.items())]
+        self._log = SlidingLog(windows, history=self._recent)
+
+    def _learn_cap(
+        self, remaining: int, reset_epoch: float, reset_after: float, now: float, after_seq: int
+    ) -> None:
+        """``Remaining`` below the local allowance: cap admissions until the server's reset."""
+        if reset_after <= 0:
+            return  # the window the header describes has already been reset
+        allowance = remaining - (self._seq - after_seq)
+        expires_at = now + min(reset_after, self._cap_horizon())
+        cap = self._caps.get(reset_epoch)
+        if cap is not None:
+            if allowance < cap.allowance:
+                cap.allowance, cap.after_seq = allowance, after_seq
+            cap.expires_at = max(cap.expires_at, expires_at)
+            return
+        local = self._log.allowance(now) if self._log is not None else None
+        if local is not None and allowance >= local:
+            return
+        self._caps[reset_epoch] = _Cap(allowance, expires_at, after_seq)
+        self._caps_learned += 1
+
+    def _cap_horizon(self) -> float:
+        """The longest a learned cap may hold: a pause's cap, or the longest window if longer."""
+        longest = max((w.seconds for w in self.windows), default=0.0)
+        return max(self._max_pause, longest)
+
+    def _on_throttled(self, reset_after: float | None, sent_at: float, now: float) -> None:
+        """A 429 without Retry-After: pause until the reset, else for a growing jittered backoff."""
+        self._throttled += 1
+        if sent_at <= self._throttle_since:
+            return  # sent before the last reaction: the same burst, already paid for
+        self._throttle_since = now
+        self._throttle_streak += 1
+        if reset_after is not None and reset_after > 0:
+            self._pause_for(reset_after, reason="HTTP 429 until X-RateLimit-Reset", now=now)
+            return
+        seconds = full_jitter(
+            self._throttle_streak, base=_THROTTLE_BASE, cap=_THROTTLE_CAP, random=self._random
+        )
+        self._pause_for(seconds, reason="HTTP 429 without Retry-After: backoff", now=now)
+
+    def _pause_for(
+        self, requested: float, *, reason: str, now: float, retry_after: bool = False
+    ) -> None:
+        seconds = min(requested, self._max_pause)
+        if retry_after and requested > self._max_pause:
+            self._capped_retry_afters.append(requested)
+        until = now + seconds
+        if until <= self._pause_until:
+            return
+        self._pause_until = until
+        self._pauses.append(PauseRecord(reason, seconds, requested, now))
+
+
+def _seconds_until(target: float, now: float) -> float:
+    """A sleep that ends at or after ``target`` despite float rounding in ``now + seconds``."""
+    seconds = max(0.0, target - now)
+    while now + seconds < target:
+        seconds = math.nextafter(seconds, math.inf)
+    return seconds
+
+
+def _check_limiter_args(concurrency: int, poll_share: float, max_pause: float) -> None:
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ValueError(f"concurrency must be an integer >= 1, got {concurrency!r}")
+    if not 0.0 <= poll_share <= 1.0:
+        raise ValueError(f"poll_share must be between 0 and 1, got {poll_share!r}")
+    if not (math.isfinite(max_pause) and max_pause > 0):
+        raise ValueError(f"max_pause must be positive and finite, got {max_pause!r}")

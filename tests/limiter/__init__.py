@@ -1,0 +1,1 @@
+"""Tests of runner.limiter and runner.backoff (a package, so that they share limiter_support)."""

@@ -1,0 +1,57 @@
+"""Helpers shared by the limiter tests: sliding counts, the ideal schedule, virtual-time runs."""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+import anyio
+from runner.limiter import Window
+from trio.testing import MockClock
+
+T = TypeVar("T")
+
+
+def max_in_any_window(times: Sequence[float], seconds: float) -> int:
+    """The most admissions in any half-open interval ``[t, t + seconds)``.
+
+    The busiest interval can always be slid right until it starts at an admission, so checking
+    the intervals that start at each admission is enough.
+    """
+    ordered = sorted(times)
+    return max(
+        (bisect.bisect_left(ordered, t + seconds) - i for i, t in enumerate(ordered)), default=0
+    )
+
+
+def violations(times: Sequence[float], windows: Sequence[Window]) -> list[Window]:
+    """The windows whose limit the admission log exceeds somewhere."""
+    return [w for w in windows if max_in_any_window(times, w.seconds) > w.limit]
+
+
+def ideal_schedule(count: int, windows: Sequence[Window], start: float = 0.0) -> list[float]:
+    """The earliest admission times of ``count`` requests all waiting from ``start``.
+
+    Request k can go no earlier than the previous one, nor than ``W`` after request ``k - N`` for
+    every window: greedy earliest admission is optimal for these constraints.
+    """
+    times: list[float] = []
+    for k in range(count):
+        earliest = times[-1] if times else start
+        for w in windows:
+            if k >= w.limit:
+                earliest = max(earliest, times[k - w.limit] + w.seconds)
+        times.append(earliest)
+    return times
+
+
+def run_virtual(main: Callable[[], Awaitable[T]]) -> T:
+    """Run ``main`` on trio with a fresh mock clock: sleeps are instant, time starts at 0."""
+    result: list[T] = []
+
+    async def wrapper() -> None:
+        result.append(await main())
+
+    anyio.run(wrapper, backend="trio", backend_options={"clock": MockClock(autojump_threshold=0)})
+    return result[0]
