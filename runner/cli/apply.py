@@ -1,0 +1,173 @@
+"""``mlrun apply``: thin edge over :mod:`runner.apply`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from runner.cli._common import echo_err, exit_on_error
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path(dir_okay=True, path_type=str))
+@click.option("--sandbox", is_flag=True, help="Run against the in-process simulated API.")
+@click.option(
+    "--sandbox-time-scale",
+    type=click.FloatRange(min=1),
+    default=60.0,
+    show_default=True,
+    help="With --sandbox: how much faster than real time the simulated jobs run.",
+)
+@click.option(
+    "--base-url",
+    envvar="MENTIONLAB_BASE_URL",
+    help="API base URL (https; plain http only to loopback). Default https://api.mentionlab.io.",
+)
+@click.option("--select", multiple=True, help="Only these projects: NAME or label=value.")
+@click.option("--exclude", multiple=True, help="Leave out these projects: NAME or label=value.")
+@click.option("--concurrency", type=click.IntRange(1, 256), help="Requests in flight at most.")
+@click.option("--dry-run", is_flag=True, help="Plan (remotely) and stop before sending triggers.")
+@click.option("--offline", is_flag=True, help="Do not ask the API for query counts first.")
+@click.option(
+    "--resume",
+    is_flag=False,
+    flag_value="last",
+    default=None,
+    metavar="[RUN]",
+    help="Continue an interrupted run (the last one, or RUN id/prefix) from the ledger.",
+)
+@click.option("--wait/--no-wait", default=None, help="Follow jobs to the end (manifest default).")
+@click.option("--timeout", type=click.FloatRange(min=1), help="Seconds to follow jobs at most.")
+@click.option("--fail-fast", is_flag=True, help="Stop sending after the first failed action.")
+@click.option("--max-failures", type=click.IntRange(min=1), help="Stop sending after N failures.")
+@click.option(
+    "--retry-ambiguous",
+    is_flag=True,
+    help="Resend triggers whose outcome could not be settled (may pay twice).",
+)
+@click.option(
+    "--settle-grace",
+    type=click.FloatRange(min=0),
+    help="Seconds a created job may take to appear in the job list (default max(60, 2×timeout)).",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="MLRUN_STATE_DIR",
+    help="Where the ledger lives (default .mlrun).",
+)
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    help="Seconds to wait for another run holding the ledger.",
+)
+@click.option(
+    "--report-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where reports go (default: the manifest's settings.reports.dir, mlrun-reports).",
+)
+@click.option(
+    "--format",
+    "formats",
+    multiple=True,
+    type=click.Choice(["json", "markdown", "junit", "text"]),
+    help="Report formats to write; repeat for several (default: the manifest's).",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Only the summary and errors.")
+@exit_on_error
+def apply(
+    paths: tuple[str, ...],
+    sandbox: bool,
+    sandbox_time_scale: float,
+    base_url: str | None,
+    select: tuple[str, ...],
+    exclude: tuple[str, ...],
+    concurrency: int | None,
+    dry_run: bool,
+    offline: bool,
+    resume: str | None,
+    wait: bool | None,
+    timeout: float | None,
+    fail_fast: bool,
+    max_failures: int | None,
+    retry_ambiguous: bool,
+    settle_grace: float | None,
+    state_dir: Path | None,
+    lock_timeout: float,
+    report_dir: Path | None,
+    formats: tuple[str, ...],
+    quiet: bool,
+) -> None:
+    """Trigger every job the manifest declares, follow them, and report.
+
+    Validates PATHS (files or directories forming one manifest), asks the API how many queries each
+    project has, refuses a plan over the budget, then sends the triggers under the rate limits,
+    journaled in the ledger so that a killed run resumes without paying twice.
+
+    \b
+    Examples:
+      mlrun apply examples/quickstart.yaml --sandbox
+      mlrun apply manifests/ --select team=growth --concurrency 4
+      mlrun apply --resume
+    """
+    from runner.apply import ApplyRequest  # noqa: PLC0415 - keep `mlrun --help` fast
+    from runner.apply import apply as run_apply  # noqa: PLC0415
+    from runner.errors import UsageError  # noqa: PLC0415
+    from runner.exitcodes import ExitCode  # noqa: PLC0415
+    from runner.plan import Selection  # noqa: PLC0415
+
+    if not paths and resume is None:
+        raise UsageError("give the manifest PATHs to apply, or --resume")
+    request = ApplyRequest(
+        paths=paths,
+        resume=resume,
+        sandbox=sandbox,
+        sandbox_time_scale=sandbox_time_scale,
+        base_url=base_url,
+        selection=Selection(include=select, exclude=exclude),
+        concurrency=concurrency,
+        dry_run=dry_run,
+        offline=offline,
+        wait=wait,
+        timeout=timeout,
+        fail_fast=fail_fast,
+        max_failures=max_failures,
+        retry_ambiguous=retry_ambiguous,
+        settle_grace=settle_grace,
+        ledger_path=state_dir / "ledger.sqlite" if state_dir else None,
+        lock_timeout=lock_timeout,
+        report_dir=report_dir,
+        formats=formats,
+    )
+    result = run_apply(request, say=(lambda _line: None) if quiet else echo_err)
+    for problem in result.problems:
+        echo_err(f"warning: {problem.project}: {problem.message}; not triggered")
+    if result.report is None:
+        click.echo(_plan_summary(result.plan))
+        sys.exit(ExitCode.OK)
+    from runner.report import render_text  # noqa: PLC0415
+
+    click.echo(render_text(result.report, color=_use_color(), files=result.report_files))
+    sys.exit(result.report.exit_code())
+
+
+def _use_color() -> bool:
+    import os  # noqa: PLC0415
+
+    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
+
+
+def _plan_summary(plan: object) -> str:
+    from runner.plan import Plan  # noqa: PLC0415
+
+    assert isinstance(plan, Plan)
+    lines = [f"{len(plan.actions)} actions; expected executions: {plan.total_expected}"]
+    lines.extend(
+        f"  {a.key}: {a.endpoint} {','.join(a.models)} ×{a.execution_count}"
+        f" → {a.expected_executions}"
+        for a in plan.actions
+    )
+    return "\n".join(lines)

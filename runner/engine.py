@@ -1,0 +1,714 @@
+"""The engine: fan out a plan's triggers concurrently, settle every doubt, follow the jobs.
+
+Properties it keeps (see docs/architecture.md):
+
+* **Never double-trigger.** A trigger is resent only when the previous attempt provably did not
+  take effect: not sent (connect refused or timed out), 429, 503. A read timeout, a closed
+  connection, a 500/502/504 or a malformed success are *ambiguous*: the action is marked so in the
+  ledger and settled by reading the project's job list (newest first, created by this key after the
+  intent, not attributed to another action, with the expected execution count). One candidate is
+  adopted; none after the grace period means it was not created, and only then is it resent;
+  several is UNKNOWN, left for a human (``--retry-ambiguous`` overrides).
+* **Nothing lost.** The intent of every attempt is committed to the ledger before the request, the
+  outcome after. A resumed run settles every intent without an outcome before anything else.
+* **One budget.** Every request (triggers, retries, settle reads, polls) goes through the one
+  :class:`~runner.limiter.RateLimiter`, and learns from every response's headers.
+* **At most one trigger in flight per project**, concurrency across projects: this is what makes
+  settling by the job list unambiguous.
+* **Outages pause the run as a whole**: after consecutive 503s or refused connections the
+  :class:`OutageBreaker` opens; one probe goes out per backoff period until the service answers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random as random_module
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+import anyio
+
+from runner.api import CachedJob, Job, MentionLabClient, Reply
+from runner.backoff import full_jitter
+from runner.clock import Clock
+from runner.errors import (
+    ApiError,
+    AuthError,
+    MalformedResponse,
+    NotFound,
+    NotSent,
+    OutcomeUnknown,
+    QuotaExhausted,
+    RateLimited,
+    RequestRejected,
+    ServerError,
+    ServiceUnavailable,
+    TransportError,
+)
+from runner.ledger import ActionState, Ledger
+from runner.limiter import Permit, RateLimiter, RateLimitInfo, RequestKind
+from runner.manifest.model import Endpoint
+from runner.plan import Action
+
+T = TypeVar("T")
+
+FATAL_ERRORS = (AuthError, QuotaExhausted)
+AMBIGUOUS_ERRORS = (OutcomeUnknown, ServerError, MalformedResponse)
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How hard to try, how long to wait. Seconds."""
+
+    max_attempts: int = 8  # sends of one trigger that provably did not take effect
+    max_retry_seconds: float = 900.0
+    backoff_base: float = 1.0
+    backoff_cap: float = 60.0
+    settle_grace: float = 60.0  # how long a created job may take to appear in the list
+    settle_lookups: int = 4
+    clock_skew: float = 120.0  # allowance when comparing our intent time with createdAt
+    retry_ambiguous: bool = False
+    fail_fast: bool = False
+    max_failures: int | None = None
+    outage_threshold: int = 3  # consecutive unavailable answers that open the breaker
+    outage_pause: float = 30.0
+    outage_pause_cap: float = 300.0
+
+
+@dataclass
+class RunProgress:
+    """Live counters for progress display; the ledger stays the source of truth."""
+
+    total: int = 0
+    sent: int = 0
+    in_flight: int = 0
+    triggered: int = 0
+    failed: int = 0
+    unknown: int = 0
+    skipped: int = 0
+    requests: int = 0
+    rate_limited: int = 0
+    ambiguous: int = 0
+    retries: int = 0
+    polls: int = 0
+    jobs_done: int = 0
+    jobs_followed: int = 0
+    stop_reason: str | None = None
+    per_project: dict[str, dict[str, int]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(int))
+    )
+
+
+class Withdrawn(Exception):
+    """A request given up after its turn came but before it was sent (the run is stopping)."""
+
+
+class _LookupFailed(Exception):
+    """The job list could not be read to settle an ambiguous trigger."""
+
+
+@dataclass
+class _Sent:
+    """The attempt number and intent time of a trigger, known once its intent is recorded."""
+
+    number: int = 0
+    intent_wall: float = 0.0
+
+
+class OutageBreaker:
+    """A run-wide circuit breaker for outages: one probe per backoff period while open."""
+
+    def __init__(self, clock: Clock, rng: random_module.Random, options: EngineOptions) -> None:
+        self._clock = clock
+        self._rng = rng
+        self._options = options
+        self._consecutive = 0
+        self._open_until: float | None = None
+        self._openings = 0
+        self._probing = False
+        self._closed = anyio.Event()
+        self._closed.set()
+
+    @property
+    def is_open(self) -> bool:
+        return self._open_until is not None
+
+    async def wait_turn(self) -> None:
+        """Return when this caller may send: at once if closed, as the probe if open."""
+        while self._open_until is not None:
+            now = self._clock.monotonic()
+            if now < self._open_until:
+                await self._clock.sleep(self._open_until - now)
+                continue
+            if not self._probing:
+                self._probing = True
+                return
+            await self._closed.wait()
+
+    def success(self) -> None:
+        self._consecutive = 0
+        self._openings = 0
+        self._probing = False
+        if self._open_until is not None:
+            self._open_until = None
+            self._closed.set()
+
+    def unavailable(self) -> float | None:
+        """Count an unavailable answer; returns the pause when the breaker (re)opens."""
+        self._consecutive += 1
+        self._probing = False
+        if self._consecutive < self._options.outage_threshold and self._open_until is None:
+            return None
+        self._openings += 1
+        base: float = self._options.outage_pause * 2.0 ** (self._openings - 1)
+        pause = min(self._options.outage_pause_cap, base) * (0.75 + 0.25 * self._rng.random())
+        self._open_until = self._clock.monotonic() + pause
+        if self._closed.is_set():
+            self._closed = anyio.Event()
+        return pause
+
+
+class Gateway:
+    """Every request of a run goes through here: outage breaker, rate limiter, header learning."""
+
+    def __init__(
+        self,
+        *,
+        limiter: RateLimiter,
+        clock: Clock,
+        rng: random_module.Random,
+        options: EngineOptions,
+        progress: RunProgress,
+        on_event: Callable[..., None] | None = None,
+    ) -> None:
+        self.limiter = limiter
+        self.clock = clock
+        self.progress = progress
+        self.breaker = OutageBreaker(clock, rng, options)
+        self.server_offset = 0.0  # server Date minus our wall clock, from the last response
+        self._on_event = on_event
+
+    async def request(self, kind: RequestKind, call: Callable[[], Awaitable[Reply[T]]]) -> Reply[T]:
+        """One request: breaker, limiter, header learning, outage accounting."""
+        await self.breaker.wait_turn()
+        async with self.limiter.acquire(kind) as permit:
+            self.progress.requests += 1
+            self.progress.in_flight += 1
+            try:
+                reply = await call()
+            except Withdrawn:
+                permit.refund()
+                raise
+            except NotSent:
+                permit.refund()
+                self._unavailable("connection refused")
+                raise
+            except ApiError as exc:
+                self._learn_from_error(exc, permit)
+                raise
+            finally:
+                self.progress.in_flight -= 1
+            permit.observe(reply.rate)
+        self.breaker.success()
+        self._track_server_clock(reply.rate.date_epoch)
+        return reply
+
+    def _learn_from_error(self, exc: ApiError, permit: Permit) -> None:
+        rate = exc.rate
+        if isinstance(rate, RateLimitInfo):
+            permit.observe(rate)
+            self._track_server_clock(rate.date_epoch)
+        if isinstance(exc, ServiceUnavailable):
+            self._unavailable("HTTP 503")
+        else:
+            self.breaker.success()  # the service answered: not an outage
+
+    def _unavailable(self, why: str) -> None:
+        pause = self.breaker.unavailable()
+        if pause is not None and self._on_event is not None:
+            self._on_event("outage_pause", seconds=pause, why=why)
+
+    def _track_server_clock(self, date_epoch: float | None) -> None:
+        if date_epoch is not None:
+            self.server_offset = date_epoch - self.clock.wall()
+
+
+def idempotency_key(run_id: str, action_key: str) -> str:
+    """A deterministic key per (run, action): the same on every resend and on resume."""
+    digest = hashlib.sha256(f"{run_id}\x00{action_key}".encode()).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=4))
+
+
+def parse_timestamp(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        return None
+
+
+class Engine:
+    """Runs the trigger phase of a plan against the API, journaled in the ledger."""
+
+    def __init__(  # noqa: PLR0913 - the engine's collaborators are injected, on purpose
+        self,
+        *,
+        client: MentionLabClient,
+        limiter: RateLimiter,
+        ledger: Ledger,
+        run_id: str,
+        clock: Clock,
+        rng: random_module.Random | None = None,
+        options: EngineOptions | None = None,
+        progress: RunProgress | None = None,
+    ) -> None:
+        self.client = client
+        self.limiter = limiter
+        self.ledger = ledger
+        self.run_id = run_id
+        self.clock = clock
+        self.rng = rng or random_module.Random()
+        self.options = options or EngineOptions()
+        self.progress = progress or RunProgress()
+        self.gateway = Gateway(
+            limiter=limiter,
+            clock=clock,
+            rng=self.rng,
+            options=self.options,
+            progress=self.progress,
+            on_event=self._event,
+        )
+        self.request = self.gateway.request
+        self.created_by: str | None = ledger.run(run_id).created_by
+        self.stop_reason: str | None = None
+        self._known_jobs = ledger.known_job_ids()
+        self._failures = 0
+        self.on_job: Callable[[Action, Job], None] | None = None  # e.g. the follower's add
+
+    # -- the trigger phase ----------------------------------------------------------------------
+
+    async def trigger(self, actions: Sequence[Action]) -> None:
+        """Trigger every action not yet settled; projects in parallel, actions of one in order."""
+        by_project: dict[str, list[Action]] = defaultdict(list)
+        for action in actions:
+            by_project[action.project_id].append(action)
+        self.progress.total = len(actions)
+        async with anyio.create_task_group() as group:
+            for project_actions in by_project.values():
+                group.start_soon(self._trigger_project, project_actions)
+        if self.stop_reason:
+            self._skip_remaining(actions)
+
+    async def _trigger_project(self, actions: list[Action]) -> None:
+        for action in actions:
+            if self.stop_reason:
+                return
+            await self._trigger_action(action)
+
+    def _skip_remaining(self, actions: Sequence[Action]) -> None:
+        states = {r.action.key: r.state for r in self.ledger.actions(self.run_id)}
+        for action in actions:
+            if states.get(action.key) == ActionState.PENDING:
+                self.ledger.set_action_state(
+                    self.run_id,
+                    action.key,
+                    ActionState.SKIPPED,
+                    now=self.clock.wall(),
+                    detail=f"not attempted: {self.stop_reason}",
+                )
+                self.progress.skipped += 1
+
+    async def _trigger_action(self, action: Action) -> None:
+        state = self.ledger.action_state(self.run_id, action.key)
+        if state in {ActionState.IN_FLIGHT, ActionState.AMBIGUOUS}:
+            # A previous process sent (or may have sent) this trigger: look before resending.
+            last = self.ledger.attempts(self.run_id, action.key)[-1]
+            if not await self._settle(action, attempt=last.attempt, since_wall=last.intent_at):
+                return
+        elif state != ActionState.PENDING:
+            return
+        await self._send_until_settled(action)
+
+    async def _send_until_settled(self, action: Action) -> None:
+        started = self.clock.monotonic()
+        key = idempotency_key(self.run_id, action.key)
+        safe_failures = 0
+        while not self.stop_reason:
+            kind = RequestKind.URGENT if safe_failures else RequestKind.TRIGGER
+            sent = _Sent()
+            outcome = await self._attempt(action, sent, key, kind)
+            if outcome in {"done", "withdrawn"}:
+                return
+            if outcome == "ambiguous":
+                settled = await self._settle(
+                    action, attempt=sent.number, since_wall=sent.intent_wall
+                )
+                if not settled:
+                    return
+                continue  # settled as "not created": resending is now known to be safe
+            safe_failures += 1
+            self.progress.retries += 1
+            if self._retries_exhausted(safe_failures, started):
+                self._fail(action, sent.number, f"gave up after {safe_failures} attempts")
+                return
+            if outcome == "backoff":
+                await self.clock.sleep(self._backoff(safe_failures))
+
+    def _retries_exhausted(self, failures: int, started: float) -> bool:
+        elapsed = self.clock.monotonic() - started
+        return failures >= self.options.max_attempts or elapsed >= self.options.max_retry_seconds
+
+    def _backoff(self, failures: int) -> float:
+        return full_jitter(
+            failures,
+            base=self.options.backoff_base,
+            cap=self.options.backoff_cap,
+            random=self.rng.random,
+        )
+
+    async def _attempt(self, action: Action, sent: _Sent, key: str, kind: RequestKind) -> str:
+        """Send once; record the outcome. Returns done|withdrawn|ambiguous|retry|backoff."""
+
+        async def send() -> Reply[Any]:
+            # The intent is committed once our turn has come, right before the wire.
+            if self.stop_reason:
+                raise Withdrawn
+            sent.intent_wall = self.clock.wall()
+            sent.number = self.ledger.record_intent(
+                self.run_id, action.key, idempotency_key=key, now=sent.intent_wall
+            )
+            self.progress.sent += 1
+            return await self._call_trigger(action, key)
+
+        try:
+            reply = await self.request(kind, send)
+        except Withdrawn:
+            return "withdrawn"
+        except anyio.get_cancelled_exc_class():
+            if sent.number:
+                self._record_interrupted(action, sent.number)
+            raise
+        except (ApiError, TransportError) as exc:
+            return self._on_failure(action, sent.number, exc)
+        self._accept(action, sent.number, reply)
+        return "done"
+
+    def _record_interrupted(self, action: Action, attempt: int) -> None:
+        # Interrupted with the request in flight: it may have been processed. The shield keeps
+        # this write from being cancelled in turn.
+        with anyio.CancelScope(shield=True):  # noqa: ASYNC100 - shields a sync write on purpose
+            self.ledger.record_outcome(
+                self.run_id,
+                action.key,
+                attempt=attempt,
+                outcome="interrupted",
+                now=self.clock.wall(),
+                state=ActionState.AMBIGUOUS,
+                detail="interrupted while the trigger was in flight; settled on resume",
+            )
+
+    def _on_failure(self, action: Action, attempt: int, exc: ApiError | TransportError) -> str:
+        """Record a failed attempt by its class; say what to do next."""
+        if isinstance(exc, RateLimited):
+            self._outcome(action, attempt, "rate_limited", exc)
+            self.progress.rate_limited += 1
+            return "retry" if exc.retry_after is not None else "backoff"
+        if isinstance(exc, ServiceUnavailable | NotSent):
+            self._outcome(action, attempt, "not_processed", exc)
+            return "retry" if self.gateway.breaker.is_open else "backoff"
+        if isinstance(exc, FATAL_ERRORS):
+            self._fail(action, attempt, str(exc), outcome="fatal", status=exc.status)
+            self._stop(f"{type(exc).__name__}: {exc}")
+            return "done"
+        if isinstance(exc, NotFound | RequestRejected):
+            self._fail(action, attempt, str(exc), outcome="rejected", status=exc.status)
+            return "done"
+        if isinstance(exc, AMBIGUOUS_ERRORS):
+            self._record_ambiguous(action, attempt, exc)
+            return "ambiguous"
+        self._fail(action, attempt, str(exc), outcome="error")
+        return "done"
+
+    def _record_ambiguous(self, action: Action, attempt: int, exc: Exception) -> None:
+        self.ledger.record_outcome(
+            self.run_id,
+            action.key,
+            attempt=attempt,
+            outcome="ambiguous",
+            now=self.clock.wall(),
+            http_status=exc.status if isinstance(exc, ApiError) else None,
+            error=str(exc),
+            state=ActionState.AMBIGUOUS,
+        )
+        self.ledger.record_event(self.run_id, "ambiguous", now=self.clock.wall(), key=action.key)
+        self.progress.ambiguous += 1
+
+    async def _call_trigger(self, action: Action, key: str) -> Reply[Any]:
+        if action.endpoint == Endpoint.CACHED_JOBS:
+            return await self.client.trigger_cached_jobs(
+                project_id=action.project_id,
+                organisation=action.organisation or "",
+                provider_keys=action.models,
+                execution_count=action.execution_count,
+                idempotency_key=key,
+            )
+        return await self.client.trigger_job(
+            project_id=action.project_id,
+            organisation=action.organisation,
+            models=action.models,
+            execution_count=action.execution_count,
+            idempotency_key=key,
+        )
+
+    def _accept(self, action: Action, attempt: int, reply: Reply[Any]) -> None:
+        value = reply.value
+        jobs: tuple[Any, ...] = value if isinstance(value, tuple) else (value,)
+        job_ids = tuple(job.id for job in jobs)
+        self.ledger.record_outcome(
+            self.run_id,
+            action.key,
+            attempt=attempt,
+            outcome="accepted",
+            now=self.clock.wall(),
+            http_status=reply.status,
+            state=ActionState.TRIGGERED,
+            job_ids=job_ids,
+            settled_by="response",
+        )
+        self._known_jobs.update(job_ids)
+        if isinstance(value, tuple):
+            self._record_cached_jobs(action, value)
+        if isinstance(value, Job):
+            self._learn_created_by(value)
+            self._record_job(action, value)
+        self.progress.triggered += 1
+
+    def _record_cached_jobs(self, action: Action, cached: tuple[CachedJob, ...]) -> None:
+        """What the cached-jobs trigger returned, for the report to reconcile per query."""
+        jobs = [
+            {
+                "id": job.id,
+                "queryId": job.query_id,
+                "aiModels": list(job.ai_models),
+                "executionCount": job.execution_count,
+                "status": job.status,
+            }
+            for job in cached
+        ]
+        self.ledger.record_event(
+            self.run_id, "cached_jobs", now=self.clock.wall(), key=action.key, jobs=jobs
+        )
+
+    def _learn_created_by(self, job: Job) -> None:
+        if self.created_by is None and job.created_by:
+            self.created_by = job.created_by
+            self.ledger.set_created_by(self.run_id, job.created_by)
+
+    def _record_job(self, action: Action, job: Job) -> None:
+        if self.on_job is not None:
+            self.on_job(action, job)
+        self.ledger.upsert_job(
+            self.run_id,
+            job.id,
+            key=action.key,
+            kind="job",
+            status=job.status,
+            counters=job.counters(),
+            created_at=job.created_at,
+            now=self.clock.wall(),
+            terminal=job.terminal,
+        )
+
+    def _outcome(self, action: Action, attempt: int, outcome: str, exc: Exception) -> None:
+        status = exc.status if isinstance(exc, ApiError) else None
+        self.ledger.record_outcome(
+            self.run_id,
+            action.key,
+            attempt=attempt,
+            outcome=outcome,
+            now=self.clock.wall(),
+            http_status=status,
+            error=str(exc),
+            state=ActionState.PENDING,
+        )
+
+    def _fail(
+        self,
+        action: Action,
+        attempt: int,
+        reason: str,
+        *,
+        outcome: str = "gave_up",
+        status: int | None = None,
+    ) -> None:
+        self.ledger.record_outcome(
+            self.run_id,
+            action.key,
+            attempt=attempt,
+            outcome=outcome,
+            now=self.clock.wall(),
+            http_status=status,
+            error=reason,
+            state=ActionState.FAILED,
+            detail=reason,
+        )
+        self.progress.failed += 1
+        self._failures += 1
+        if self.options.fail_fast:
+            self._stop(f"--fail-fast after {action.key} failed")
+        elif self.options.max_failures is not None and self._failures >= self.options.max_failures:
+            self._stop(f"--max-failures {self.options.max_failures} reached")
+
+    def _stop(self, reason: str) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            self.progress.stop_reason = reason
+            self.ledger.record_event(self.run_id, "stop", now=self.clock.wall(), reason=reason)
+
+    def _event(self, kind: str, **detail: Any) -> None:
+        self.ledger.record_event(self.run_id, kind, now=self.clock.wall(), **detail)
+
+    # -- settling an ambiguous trigger ------------------------------------------------------------
+
+    async def _settle(self, action: Action, *, attempt: int, since_wall: float) -> bool:
+        """Decide what an ambiguous attempt did. True: not created, resending is safe.
+
+        "Not created" needs a successful look at the job list made after the whole grace
+        period; a lookup that fails is never taken for an empty list.
+        """
+        if action.endpoint == Endpoint.CACHED_JOBS:
+            # No endpoint lists cached jobs: an ambiguous cached trigger cannot be settled.
+            return self._unsettled(action, attempt, "cached-jobs trigger outcome unknown")
+        started = self.clock.monotonic()
+        failures = [0]
+        for at in self._settle_schedule():
+            await self.clock.sleep(started + at - self.clock.monotonic())
+            final = at >= self.options.settle_grace
+            try:
+                candidates = await self._look(action, since_wall, final=final, failures=failures)
+            except _LookupFailed as exc:
+                return self._unsettled(action, attempt, str(exc))
+            if candidates is None:
+                continue  # an early look failed; the later ones will do
+            if len(candidates) == 1:
+                self._adopt(action, attempt, candidates[0])
+                return False
+            if len(candidates) > 1:
+                ids = ", ".join(job.id for job in candidates)
+                return self._unsettled(action, attempt, f"several candidate jobs: {ids}")
+            if final:
+                return self._not_created(action, attempt)
+        return self._unsettled(action, attempt, "the job list could not be read after the grace")
+
+    async def _look(
+        self, action: Action, since_wall: float, *, final: bool, failures: list[int]
+    ) -> list[Job] | None:
+        """One look at the job list; None if an early look failed. The final one insists."""
+        while True:
+            try:
+                return await self._candidates(action, since_wall)
+            except FATAL_ERRORS as exc:
+                self._stop(f"{type(exc).__name__}: {exc}")
+                raise _LookupFailed(f"could not read the job list: {exc}") from exc
+            except (ApiError, TransportError) as exc:
+                failures[0] += 1
+                if failures[0] >= self.options.max_attempts:
+                    raise _LookupFailed(f"could not read the job list: {exc}") from exc
+                if not final:
+                    return None
+                await self.clock.sleep(self._backoff(failures[0]))
+
+    def _not_created(self, action: Action, attempt: int) -> bool:
+        if attempt >= self.options.max_attempts:
+            self._fail(action, attempt, f"gave up after {attempt} attempts; none was created")
+            return False
+        self.ledger.record_event(
+            self.run_id, "settled_not_created", now=self.clock.wall(), key=action.key
+        )
+        self.ledger.set_action_state(
+            self.run_id,
+            action.key,
+            ActionState.PENDING,
+            now=self.clock.wall(),
+            detail=f"attempt {attempt} was not created (the job list showed nothing for "
+            f"{self.options.settle_grace:.0f}s); resent",
+        )
+        return True
+
+    def _settle_schedule(self) -> list[float]:
+        """When to look, from the ambiguous outcome: at once, then spread over the grace."""
+        grace = self.options.settle_grace
+        lookups = max(1, self.options.settle_lookups)
+        if lookups == 1:
+            return [grace]
+        return [grace * i / (lookups - 1) for i in range(lookups)]
+
+    def _unsettled(self, action: Action, attempt: int, why: str) -> bool:
+        if self.options.retry_ambiguous and attempt < self.options.max_attempts:
+            self.ledger.record_event(
+                self.run_id, "retry_ambiguous", now=self.clock.wall(), key=action.key, why=why
+            )
+            return True
+        self.ledger.set_action_state(
+            self.run_id,
+            action.key,
+            ActionState.UNKNOWN,
+            now=self.clock.wall(),
+            detail=f"attempt {attempt}: {why}",
+            settled_by="unsettled",
+        )
+        self.progress.unknown += 1
+        return False
+
+    def _adopt(self, action: Action, attempt: int, job: Job) -> None:
+        self.ledger.record_outcome(
+            self.run_id,
+            action.key,
+            attempt=attempt,
+            outcome="adopted",
+            now=self.clock.wall(),
+            state=ActionState.TRIGGERED,
+            job_ids=(job.id,),
+            settled_by="adopted from the job list",
+        )
+        self._known_jobs.add(job.id)
+        self._learn_created_by(job)
+        self._record_job(action, job)
+        self.progress.triggered += 1
+
+    async def _candidates(self, action: Action, since_wall: float) -> list[Job]:
+        """Jobs of the project this key created since the intent, not attributed elsewhere."""
+        expected = action.expected_executions
+        candidates: list[Job] = []
+        page = 1
+        while True:
+            reply = await self.request(
+                RequestKind.URGENT,
+                lambda p=page: self.client.list_jobs(  # type: ignore[misc]
+                    project_id=action.project_id,
+                    organisation=action.organisation,
+                    page=p,
+                    limit=100,
+                    created_by=self.created_by,
+                ),
+            )
+            # After the reply: the server's Date has just told us how far our clock is off.
+            since_server = since_wall + self.gateway.server_offset - self.options.clock_skew
+            older_seen = False
+            for job in reply.value.jobs:
+                created = parse_timestamp(job.created_at)
+                if created is not None and created < since_server:
+                    older_seen = True
+                    continue
+                if job.id in self._known_jobs or (expected is not None and job.total != expected):
+                    continue
+                if all(c.id != job.id for c in candidates):
+                    candidates.append(job)
+            if older_seen or reply.value.page.is_last:
+                return candidates
+            page += 1

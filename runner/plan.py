@@ -1,0 +1,246 @@
+"""Manifest -> plan: the pure list of actions a run will perform.
+
+A plan is a value: frozen dataclasses, no I/O. ``mlrun plan`` prints it, ``mlrun apply`` consumes
+it, the ledger stores it, and a saved plan file is its JSON form. Query counts come from outside
+(the remote-aware planner asks the API); without them expected executions are unknown, and the plan
+says so instead of guessing.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from runner.errors import UsageError
+from runner.manifest.model import Endpoint, Manifest, Project
+
+
+@dataclass(frozen=True)
+class Action:
+    """One trigger call: a project, an endpoint, its models and execution count."""
+
+    key: str  # stable across runs and manifest edits elsewhere: "<project>/jobs/<i>"
+    project: str
+    project_id: str
+    organisation: str | None
+    endpoint: Endpoint
+    models: tuple[str, ...]
+    execution_count: int
+    queries: int | None = None  # the project's query count, when known
+
+    @property
+    def expected_executions(self) -> int | None:
+        """queries × models × executionCount, or None while the query count is unknown."""
+        if self.queries is None:
+            return None
+        return self.queries * len(self.models) * self.execution_count
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "project": self.project,
+            "projectId": self.project_id,
+            "organisation": self.organisation,
+            "endpoint": str(self.endpoint),
+            "models": list(self.models),
+            "executionCount": self.execution_count,
+            "queries": self.queries,
+            "expectedExecutions": self.expected_executions,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Action:
+        return cls(
+            key=str(data["key"]),
+            project=str(data["project"]),
+            project_id=str(data["projectId"]),
+            organisation=data.get("organisation"),
+            endpoint=Endpoint(data["endpoint"]),
+            models=tuple(data["models"]),
+            execution_count=int(data["executionCount"]),
+            queries=data.get("queries"),
+        )
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A project the plan will not trigger, and why."""
+
+    project: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class BudgetVerdict:
+    """How the plan compares with ``settings.budget.maxExecutions``."""
+
+    limit: int | None
+    total: int | None  # None: some query counts are unknown
+    heaviest: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def refused(self) -> bool:
+        return self.limit is not None and self.total is not None and self.total > self.limit
+
+    @property
+    def over_by(self) -> int:
+        if self.limit is None or self.total is None:
+            return 0
+        return max(0, self.total - self.limit)
+
+    def message(self) -> str:
+        if not self.refused:
+            return "within budget"
+        weights = ", ".join(f"{name} ({count:,})" for name, count in self.heaviest)
+        return (
+            f"the plan needs {self.total:,} executions, {self.over_by:,} over the budget of "
+            f"{self.limit:,} (settings.budget.maxExecutions); heaviest projects: {weights}"
+        )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a run will trigger, in order."""
+
+    actions: tuple[Action, ...]
+    manifest_digest: str
+    skipped: tuple[Skip, ...] = ()
+    max_executions: int | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def total_expected(self) -> int | None:
+        counts = [a.expected_executions for a in self.actions]
+        if any(c is None for c in counts):
+            return None
+        return sum(c for c in counts if c is not None)
+
+    def per_project(self) -> dict[str, int | None]:
+        return _sum_by((a.project, a.expected_executions) for a in self.actions)
+
+    def per_model(self) -> dict[str, int | None]:
+        pairs: list[tuple[str, int | None]] = []
+        for action in self.actions:
+            share = None if action.queries is None else action.queries * action.execution_count
+            pairs.extend((model, share) for model in action.models)
+        return _sum_by(pairs)
+
+    def budget(self) -> BudgetVerdict:
+        per_project = self.per_project()
+        known = [(name, count) for name, count in per_project.items() if count is not None]
+        heaviest = tuple(sorted(known, key=lambda item: (-item[1], item[0]))[:3])
+        return BudgetVerdict(self.max_executions, self.total_expected, heaviest)
+
+    def with_query_counts(self, counts: Mapping[str, int]) -> Plan:
+        """The same plan with each action's query count filled in from ``counts`` (by project)."""
+        actions = tuple(replace(a, queries=counts.get(a.project, a.queries)) for a in self.actions)
+        return replace(self, actions=actions)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "manifestDigest": self.manifest_digest,
+            "maxExecutions": self.max_executions,
+            "actions": [a.to_json() for a in self.actions],
+            "skipped": [{"project": s.project, "reason": s.reason} for s in self.skipped],
+            "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Plan:
+        return cls(
+            actions=tuple(Action.from_json(a) for a in data["actions"]),
+            manifest_digest=str(data["manifestDigest"]),
+            skipped=tuple(Skip(s["project"], s["reason"]) for s in data.get("skipped", [])),
+            max_executions=data.get("maxExecutions"),
+            notes=tuple(data.get("notes", [])),
+        )
+
+
+def _sum_by(pairs: Iterable[tuple[str, int | None]]) -> dict[str, int | None]:
+    totals: dict[str, int | None] = {}
+    for name, count in pairs:
+        current = totals.get(name, 0)
+        totals[name] = None if current is None or count is None else current + count
+    return totals
+
+
+def actions_for(project: Project) -> list[Action]:
+    """The actions one project asks for, with stable keys."""
+    actions = [
+        Action(
+            key=f"{project.name}/jobs/{index}",
+            project=project.name,
+            project_id=project.id,
+            organisation=project.organisation,
+            endpoint=Endpoint.JOBS,
+            models=spec.models,
+            execution_count=spec.execution_count,
+        )
+        for index, spec in enumerate(project.jobs)
+    ]
+    if project.cached_jobs is not None:
+        actions.append(
+            Action(
+                key=f"{project.name}/cachedJobs",
+                project=project.name,
+                project_id=project.id,
+                organisation=project.organisation,
+                endpoint=Endpoint.CACHED_JOBS,
+                models=project.cached_jobs.models,
+                execution_count=project.cached_jobs.execution_count,
+            )
+        )
+    return actions
+
+
+@dataclass(frozen=True)
+class Selection:
+    """``--select`` / ``--exclude`` terms: a project name or ``label=value``."""
+
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+    def matches(self, project: Project) -> bool:
+        if self.include and not any(_term_matches(t, project) for t in self.include):
+            return False
+        return not any(_term_matches(t, project) for t in self.exclude)
+
+    def check_terms(self, manifest: Manifest) -> None:
+        """A name that matches no project is a usage error, not an empty run."""
+        for term in (*self.include, *self.exclude):
+            if not any(_term_matches(term, p) for p in manifest.projects):
+                names = ", ".join(p.name for p in manifest.projects[:10])
+                raise UsageError(f"--select/--exclude {term!r} matches no project (have: {names})")
+
+
+def _term_matches(term: str, project: Project) -> bool:
+    if "=" in term:
+        label, _, value = term.partition("=")
+        return project.labels.get(label.strip()) == value.strip()
+    return project.name == term
+
+
+def build_plan(manifest: Manifest, selection: Selection | None = None) -> Plan:
+    """The plan of a manifest: every selected project's actions, in manifest order."""
+    selection = selection or Selection()
+    selection.check_terms(manifest)
+    actions: list[Action] = []
+    skipped: list[Skip] = []
+    for project in manifest.projects:
+        if selection.matches(project):
+            actions.extend(actions_for(project))
+        else:
+            skipped.append(Skip(project.name, "not selected"))
+    return Plan(
+        actions=tuple(actions),
+        manifest_digest=manifest.digest,
+        skipped=tuple(skipped),
+        max_executions=manifest.settings.max_executions,
+    )
+
+
+def model_counts(actions: Sequence[Action]) -> Counter[str]:
+    """How many actions use each model."""
+    return Counter(model for action in actions for model in action.models)

@@ -1,0 +1,85 @@
+"""What only the API can tell a plan: does each project exist for this key, how many queries.
+
+One request per project (``POST /api/queries/list`` with ``limit=1`` gives ``totalRecords``),
+through the run's limiter like every other request. Problems are data: a project the key cannot
+reach becomes a :class:`ProjectProblem`, reported precisely, and nothing is triggered for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from runner.api import MentionLabClient, Reply
+from runner.errors import ApiError, AuthError, NotFound, NotSent, OutcomeUnknown
+from runner.limiter import RequestKind
+from runner.plan import Action, Plan
+
+Requester = Callable[[RequestKind, Callable[[], Awaitable[Reply[Any]]]], Awaitable[Reply[Any]]]
+
+
+@dataclass(frozen=True)
+class ProjectProblem:
+    """Why a project cannot be planned against the API."""
+
+    project: str
+    project_id: str
+    kind: str  # not_found | forbidden | error
+    message: str
+
+
+@dataclass(frozen=True)
+class RemoteFacts:
+    query_counts: dict[str, int]
+    problems: tuple[ProjectProblem, ...]
+    requests: int
+
+
+async def resolve_query_counts(
+    plan: Plan, *, client: MentionLabClient, request: Requester
+) -> RemoteFacts:
+    """Each planned project's query count, one request per project."""
+    first_action: dict[str, Action] = {}
+    for action in plan.actions:
+        first_action.setdefault(action.project, action)
+    counts: dict[str, int] = {}
+    problems: list[ProjectProblem] = []
+
+    async def count(action: Action) -> None:
+        try:
+            reply = await request(
+                RequestKind.TRIGGER,
+                lambda: client.list_queries(
+                    project_id=action.project_id,
+                    organisation=action.organisation,
+                    page=1,
+                    limit=1,
+                ),
+            )
+        except (ApiError, OutcomeUnknown, NotSent) as exc:
+            problems.append(_problem(action, exc))
+            return
+        counts[action.project] = reply.value.page.total_records
+
+    async with anyio.create_task_group() as group:
+        for action in first_action.values():
+            group.start_soon(count, action)
+    order = {name: i for i, name in enumerate(first_action)}
+    problems.sort(key=lambda p: order[p.project])
+    return RemoteFacts(counts, tuple(problems), requests=len(first_action))
+
+
+def _problem(action: Action, exc: Exception) -> ProjectProblem:
+    if isinstance(exc, NotFound):
+        kind, message = "not_found", f"project {action.project_id} does not exist for this key"
+    elif isinstance(exc, AuthError) and exc.status == 403:
+        kind = "forbidden"
+        message = f"project {action.project_id} is not reachable with this key" + (
+            f" in organisation {action.organisation}" if action.organisation else ""
+        )
+    else:
+        kind, message = "error", str(exc)
+    return ProjectProblem(action.project, action.project_id, kind, message)

@@ -1,0 +1,77 @@
+"""``mlrun apply`` end to end, as a user runs it: the installed command, a fresh directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+from runner.schemas import load_schema
+
+ROOT = Path(__file__).resolve().parents[2]
+QUICKSTART = ROOT / "examples" / "quickstart.yaml"
+
+
+def mlrun(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("MENTIONLAB_", "MLRUN_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "runner", *args],
+        cwd=cwd,
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_quickstart_on_the_sandbox_completes_and_writes_every_report(tmp_path: Path) -> None:
+    result = mlrun(
+        "apply", str(QUICKSTART), "--sandbox", "--sandbox-time-scale", "600", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "everything completed as asked" in result.stdout
+    run_dirs = list((tmp_path / "mlrun-reports").iterdir())
+    assert len(run_dirs) == 1
+    report = json.loads((run_dirs[0] / "report.json").read_text())
+    jsonschema.validate(report, load_schema("report.schema.json"))
+    assert report["exitCode"] == 0
+    assert {"report.md", "junit.xml"} <= {p.name for p in run_dirs[0].iterdir()}
+    assert (tmp_path / ".mlrun" / "ledger.sqlite").exists()
+
+
+def test_without_an_api_key_apply_refuses_before_any_request(tmp_path: Path) -> None:
+    result = mlrun("apply", str(QUICKSTART), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "MENTIONLAB_API_KEY is not set" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / ".mlrun").exists()
+
+
+def test_plain_http_to_a_remote_host_is_refused(tmp_path: Path) -> None:
+    env = {"MENTIONLAB_API_KEY": "ml_live_x", "MENTIONLAB_BASE_URL": "http://api.example.com"}
+    result = mlrun("apply", str(QUICKSTART), cwd=tmp_path, env=env)
+    assert result.returncode == 2
+    assert "plain http is allowed only to loopback" in result.stderr
+
+
+def test_an_invalid_manifest_exits_2_with_its_position(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nprojects:\n  - name: x\n    id: not-a-uuid\n    jobs: []\n")
+    result = mlrun("apply", str(bad), "--sandbox", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "bad.yaml:4" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("args", [(), ("--resume",)])
+def test_nothing_to_do_is_a_usage_error(tmp_path: Path, args: tuple[str, ...]) -> None:
+    result = mlrun("apply", *args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr

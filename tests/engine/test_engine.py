@@ -1,0 +1,120 @@
+"""The trigger phase against the sandbox: exactly once under every fault the contract allows."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from runner.engine import EngineOptions
+from runner.ledger import ActionState
+from runner.sandbox import Faults, SandboxConfig
+
+from harness import Harness, cached_action, job_actions
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_every_action_is_triggered_once_and_followed_to_the_end(tmp_path: Path) -> None:
+    harness = Harness(tmp_path)
+    actions = job_actions(12)
+    summary = await harness.run(actions)
+    assert summary.status == "finished"
+    harness.assert_exactly_once(actions)
+    jobs = harness.ledger.jobs(summary.run_id)
+    assert len(jobs) == 12
+    assert all(job.terminal_at is not None for job in jobs)
+    truth = {t["jobId"]: t for t in harness.truth()["triggers"]}
+    for job in jobs:
+        assert job.counters["total"] == truth[job.job_id]["totalExecutions"]
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [
+        Faults(lost_response=0.3),
+        Faults(drop_before=0.3),
+        Faults(error_500=0.2, error_502=0.2, error_504=0.1),
+        Faults(error_503=0.3),
+        Faults(refuse=0.3),
+        Faults(malformed=0.2),
+        Faults(error_429=0.3),
+    ],
+    ids=["lost", "dropped", "5xx", "503", "refused", "malformed", "429"],
+)
+async def test_each_fault_kind_still_triggers_each_action_exactly_once(
+    tmp_path: Path, faults: Faults
+) -> None:
+    harness = Harness(tmp_path, config=SandboxConfig(seed=3, faults=faults), wait=False)
+    actions = job_actions(30)
+    await harness.run(actions)
+    harness.assert_exactly_once(actions)
+    assert all(state == ActionState.TRIGGERED for state in harness.states().values())
+
+
+async def test_a_late_appearing_job_is_adopted_not_resent(tmp_path: Path) -> None:
+    # The job commits, the response is lost, and the list shows it only 40 s later.
+    config = SandboxConfig(
+        seed=1, faults=Faults(lost_response=1.0, list_lag=40.0, target="triggers")
+    )
+    harness = Harness(tmp_path, config=config, wait=False)
+    actions = job_actions(3)
+    await harness.run(actions)
+    harness.assert_exactly_once(actions)
+    records = harness.ledger.actions(harness.run_id or "")
+    assert {r.settled_by for r in records} == {"adopted from the job list"}
+
+
+async def test_an_ambiguous_cached_trigger_is_reported_unknown_never_resent(tmp_path: Path) -> None:
+    config = SandboxConfig(seed=1, faults=Faults(lost_response=1.0, target="triggers"))
+    harness = Harness(tmp_path, config=config, wait=False)
+    actions = [cached_action(1)]
+    await harness.run(actions)
+    assert harness.states() == {actions[0].key: ActionState.UNKNOWN}
+    assert harness.triggers_by_project()[actions[0].project_id] == 1
+
+
+async def test_cached_jobs_are_triggered_with_provider_keys(tmp_path: Path) -> None:
+    harness = Harness(tmp_path, wait=False)
+    actions = [cached_action(i) for i in range(3)]
+    await harness.run(actions)
+    harness.assert_exactly_once(actions)
+
+
+async def test_a_bad_key_stops_the_run_at_once(tmp_path: Path) -> None:
+    harness = Harness(tmp_path, wait=False)
+    actions = job_actions(20)
+    summary = await harness.run(actions, api_key="not-a-key")
+    assert summary.stop_reason is not None
+    assert "AuthError" in summary.stop_reason
+    assert harness.truth()["triggers"] == []
+    states = harness.states()
+    assert ActionState.TRIGGERED not in states.values()
+    # Only the triggers in flight when the first 401 came back were sent.
+    assert harness.truth()["requests"] <= 8
+
+
+async def test_running_out_of_credits_stops_sending(tmp_path: Path) -> None:
+    harness = Harness(tmp_path, config=SandboxConfig(credits=40), wait=False, concurrency=1)
+    actions = job_actions(30)
+    summary = await harness.run(actions)
+    assert summary.stop_reason is not None
+    assert "QuotaExhausted" in summary.stop_reason
+    states = list(harness.states().values())
+    assert states.count(ActionState.FAILED) == 1
+    assert states.count(ActionState.SKIPPED) >= 1
+    assert len(harness.truth()["triggers"]) == states.count(ActionState.TRIGGERED)
+
+
+async def test_fail_fast_stops_after_the_first_failure(tmp_path: Path) -> None:
+    # One project: its actions run in order, so what comes after the failure is never sent.
+    harness = Harness(tmp_path, wait=False, engine=EngineOptions(fail_fast=True))
+    first = job_actions(1)[0]
+    actions = [replace(first, key=f"{first.project}/jobs/{i}") for i in range(5)]
+    actions[1] = replace(actions[1], models=("no-such-model",))
+    summary = await harness.run(actions)
+    assert summary.stop_reason is not None
+    assert "--fail-fast" in summary.stop_reason
+    states = [harness.states()[action.key] for action in actions]
+    assert states == [ActionState.TRIGGERED, ActionState.FAILED] + [ActionState.SKIPPED] * 3
+    assert len(harness.truth()["triggers"]) == 1

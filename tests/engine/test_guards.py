@@ -1,0 +1,115 @@
+"""Run-level guards: deterministic idempotency keys, one run per ledger, no blind resend."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from runner.engine import EngineOptions, idempotency_key
+from runner.errors import LedgerError
+from runner.ledger import ActionState, Ledger
+from runner.sandbox import Faults, SandboxConfig
+
+from harness import Harness, job_actions
+
+
+@pytest.mark.anyio
+async def test_every_trigger_carries_its_deterministic_idempotency_key(tmp_path: Path) -> None:
+    harness = Harness(tmp_path, wait=False)
+    actions = job_actions(5)
+    run_id = harness.start(actions)
+    await harness.run()
+    by_project = {t["projectId"]: t["idempotencyKey"] for t in harness.truth()["triggers"]}
+    for action in actions:
+        assert by_project[action.project_id] == idempotency_key(run_id, action.key)
+    assert idempotency_key(run_id, actions[0].key) == idempotency_key(run_id, actions[0].key)
+    assert idempotency_key(run_id, actions[0].key) != idempotency_key("other", actions[0].key)
+
+
+@pytest.mark.anyio
+async def test_a_service_that_honours_the_key_still_sees_one_job_per_action(
+    tmp_path: Path,
+) -> None:
+    faults = Faults(lost_response=0.5, target="triggers")
+    config = SandboxConfig(seed=5, faults=faults, honour_idempotency_key=True)
+    harness = Harness(tmp_path, config=config, wait=False)
+    actions = job_actions(20)
+    await harness.run(actions)
+    harness.assert_exactly_once(actions)
+
+
+@pytest.mark.anyio
+async def test_unsettled_cached_trigger_is_resent_only_with_retry_ambiguous(tmp_path: Path) -> None:
+    from harness import cached_action  # noqa: PLC0415
+
+    faults = Faults(lost_response=1.0, target="triggers")
+    harness = Harness(
+        tmp_path,
+        config=SandboxConfig(seed=2, faults=faults),
+        wait=False,
+        engine=EngineOptions(retry_ambiguous=True, max_attempts=2),
+    )
+    action = cached_action(4)
+    await harness.run([action])
+    # Every response is lost, so each explicit retry pays again: that is what the flag means,
+    # up to the attempt cap, after which the action stays UNKNOWN.
+    assert harness.triggers_by_project()[action.project_id] == 2
+    assert harness.states() == {action.key: ActionState.UNKNOWN}
+    events = [kind for _, kind, _, _ in harness.ledger.events(harness.run_id or "")]
+    assert "retry_ambiguous" in events
+
+
+def test_a_second_run_on_the_same_ledger_is_refused_clearly(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    with Ledger.open(path) as first:
+        first.lock()
+        with Ledger.open(path) as second, pytest.raises(LedgerError, match="another mlrun run"):
+            second.lock()
+
+
+HOLD_LOCK = """
+import sys, time
+from runner.ledger import Ledger
+ledger = Ledger.open(sys.argv[1])
+ledger.lock()
+print("locked", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_lock_left_by_a_killed_run_does_not_block(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(path)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "locked"
+        with Ledger.open(path) as ledger, pytest.raises(LedgerError):
+            ledger.lock()
+        holder.kill()
+        holder.wait()
+        with Ledger.open(path) as ledger:
+            ledger.lock()  # the kernel released the dead process's lock
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()
+
+
+def test_action_states_are_the_documented_ones() -> None:
+    assert {s.value for s in ActionState} == {
+        "pending",
+        "in_flight",
+        "ambiguous",
+        "triggered",
+        "failed",
+        "unknown",
+        "skipped",
+    }
