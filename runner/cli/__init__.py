@@ -18,6 +18,8 @@ _COMMANDS: dict[str, str] = {
     "validate": "runner.cli.validate:validate",
     "schema": "runner.cli.validate:schema",
     "sandbox": "runner.cli.sandbox:sandbox",
+    "apply": "runner.cli.apply:apply",
+    "plan": "runner.cli.plan:plan",
 }
 
 

@@ -1,0 +1,140 @@
+"""``mlrun plan``: thin edge over :mod:`runner.apply` (planning), :mod:`runner.planfile` (the saved
+plan) and :mod:`runner.report.plan` (rendering)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from runner.cli._common import echo_err, exit_on_error
+
+if TYPE_CHECKING:  # imported when the command runs, so `mlrun --help` stays fast
+    from runner.apply import ApplyRequest
+    from runner.planfile import PlanFile
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path(dir_okay=True, path_type=str))
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="How to print the plan (markdown: a pull-request comment, always under 65,535 chars).",
+)
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Save the plan here (JSON); `mlrun apply FILE` then runs exactly this plan.",
+)
+@click.option("--offline", is_flag=True, help="Do not ask the API: query counts stay unknown.")
+@click.option("--sandbox", is_flag=True, help="Plan against the in-process simulated API.")
+@click.option(
+    "--base-url",
+    envvar="MENTIONLAB_BASE_URL",
+    help="API base URL (https; plain http only to loopback). Default https://api.mentionlab.io.",
+)
+@click.option("--select", multiple=True, help="Only these projects: NAME or label=value.")
+@click.option("--exclude", multiple=True, help="Leave out these projects: NAME or label=value.")
+@click.option("--concurrency", type=click.IntRange(1, 256), help="Requests in flight at most.")
+@exit_on_error
+def plan(
+    paths: tuple[str, ...],
+    output_format: str,
+    out: Path | None,
+    offline: bool,
+    sandbox: bool,
+    base_url: str | None,
+    select: tuple[str, ...],
+    exclude: tuple[str, ...],
+    concurrency: int | None,
+) -> None:
+    """Show what `mlrun apply` would trigger and what it would cost; send no trigger.
+
+    Validates PATHS (files or directories forming one manifest) and asks the API, one request per
+    project, whether each project is reachable with the key and how many queries it has. Prints
+    every action with its expected executions (queries × models × executionCount), totals per
+    project, per model and for the run, what is skipped and why, and the budget verdict. Given a
+    saved plan file instead of a manifest, prints that plan.
+
+    \b
+    Exit codes: 0 plan OK · 1 some project unreachable · 2 invalid manifest or usage
+                4 refused by the budget · 5 the key is refused
+    \b
+    Examples:
+      mlrun plan manifests/ -o plan.json --format markdown > plan.md
+      mlrun apply plan.json
+      mlrun plan examples/quickstart.yaml --offline
+    """
+    from runner.apply import ApplyRequest  # noqa: PLC0415 - keep `mlrun --help` fast
+    from runner.errors import UsageError  # noqa: PLC0415
+    from runner.plan import Selection  # noqa: PLC0415
+    from runner.planfile import read_saved_plan, write_plan_file  # noqa: PLC0415
+    from runner.report.plan import render_plan  # noqa: PLC0415
+
+    if not paths:
+        raise UsageError("give the manifest PATHs to plan")
+    request = ApplyRequest(
+        paths=paths,
+        sandbox=sandbox,
+        base_url=base_url,
+        selection=Selection(include=select, exclude=exclude),
+        concurrency=concurrency,
+        offline=offline,
+    )
+    plan_file = read_saved_plan(paths) or _make_plan(request, os.environ)
+    if out is not None:
+        write_plan_file(out, plan_file)
+    click.echo(render_plan(plan_file, output_format, full_plan_hint=_hint(out)), nl=False)
+    if output_format != "text":
+        _warn(plan_file)
+    sys.exit(plan_file.exit_code())
+
+
+def _make_plan(request: ApplyRequest, env: Mapping[str, str]) -> PlanFile:
+    from runner.apply import plan_only  # noqa: PLC0415
+    from runner.planfile import PlanFile  # noqa: PLC0415
+
+    result = plan_only(request, env=env)
+    return PlanFile(
+        plan=result.plan,
+        created_at=datetime.now(UTC),
+        manifest_files=request.paths,
+        base_url=_target(request, env),
+        offline=request.offline,
+        problems=result.problems,
+    )
+
+
+def _target(request: ApplyRequest, env: Mapping[str, str]) -> str:
+    """The API the plan is for, as ``make_client`` picks it."""
+    from runner.api import BASE_URL_ENV, DEFAULT_BASE_URL  # noqa: PLC0415
+    from runner.apply import SANDBOX_URL  # noqa: PLC0415
+    from runner.report.redact import safe_url  # noqa: PLC0415
+
+    if request.sandbox:
+        return SANDBOX_URL
+    return safe_url(request.base_url or env.get(BASE_URL_ENV) or DEFAULT_BASE_URL)
+
+
+def _hint(out: Path | None) -> str | None:
+    return str(out) if out is not None else None
+
+
+def _warn(plan_file: PlanFile) -> None:
+    """Problems and a refusal on stderr too, when stdout carries JSON or Markdown."""
+    from runner.report.plan import problem_line  # noqa: PLC0415
+
+    for problem in plan_file.problems:
+        echo_err(f"warning: {problem_line(problem)}; not planned")
+    verdict = plan_file.plan.budget()
+    if verdict.refused:
+        echo_err(f"error: refused by the budget: {verdict.message()}")

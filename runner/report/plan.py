@@ -1,0 +1,331 @@
+"""Renderers of a plan: text for a terminal, JSON for machines, Markdown for a pull request.
+
+Each shows the same facts: the actions (project, endpoint, models, executionCount, queries,
+expected executions = queries × models × count), totals per project, per model and for the run,
+what is skipped and why, the unreachable projects, and the budget verdict. The Markdown form puts
+the summary first and stays under GitHub's comment limit however many projects, cutting every
+table to the same number of rows (found by bisection) with a line saying where the full plan is.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from runner.exitcodes import ExitCode
+from runner.plan import Action, BudgetVerdict, Plan, Skip, model_counts
+from runner.planfile import PlanFile, iso_utc
+from runner.remote import ProjectProblem
+from runner.report._format import number, shorten
+from runner.report.markdown import DEFAULT_LIMIT, cell
+from runner.report.redact import redact
+
+FORMATS = ("text", "json", "markdown")
+PLAN_EXIT_MEANINGS = {
+    ExitCode.OK: "the plan can be applied",
+    ExitCode.ACTION_FAILED: "some projects are unreachable with this key; apply skips them",
+    ExitCode.BUDGET_REFUSED: "refused by the budget; apply would send nothing",
+}
+OFFLINE_NOTE = "unknown: planned with --offline, the API was not asked"
+_ICONS = {ExitCode.OK: "✅", ExitCode.ACTION_FAILED: "⚠️", ExitCode.BUDGET_REFUSED: "⛔"}
+
+
+def render_plan(plan_file: PlanFile, fmt: str, *, full_plan_hint: str | None = None) -> str:
+    """``plan_file`` in ``fmt`` (text, json or markdown)."""
+    if fmt == "json":
+        return render_plan_json(plan_file)
+    if fmt == "markdown":
+        return render_plan_markdown(plan_file, full_plan_hint=full_plan_hint)
+    return render_plan_text(plan_file)
+
+
+# -- facts shared by every format ---------------------------------------------------------------
+
+
+def budget_line(plan: Plan, *, offline: bool = False) -> str:
+    """The budget verdict in one sentence."""
+    verdict = plan.budget()
+    if verdict.refused:
+        return f"REFUSED: {verdict.message()}"
+    if verdict.limit is None:
+        return "no budget set (settings.budget.maxExecutions)"
+    if verdict.total is None:
+        why = "planned with --offline" if offline else "some query counts are unknown"
+        return f"not checked: {why} (budget {verdict.limit:,})"
+    share = 100 * verdict.total / verdict.limit if verdict.limit else 100.0
+    return f"within budget: {verdict.total:,} of {verdict.limit:,} executions ({share:.0f}%)"
+
+
+def problem_line(problem: ProjectProblem) -> str:
+    """``project acme (id …) does not exist for this key``: the name and the id, precisely."""
+    prefix = f"project {problem.project_id}"
+    if problem.message.startswith(prefix):
+        rest = problem.message.removeprefix(prefix)
+        return f"project {problem.project} (id {problem.project_id}){rest}"
+    return f"project {problem.project} (id {problem.project_id}): {problem.message}"
+
+
+def headline(plan_file: PlanFile) -> str:
+    """``12 actions in 5 projects, 1,234 expected executions``."""
+    plan = plan_file.plan
+    projects = len({a.project for a in plan.actions})
+    total = plan.total_expected
+    executions = (
+        f"{total:,} expected executions" if total is not None else "expected executions unknown"
+    )
+    return f"{plural(len(plan.actions), 'action')} in {plural(projects, 'project')}, {executions}"
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 project``, ``2,000 projects``."""
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
+
+
+def exit_line(plan_file: PlanFile) -> str:
+    """``exit 0: the plan can be applied``."""
+    code = plan_file.exit_code()
+    return f"exit {int(code)}: {PLAN_EXIT_MEANINGS[code]}"
+
+
+def not_selected(plan_file: PlanFile) -> list[Skip]:
+    """Skipped projects other than the unreachable ones (those are listed as problems)."""
+    unreachable = {p.project for p in plan_file.problems}
+    return [s for s in plan_file.plan.skipped if s.project not in unreachable]
+
+
+def projects_by_weight(plan: Plan) -> list[tuple[str, int | None]]:
+    """Per-project expected executions, heaviest first, unknown last."""
+    totals = plan.per_project().items()
+    return sorted(totals, key=lambda item: (item[1] is None, -(item[1] or 0)))
+
+
+# -- JSON ---------------------------------------------------------------------------------------
+
+
+def render_plan_json(plan_file: PlanFile) -> str:
+    """The saved-plan document plus a ``summary``, on one line; ``mlrun apply`` can read it."""
+    document = {**plan_file.to_json(), "summary": summary_json(plan_file)}
+    # One line, by the C encoder: ``indent`` would fall back to pure Python (3x slower at scale).
+    return redact(json.dumps(document, ensure_ascii=False)) + "\n"
+
+
+def summary_json(plan_file: PlanFile) -> dict[str, Any]:
+    """Totals per project, per model and for the run, the budget and the exit code."""
+    plan = plan_file.plan
+    return {
+        "actions": len(plan.actions),
+        "projects": len(plan.per_project()),
+        "expectedExecutions": plan.total_expected,
+        "queryCountsKnown": all(a.queries is not None for a in plan.actions),
+        "perProject": plan.per_project(),
+        "perModel": plan.per_model(),
+        "budget": _budget_json(plan.budget(), plan, offline=plan_file.offline),
+        "exitCode": int(plan_file.exit_code()),
+    }
+
+
+def _budget_json(verdict: BudgetVerdict, plan: Plan, *, offline: bool) -> dict[str, Any]:
+    return {
+        "maxExecutions": verdict.limit,
+        "expectedExecutions": verdict.total,
+        "refused": verdict.refused,
+        "overBy": verdict.over_by,
+        "heaviest": [{"project": name, "expected": count} for name, count in verdict.heaviest],
+        "message": budget_line(plan, offline=offline),
+    }
+
+
+# -- text ---------------------------------------------------------------------------------------
+
+
+def render_plan_text(plan_file: PlanFile) -> str:
+    """Tables for a terminal, the summary last (where the eye lands)."""
+    plan = plan_file.plan
+    blocks = [
+        _text_table("Actions", _ACTION_HEAD, [_action_cells(a) for a in plan.actions]),
+        _text_table("Per project", ("PROJECT", "EXPECTED"), _project_cells(plan)),
+        _text_table("Per model", ("MODEL", "ACTIONS", "EXPECTED"), _model_cells(plan)),
+        _text_table("Skipped", ("PROJECT", "REASON"), _skip_cells(not_selected(plan_file))),
+        _text_list("Unreachable, not planned", [problem_line(p) for p in plan_file.problems]),
+        _text_summary(plan_file),
+    ]
+    return redact("\n\n".join(block for block in blocks if block)) + "\n"
+
+
+_ACTION_HEAD = ("PROJECT", "ENDPOINT", "MODELS", "COUNT", "QUERIES", "EXPECTED")
+_NUMERIC = frozenset({"COUNT", "QUERIES", "EXPECTED", "ACTIONS"})
+
+
+def _action_cells(action: Action) -> tuple[str, ...]:
+    return (
+        action.project,
+        str(action.endpoint),
+        shorten(",".join(action.models), 60),
+        f"{action.execution_count:,}",
+        number(action.queries),
+        number(action.expected_executions),
+    )
+
+
+def _project_cells(plan: Plan) -> list[tuple[str, ...]]:
+    return [(name, number(count)) for name, count in projects_by_weight(plan)]
+
+
+def _model_cells(plan: Plan) -> list[tuple[str, ...]]:
+    actions = model_counts(plan.actions)
+    return [(m, f"{actions[m]:,}", number(n)) for m, n in plan.per_model().items()]
+
+
+def _skip_cells(skips: Sequence[Skip]) -> list[tuple[str, ...]]:
+    return [(s.project, s.reason) for s in skips]
+
+
+def _text_table(title: str, head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    if not rows:
+        return ""
+    widths = [max(len(row[i]) for row in (head, *rows)) for i in range(len(head))]
+
+    def line(row: Sequence[str]) -> str:
+        cells = (
+            v.rjust(w) if h in _NUMERIC else v.ljust(w)
+            for v, w, h in zip(row, widths, head, strict=True)
+        )
+        return "  " + "  ".join(cells).rstrip()
+
+    return "\n".join([title, line(head), *(line(row) for row in rows)])
+
+
+def _text_list(title: str, items: Sequence[str]) -> str:
+    return "\n".join([title, *(f"  {item}" for item in items)]) if items else ""
+
+
+def _text_summary(plan_file: PlanFile) -> str:
+    lines = [f"Plan: {headline(plan_file)}"]
+    if plan_file.offline:
+        lines.append(f"Query counts: {OFFLINE_NOTE}")
+    lines.append(f"Budget: {budget_line(plan_file.plan, offline=plan_file.offline)}")
+    if plan_file.problems:
+        lines.append(f"Unreachable: {plural(len(plan_file.problems), 'project')}, not planned")
+    skipped = not_selected(plan_file)
+    if skipped:
+        lines.append(f"Skipped: {plural(len(skipped), 'project')}")
+    lines.append(exit_line(plan_file))
+    return "\n".join(lines)
+
+
+# -- Markdown -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Table:
+    title: str
+    head: str  # the header and delimiter rows
+    rows: tuple[str, ...]
+
+    def render(self, cap: int, more: str) -> str:
+        parts = [f"#### {self.title}", "", self.head, *self.rows[:cap]]
+        if len(self.rows) > cap:
+            parts += ["", f"_… and {len(self.rows) - cap:,} more; the full plan is in {more}_"]
+        return "\n".join(parts)
+
+
+def render_plan_markdown(
+    plan_file: PlanFile, *, limit: int = DEFAULT_LIMIT, full_plan_hint: str | None = None
+) -> str:
+    """The plan as Markdown of at most ``limit`` characters: summary first, then tables.
+
+    ``full_plan_hint`` names the full plan (the ``-o`` file) that cut tables point to.
+    """
+    more = f"`{cell(full_plan_hint)}`" if full_plan_hint else "`mlrun plan --format json`"
+    header = _markdown_header(plan_file)
+    tables = [table for table in _markdown_tables(plan_file) if table.rows]
+    most = max((len(table.rows) for table in tables), default=0)
+
+    def compose(cap: int) -> str:
+        blocks = [header, *(table.render(cap, more) for table in tables)]
+        return redact("\n\n".join(blocks)) + "\n"
+
+    text = compose(largest_fitting(compose, most, limit))
+    return text if len(text) <= limit else text[: max(0, limit - 2)] + "…\n"
+
+
+def largest_fitting(compose: Callable[[int], str], most: int, limit: int) -> int:
+    """The largest row cap in [0, most] whose composition fits ``limit`` (0 if none does)."""
+    if len(compose(most)) <= limit:
+        return most
+    low, high = 0, most  # invariant: compose(high) does not fit
+    while high - low > 1:
+        middle = (low + high) // 2
+        if len(compose(middle)) <= limit:
+            low = middle
+        else:
+            high = middle
+    return low
+
+
+def _markdown_header(plan_file: PlanFile) -> str:
+    plan, code = plan_file.plan, plan_file.exit_code()
+    rows = [("Budget", budget_line(plan, offline=plan_file.offline))]
+    if plan_file.offline:
+        rows.append(("Query counts", OFFLINE_NOTE))
+    if plan_file.problems:
+        rows.append(
+            ("Unreachable", f"{plural(len(plan_file.problems), 'project')}, not planned (below)")
+        )
+    if skipped := not_selected(plan_file):
+        rows.append(("Skipped", f"{plural(len(skipped), 'project')} (below)"))
+    rows += [
+        ("Manifest", f"`{plan_file.manifest_digest[:12]}` ({', '.join(plan_file.manifest_files)})"),
+        ("API", "not asked (offline)" if plan_file.offline else plan_file.base_url or "-"),
+        ("Planned at", iso_utc(plan_file.created_at)),
+        ("Exit", exit_line(plan_file)),
+    ]
+    title = f"### {_ICONS[code]} mlrun plan: {cell(headline(plan_file))}"
+    lines = [title, "", "| | |", "|---|---|"]
+    return "\n".join(lines + [f"| {name} | {cell(value)} |" for name, value in rows])
+
+
+def _markdown_tables(plan_file: PlanFile) -> list[_Table]:
+    plan = plan_file.plan
+    return [
+        _Table(
+            "Unreachable projects (not planned)",
+            "| Project | Id | Reason |\n|---|---|---|",
+            tuple(
+                f"| {cell(p.project)} | `{cell(p.project_id)}` | {cell(problem_line(p))} |"
+                for p in plan_file.problems
+            ),
+        ),
+        _Table(
+            "Per project, heaviest first",
+            "| Project | Expected executions |\n|---|--:|",
+            tuple(f"| {cell(n)} | {number(c)} |" for n, c in projects_by_weight(plan)),
+        ),
+        _Table(
+            "Per model",
+            "| Model | Actions | Expected executions |\n|---|--:|--:|",
+            tuple(f"| `{cell(m)}` | {a} | {n} |" for m, a, n in _model_cells(plan)),
+        ),
+        _Table(
+            "Actions",
+            "| Project | Endpoint | Models | Count | Queries | Expected |\n"
+            "|---|---|---|--:|--:|--:|",
+            tuple(_markdown_action(a) for a in plan.actions),
+        ),
+        _Table(
+            "Skipped",
+            "| Project | Reason |\n|---|---|",
+            tuple(f"| {cell(s.project)} | {cell(s.reason)} |" for s in not_selected(plan_file)),
+        ),
+    ]
+
+
+def _markdown_action(action: Action) -> str:
+    models = ", ".join(f"`{cell(m)}`" for m in action.models)
+    return (
+        f"| {cell(action.project)} | {action.endpoint} | {models} | "
+        f"{action.execution_count:,} | {number(action.queries)} | "
+        f"{number(action.expected_executions)} |"
+    )

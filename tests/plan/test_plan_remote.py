@@ -1,0 +1,114 @@
+"""Remote planning against a strict sandbox world, in process and in virtual time."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from runner.errors import AuthError
+from runner.exitcodes import ExitCode
+from runner.plan import Selection
+from runner.report.plan import problem_line, render_plan_text
+
+from .plan_support import (
+    ACME,
+    GHOST,
+    GLOBEX,
+    INITECH,
+    OTHER_KEY,
+    OTHER_ORG,
+    REACHABLE_TOTAL,
+    remote_plan,
+    run_plan,
+    strict_sandbox,
+    trigger_requests,
+    write_manifest,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_unknown_and_foreign_projects_are_reported_precisely_and_nothing_is_triggered(
+    tmp_path: Path,
+) -> None:
+    sandbox = strict_sandbox()
+    plan_file = await remote_plan(sandbox, write_manifest(tmp_path, unreachable=True))
+
+    lines = [problem_line(p) for p in plan_file.problems]
+    assert lines == [
+        f"project initech (id {INITECH}) is not reachable with this key in organisation "
+        + OTHER_ORG,
+        f"project ghost (id {GHOST}) does not exist for this key",
+    ]
+    assert [p.kind for p in plan_file.problems] == ["forbidden", "not_found"]
+    assert {a.project for a in plan_file.plan.actions} == {"acme", "globex"}
+    assert {s.project for s in plan_file.plan.skipped} == {"initech", "ghost"}
+    assert plan_file.exit_code() == ExitCode.ACTION_FAILED
+    text = render_plan_text(plan_file)
+    assert lines[0] in text
+    assert lines[1] in text
+    truth = sandbox.truth()
+    assert truth["triggers"] == []
+    assert trigger_requests(truth) == 0
+
+
+async def test_one_request_per_project_and_the_counts_come_from_the_queries_list(
+    tmp_path: Path,
+) -> None:
+    sandbox = strict_sandbox()
+    plan_file = await remote_plan(sandbox, write_manifest(tmp_path, unreachable=True))
+    truth = sandbox.truth()
+    assert truth["paths"] == {"POST /api/queries/list": 4}
+    queries = {a.project: a.queries for a in plan_file.plan.actions}
+    assert queries == {"acme": 5, "globex": 3}
+    assert plan_file.plan.total_expected == REACHABLE_TOTAL
+
+
+async def test_a_bad_key_is_refused_as_a_whole_and_nothing_is_triggered(tmp_path: Path) -> None:
+    sandbox = strict_sandbox()
+    with pytest.raises(AuthError) as caught:
+        await remote_plan(sandbox, write_manifest(tmp_path), api_key="ml_live_" + "unknownkey42")
+    assert caught.value.status == 401
+    assert "HTTP 401" in str(caught.value)
+    assert trigger_requests(sandbox.truth()) == 0
+    assert sandbox.truth()["triggers"] == []
+
+
+async def test_the_key_of_another_organisation_cannot_reach_any_project(tmp_path: Path) -> None:
+    sandbox = strict_sandbox()
+    plan_file = await remote_plan(sandbox, write_manifest(tmp_path), api_key=OTHER_KEY)
+    assert [p.project_id for p in plan_file.problems] == [ACME, GLOBEX]
+    assert all(p.kind == "forbidden" for p in plan_file.problems)
+    assert plan_file.plan.actions == ()
+    assert sandbox.truth()["triggers"] == []
+
+
+async def test_expected_executions_equal_the_sandbox_totals_once_applied(tmp_path: Path) -> None:
+    sandbox = strict_sandbox()
+    plan_file = await remote_plan(sandbox, write_manifest(tmp_path, unreachable=True))
+    await run_plan(sandbox, plan_file.plan, tmp_path / "ledger.sqlite")
+
+    triggers = sandbox.truth()["triggers"]
+    kinds = {"jobs": "job", "cachedJobs": "cached"}
+    for action in plan_file.plan.actions:
+        [record] = [
+            t
+            for t in triggers
+            if t["projectId"] == action.project_id and t["kind"] == kinds[str(action.endpoint)]
+        ]
+        assert record["totalExecutions"] == action.expected_executions, action.key
+    assert sum(t["totalExecutions"] for t in triggers) == plan_file.plan.total_expected
+    assert {t["projectId"] for t in triggers} == {ACME, GLOBEX}  # the unreachable: never
+
+
+async def test_selection_plans_only_the_selected_projects_and_says_why_others_are_left(
+    tmp_path: Path,
+) -> None:
+    sandbox = strict_sandbox()
+    manifest = write_manifest(tmp_path)
+    plan_file = await remote_plan(sandbox, manifest, selection=Selection(include=("team=brand",)))
+    assert {a.project for a in plan_file.plan.actions} == {"globex"}
+    assert [(s.project, s.reason) for s in plan_file.plan.skipped] == [("acme", "not selected")]
+    assert sandbox.truth()["paths"] == {"POST /api/queries/list": 1}
+    assert re.search(r"\n  acme +not selected\n", render_plan_text(plan_file))
