@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 import random as random_module
 import signal
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TextIO
 
 import anyio
 import httpx
@@ -35,6 +35,7 @@ from runner.limiter import RateLimiter, Window
 from runner.manifest.model import Settings
 from runner.plan import Plan, Selection, build_plan
 from runner.planfile import read_saved_plan, verify_saved_plan
+from runner.progress import ProgressView, ViewOptions
 from runner.remote import ProjectProblem, RemoteFacts, resolve_query_counts
 from runner.report import Report, build_report, write_reports
 from runner.run import RunOptions, RunSummary, execute, start_run
@@ -62,6 +63,7 @@ class ApplyRequest:
     fail_fast: bool = False
     max_failures: int | None = None
     retry_ambiguous: bool = False
+    allow_stacking: bool = False
     settle_grace: float | None = None
     ledger_path: Path | None = None
     lock_timeout: float = 0.0
@@ -126,6 +128,7 @@ def run_options(request: ApplyRequest, settings: Settings) -> RunOptions:
         fail_fast=request.fail_fast,
         max_failures=request.max_failures,
         retry_ambiguous=request.retry_ambiguous,
+        allow_stacking=request.allow_stacking,
         settle_grace=request.settle_grace
         if request.settle_grace is not None
         else max(60.0, 2 * settings.timeouts.request),
@@ -135,11 +138,27 @@ def run_options(request: ApplyRequest, settings: Settings) -> RunOptions:
     return RunOptions(engine=engine, follow=follow, wait=wait)
 
 
-def apply(request: ApplyRequest, *, say: Say, env: Mapping[str, str] | None = None) -> ApplyResult:
+@dataclass(frozen=True)
+class Output:
+    """Where a run reports as it goes: messages, and the progress view (None: no view)."""
+
+    say: Say
+    view: ViewOptions | None = None
+    stream: TextIO | None = None
+
+
+def apply(
+    request: ApplyRequest,
+    *,
+    say: Say,
+    env: Mapping[str, str] | None = None,
+    view: ViewOptions | None = None,
+    stream: TextIO | None = None,
+) -> ApplyResult:
     """Run ``mlrun apply``; raises the typed errors the CLI renders."""
     env = os.environ if env is None else env
     if request.resume is not None:
-        return _resume(request, say=say, env=env)
+        return _resume(request, out=Output(say, view, stream), env=env)
     saved = read_saved_plan(request.paths)
     if saved is not None:  # run exactly the saved plan: checked fresh and unchanged, not re-planned
         target = SANDBOX_URL if request.sandbox else request.base_url or env.get(BASE_URL_ENV)
@@ -150,13 +169,14 @@ def apply(request: ApplyRequest, *, say: Say, env: Mapping[str, str] | None = No
             env=env,
             max_age=request.max_plan_age,
         )
-        return anyio.run(_apply_new, replace(request, offline=True), plan, settings, say, env)
+        out = Output(say, view, stream)
+        return anyio.run(_apply_new, replace(request, offline=True), plan, settings, out, env)
     plan, settings = load_plan(request)
-    return anyio.run(_apply_new, request, plan, settings, say, env)
+    return anyio.run(_apply_new, request, plan, settings, Output(say, view, stream), env)
 
 
 async def _apply_new(
-    request: ApplyRequest, plan: Plan, settings: Settings, say: Say, env: Mapping[str, str]
+    request: ApplyRequest, plan: Plan, settings: Settings, out: Output, env: Mapping[str, str]
 ) -> ApplyResult:
     clock = SystemClock()
     ledger_path = request.ledger_path or default_ledger_path()
@@ -174,9 +194,9 @@ async def _apply_new(
             run_id = start_run(
                 ledger, plan, clock=clock, base_url=client.base_url, env=env, wait=options.wait
             )
-            say(f"run {run_id}: {len(plan.actions)} actions, ledger {ledger_path}")
+            out.say(f"run {run_id}: {len(plan.actions)} actions, ledger {ledger_path}")
             summary = await _execute_with_signals(
-                run_id, client, limiter, ledger, clock, options, say
+                run_id, client, limiter, ledger, clock, options, out
             )
             report, files = write_run_report(ledger, run_id, request, settings, env)
     return ApplyResult(plan, settings, summary, facts.problems, ledger_path, report, files)
@@ -230,7 +250,7 @@ def plan_only(request: ApplyRequest, *, env: Mapping[str, str] | None = None) ->
     return anyio.run(remote)
 
 
-def _resume(request: ApplyRequest, *, say: Say, env: Mapping[str, str]) -> ApplyResult:
+def _resume(request: ApplyRequest, *, out: Output, env: Mapping[str, str]) -> ApplyResult:
     ledger_path = request.ledger_path or default_ledger_path()
     if not ledger_path.exists():
         raise ConfigError(f"nothing to resume: no ledger at {ledger_path}")
@@ -241,8 +261,8 @@ def _resume(request: ApplyRequest, *, say: Say, env: Mapping[str, str]) -> Apply
         settings = Settings()
         if request.paths:
             _, settings = load_plan(request)
-        say(f"resuming run {run_id}")
-        summary = anyio.run(_resume_async, request, settings, ledger, run_id, say, env)
+        out.say(f"resuming run {run_id}")
+        summary = anyio.run(_resume_async, request, settings, ledger, run_id, out, env)
         report, files = write_run_report(ledger, run_id, request, settings, env)
         return ApplyResult(record.plan, settings, summary, (), ledger_path, report, files)
 
@@ -252,14 +272,14 @@ async def _resume_async(
     settings: Settings,
     ledger: Ledger,
     run_id: str,
-    say: Say,
+    out: Output,
     env: Mapping[str, str],
 ) -> RunSummary | None:
     clock = SystemClock()
     async with make_client(request, settings, env) as client:
         limiter = make_limiter(settings, clock, request.concurrency)
         return await _execute_with_signals(
-            run_id, client, limiter, ledger, clock, run_options(request, settings), say
+            run_id, client, limiter, ledger, clock, run_options(request, settings), out
         )
 
 
@@ -298,7 +318,7 @@ async def _execute_with_signals(
     ledger: Ledger,
     clock: Clock,
     options: RunOptions,
-    say: Say,
+    out: Output,
 ) -> RunSummary | None:
     """The run, stopped cleanly by SIGINT/SIGTERM (then None: the ledger says interrupted)."""
     progress = RunProgress()
@@ -311,14 +331,15 @@ async def _execute_with_signals(
             with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async for signum in signals:
                     interrupted = True
-                    say(f"{signal.Signals(signum).name}: stopping; nothing new is sent")
+                    out.say(f"{signal.Signals(signum).name}: stopping; nothing new is sent")
                     group.cancel_scope.cancel()
                     return
 
-        async def report_progress() -> None:
-            while True:
-                await anyio.sleep(5.0)
-                say(_progress_line(progress))
+        async def show_progress() -> None:
+            if out.view is None or out.stream is None:
+                return
+            view = ProgressView(progress, out.stream, out.view, pause=limiter.current_pause)
+            await view.run()
 
         async def run() -> None:
             nonlocal result
@@ -334,19 +355,9 @@ async def _execute_with_signals(
             group.cancel_scope.cancel()
 
         group.start_soon(watch_signals)
-        group.start_soon(report_progress)
+        group.start_soon(show_progress)
         group.start_soon(run)
     if interrupted or result is None:
         ledger.set_run_status(run_id, RunStatus.INTERRUPTED, now=clock.wall())
         return None
     return result
-
-
-def _progress_line(progress: RunProgress) -> str:
-    stamp = time.strftime("%H:%M:%S")
-    return (
-        f"[{stamp}] triggered {progress.triggered}/{progress.total}"
-        f" · in flight {progress.in_flight} · failed {progress.failed}"
-        f" · unknown {progress.unknown} · requests {progress.requests}"
-        f" · 429s {progress.rate_limited}"
-    )

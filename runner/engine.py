@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 import anyio
 
-from runner.api import CachedJob, Job, MentionLabClient, Reply
+from runner.api import CachedJob, Job, JobPage, MentionLabClient, Reply
 from runner.backoff import full_jitter
 from runner.clock import Clock
 from runner.errors import (
@@ -72,6 +72,7 @@ class EngineOptions:
     settle_lookups: int = 4
     clock_skew: float = 120.0  # allowance when comparing our intent time with createdAt
     retry_ambiguous: bool = False
+    allow_stacking: bool = False  # trigger even if the project's last job is still running
     fail_fast: bool = False
     max_failures: int | None = None
     outage_threshold: int = 3  # consecutive unavailable answers that open the breaker
@@ -80,8 +81,25 @@ class EngineOptions:
 
 
 @dataclass
+class ProjectProgress:
+    """Counters of one project's actions."""
+
+    actions: int = 0
+    sent: int = 0
+    in_flight: int = 0
+    triggered: int = 0
+    failed: int = 0
+    unknown: int = 0
+    skipped: int = 0
+
+    @property
+    def settled(self) -> int:
+        return self.triggered + self.failed + self.unknown + self.skipped
+
+
+@dataclass
 class RunProgress:
-    """Live counters for progress display; the ledger stays the source of truth."""
+    """Live counters for the progress display; the ledger stays the source of truth."""
 
     total: int = 0
     sent: int = 0
@@ -91,16 +109,26 @@ class RunProgress:
     unknown: int = 0
     skipped: int = 0
     requests: int = 0
+    requests_in_flight: int = 0
     rate_limited: int = 0
     ambiguous: int = 0
     retries: int = 0
-    polls: int = 0
-    jobs_done: int = 0
     jobs_followed: int = 0
+    jobs_done: int = 0
     stop_reason: str | None = None
-    per_project: dict[str, dict[str, int]] = field(
-        default_factory=lambda: defaultdict(lambda: defaultdict(int))
-    )
+    waiting: str | None = None  # why nothing is sent right now (a pause, an outage), if anything
+    projects: dict[str, ProjectProgress] = field(default_factory=dict)
+
+    @property
+    def settled(self) -> int:
+        return self.triggered + self.failed + self.unknown + self.skipped
+
+    def note(self, project: str, **deltas: int) -> None:
+        """Add ``deltas`` to the run's counters and to ``project``'s."""
+        counters = self.projects.setdefault(project, ProjectProgress())
+        for name, delta in deltas.items():
+            setattr(self, name, getattr(self, name) + delta)
+            setattr(counters, name, getattr(counters, name) + delta)
 
 
 class Withdrawn(Exception):
@@ -197,7 +225,7 @@ class Gateway:
         await self.breaker.wait_turn()
         async with self.limiter.acquire(kind) as permit:
             self.progress.requests += 1
-            self.progress.in_flight += 1
+            self.progress.requests_in_flight += 1
             try:
                 reply = await call()
             except Withdrawn:
@@ -211,7 +239,7 @@ class Gateway:
                 self._learn_from_error(exc, permit)
                 raise
             finally:
-                self.progress.in_flight -= 1
+                self.progress.requests_in_flight -= 1
             permit.observe(reply.rate)
         self.breaker.success()
         self._track_server_clock(reply.rate.date_epoch)
@@ -297,18 +325,74 @@ class Engine:
         by_project: dict[str, list[Action]] = defaultdict(list)
         for action in actions:
             by_project[action.project_id].append(action)
-        self.progress.total = len(actions)
+        self._count_known_progress(actions)
         async with anyio.create_task_group() as group:
             for project_actions in by_project.values():
                 group.start_soon(self._trigger_project, project_actions)
         if self.stop_reason:
             self._skip_remaining(actions)
 
+    def _count_known_progress(self, actions: Sequence[Action]) -> None:
+        """Start the progress counters from the ledger (a resumed run has history)."""
+        states = {record.action.key: record.state for record in self.ledger.actions(self.run_id)}
+        self.progress.total = len(actions)
+        settled = {
+            ActionState.TRIGGERED: "triggered",
+            ActionState.FAILED: "failed",
+            ActionState.UNKNOWN: "unknown",
+            ActionState.SKIPPED: "skipped",
+        }
+        for action in actions:
+            self.progress.projects.setdefault(action.project, ProjectProgress()).actions += 1
+            counter = settled.get(states.get(action.key, ActionState.PENDING))
+            if counter is not None:
+                self.progress.note(action.project, **{counter: 1})
+
     async def _trigger_project(self, actions: list[Action]) -> None:
+        if not self.options.allow_stacking and await self._project_busy(actions):
+            return
         for action in actions:
             if self.stop_reason:
                 return
             await self._trigger_action(action)
+
+    async def _project_busy(self, actions: list[Action]) -> bool:
+        """The in-flight guard: skip a project whose last job (not ours) is still running."""
+        states = {self.ledger.action_state(self.run_id, action.key) for action in actions}
+        if states != {ActionState.PENDING}:
+            return False  # this run already started the project: its jobs are ours
+        first = actions[0]
+
+        async def latest_jobs() -> Reply[JobPage]:
+            if self.stop_reason:
+                raise Withdrawn
+            return await self.client.list_jobs(
+                project_id=first.project_id, organisation=first.organisation, limit=1
+            )
+
+        try:
+            reply = await self.request(RequestKind.TRIGGER, latest_jobs)
+        except Withdrawn:
+            return True  # the run is stopping; the project's actions are marked skipped
+        except FATAL_ERRORS as exc:
+            self._stop(f"{type(exc).__name__}: {exc}")
+            return True
+        except (ApiError, TransportError):
+            return False  # the guard cannot tell; the trigger itself will report any problem
+        latest = reply.value.jobs[0] if reply.value.jobs else None
+        if latest is None or latest.terminal:
+            return False
+        reason = (
+            f"in-flight guard: the project's last job {latest.id} is still {latest.status} "
+            f"(created {latest.created_at}); use --allow-stacking to trigger anyway"
+        )
+        for action in actions:
+            self.ledger.set_action_state(
+                self.run_id, action.key, ActionState.SKIPPED, now=self.clock.wall(), detail=reason
+            )
+            self.progress.note(action.project, skipped=1)
+        self._event("in_flight_guard", key=first.key, job=latest.id, status=latest.status)
+        return True
 
     def _skip_remaining(self, actions: Sequence[Action]) -> None:
         states = {r.action.key: r.state for r in self.ledger.actions(self.run_id)}
@@ -321,7 +405,7 @@ class Engine:
                     now=self.clock.wall(),
                     detail=f"not attempted: {self.stop_reason}",
                 )
-                self.progress.skipped += 1
+                self.progress.note(action.project, skipped=1)
 
     async def _trigger_action(self, action: Action) -> None:
         state = self.ledger.action_state(self.run_id, action.key)
@@ -382,8 +466,11 @@ class Engine:
             sent.number = self.ledger.record_intent(
                 self.run_id, action.key, idempotency_key=key, now=sent.intent_wall
             )
-            self.progress.sent += 1
-            return await self._call_trigger(action, key)
+            self.progress.note(action.project, sent=1, in_flight=1)
+            try:
+                return await self._call_trigger(action, key)
+            finally:
+                self.progress.note(action.project, in_flight=-1)
 
         try:
             reply = await self.request(kind, send)
@@ -486,7 +573,7 @@ class Engine:
         if isinstance(value, Job):
             self._learn_created_by(value)
             self._record_job(action, value)
-        self.progress.triggered += 1
+        self.progress.note(action.project, triggered=1)
 
     def _record_cached_jobs(self, action: Action, cached: tuple[CachedJob, ...]) -> None:
         """What the cached-jobs trigger returned, for the report to reconcile per query."""
@@ -557,7 +644,7 @@ class Engine:
             state=ActionState.FAILED,
             detail=reason,
         )
-        self.progress.failed += 1
+        self.progress.note(action.project, failed=1)
         self._failures += 1
         if self.options.fail_fast:
             self._stop(f"--fail-fast after {action.key} failed")
@@ -662,7 +749,7 @@ class Engine:
             detail=f"attempt {attempt}: {why}",
             settled_by="unsettled",
         )
-        self.progress.unknown += 1
+        self.progress.note(action.project, unknown=1)
         return False
 
     def _adopt(self, action: Action, attempt: int, job: Job) -> None:
@@ -679,7 +766,7 @@ class Engine:
         self._known_jobs.add(job.id)
         self._learn_created_by(job)
         self._record_job(action, job)
-        self.progress.triggered += 1
+        self.progress.note(action.project, triggered=1)
 
     async def _candidates(self, action: Action, since_wall: float) -> list[Job]:
         """Jobs of the project this key created since the intent, not attributed elsewhere."""

@@ -25,6 +25,7 @@ import anyio
 
 from runner.api import Job, MentionLabClient, Reply
 from runner.clock import Clock
+from runner.engine import RunProgress
 from runner.errors import ApiError, NotFound, NotSent, OutcomeUnknown
 from runner.ledger import Ledger
 from runner.limiter import RequestKind
@@ -68,7 +69,7 @@ class Tracked:
 class Follower:
     """Polls jobs until they are terminal or the deadline passes."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - collaborators are injected
         self,
         *,
         client: MentionLabClient,
@@ -78,8 +79,10 @@ class Follower:
         clock: Clock,
         rng: random_module.Random | None = None,
         options: FollowOptions | None = None,
+        progress: RunProgress | None = None,
     ) -> None:
         self.client = client
+        self.progress = progress or RunProgress()
         self.request = request
         self.ledger = ledger
         self.run_id = run_id
@@ -97,8 +100,9 @@ class Follower:
             return
         now = self.clock.monotonic()
         tracked = Tracked(action=action, job_id=job.id, first_seen=now, next_due=now)
-        self._apply(tracked, job, now)
         self.jobs[job.id] = tracked
+        self.progress.jobs_followed += 1
+        self._apply(tracked, job, now)
         self._wake.set()
 
     @property
@@ -198,6 +202,7 @@ class Follower:
             self.status_requests += 1
             self._anomaly(tracked, "404 for a job this run created")
             tracked.gone = True
+            self.progress.jobs_done += 1
             return
         except (ApiError, OutcomeUnknown, NotSent):
             self.status_requests += 1
@@ -219,6 +224,8 @@ class Follower:
             tracked.rate = progress / (now - tracked.last_poll) if progress > 0 else tracked.rate
         tracked.done_fraction, tracked.last_poll, tracked.status = fraction, now, job.status
         tracked.terminal = job.terminal
+        if job.terminal:
+            self.progress.jobs_done += 1
         self.ledger.upsert_job(
             self.run_id,
             job.id,

@@ -455,6 +455,13 @@ class RateLimiter:
             in_flight_after += 1
         self._observe(info, after_seq=self._seq - in_flight_after, sent_at=sent_at)
 
+    def current_pause(self) -> tuple[float, str] | None:
+        """Seconds left in the global pause and its reason, or None when not paused."""
+        left = self._pause_until - self._clock.monotonic()
+        if left <= 0 or not self._pauses:
+            return None
+        return left, self._pauses[-1].reason
+
     def pause(self, seconds: float, *, reason: str) -> None:
         """Hold every admission for ``seconds`` from now (capped at ``max_pause``, recorded).
 

@@ -109,6 +109,7 @@ async def execute(  # noqa: PLR0913 - the run's collaborators are injected
         clock=clock,
         rng=rng,
         options=options.follow,
+        progress=engine.progress,
     )
     if options.wait:
         engine.on_job = follower.add

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from runner.progress import ViewOptions
 
 from runner.cli._common import echo_err, exit_on_error
 
@@ -48,6 +52,11 @@ from runner.cli._common import echo_err, exit_on_error
     help="Resend triggers whose outcome could not be settled (may pay twice).",
 )
 @click.option(
+    "--allow-stacking",
+    is_flag=True,
+    help="Trigger a project even if its last job is still pending or processing.",
+)
+@click.option(
     "--settle-grace",
     type=click.FloatRange(min=0),
     help="Seconds a created job may take to appear in the job list (default max(60, 2×timeout)).",
@@ -76,6 +85,12 @@ from runner.cli._common import echo_err, exit_on_error
     type=click.Choice(["json", "markdown", "junit", "text"]),
     help="Report formats to write; repeat for several (default: the manifest's).",
 )
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Live progress display (default: on a terminal); --no-progress prints plain lines.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="More frequent progress lines.")
 @click.option("-q", "--quiet", is_flag=True, help="Only the summary and errors.")
 @exit_on_error
 def apply(
@@ -94,11 +109,14 @@ def apply(
     fail_fast: bool,
     max_failures: int | None,
     retry_ambiguous: bool,
+    allow_stacking: bool,
     settle_grace: float | None,
     state_dir: Path | None,
     lock_timeout: float,
     report_dir: Path | None,
     formats: tuple[str, ...],
+    progress: bool | None,
+    verbose: bool,
     quiet: bool,
 ) -> None:
     """Trigger every job the manifest declares, follow them, and report.
@@ -136,13 +154,19 @@ def apply(
         fail_fast=fail_fast,
         max_failures=max_failures,
         retry_ambiguous=retry_ambiguous,
+        allow_stacking=allow_stacking,
         settle_grace=settle_grace,
         ledger_path=state_dir / "ledger.sqlite" if state_dir else None,
         lock_timeout=lock_timeout,
         report_dir=report_dir,
         formats=formats,
     )
-    result = run_apply(request, say=(lambda _line: None) if quiet else echo_err)
+    result = run_apply(
+        request,
+        say=(lambda _line: None) if quiet else echo_err,
+        view=None if quiet else _view_options(progress, verbose),
+        stream=sys.stderr,
+    )
     for problem in result.problems:
         echo_err(f"warning: {problem.project}: {problem.message}; not triggered")
     if result.report is None:
@@ -154,10 +178,22 @@ def apply(
     sys.exit(result.report.exit_code())
 
 
-def _use_color() -> bool:
+def _view_options(progress: bool | None, verbose: bool) -> ViewOptions:
+    from runner.progress import ViewOptions  # noqa: PLC0415
+
+    live = sys.stderr.isatty() if progress is None else progress
+    return ViewOptions(live=live, color=live and _colors_allowed(), verbose=verbose)
+
+
+def _colors_allowed() -> bool:
     import os  # noqa: PLC0415
 
-    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    return "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
+def _use_color() -> bool:
+
+    return sys.stdout.isatty() and _colors_allowed()
 
 
 def _plan_summary(plan: object) -> str:

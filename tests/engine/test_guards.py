@@ -113,3 +113,40 @@ def test_action_states_are_the_documented_ones() -> None:
         "unknown",
         "skipped",
     }
+
+
+@pytest.mark.anyio
+async def test_a_project_whose_last_job_still_runs_is_not_triggered_again(tmp_path: Path) -> None:
+    harness = Harness(tmp_path, wait=False)
+    actions = job_actions(3)
+    async with harness.client() as client:  # someone else's job, still processing
+        await client.trigger_job(
+            project_id=actions[0].project_id,
+            organisation=actions[0].organisation,
+            models=("gpt-5-mini",),
+            execution_count=1,
+        )
+    await harness.run(actions)
+    states = harness.states()
+    assert states[actions[0].key] == ActionState.SKIPPED
+    assert states[actions[1].key] == states[actions[2].key] == ActionState.TRIGGERED
+    record = next(r for r in harness.ledger.actions(harness.run_id or "") if r.action == actions[0])
+    assert record.detail is not None
+    assert "in-flight guard" in record.detail
+    assert harness.triggers_by_project()[actions[0].project_id] == 1  # only the other one's
+
+
+@pytest.mark.anyio
+async def test_allow_stacking_triggers_anyway(tmp_path: Path) -> None:
+    harness = Harness(tmp_path, wait=False, engine=EngineOptions(allow_stacking=True))
+    actions = job_actions(1)
+    async with harness.client() as client:
+        await client.trigger_job(
+            project_id=actions[0].project_id,
+            organisation=actions[0].organisation,
+            models=("gpt-5-mini",),
+            execution_count=1,
+        )
+    await harness.run(actions)
+    assert harness.states()[actions[0].key] == ActionState.TRIGGERED
+    assert harness.triggers_by_project()[actions[0].project_id] == 2
