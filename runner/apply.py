@@ -28,7 +28,7 @@ from runner.api import (
 )
 from runner.clock import Clock, SystemClock
 from runner.engine import EngineOptions, Gateway, RunProgress
-from runner.errors import AuthError, BudgetExceeded, ConfigError
+from runner.errors import AuthError, BudgetExceeded, ConfigError, UsageError
 from runner.follow import FollowOptions
 from runner.ledger import Ledger, RunStatus, default_ledger_path
 from runner.limiter import RateLimiter, Window
@@ -39,6 +39,7 @@ from runner.progress import ProgressView, ViewOptions
 from runner.remote import ProjectProblem, RemoteFacts, resolve_query_counts
 from runner.report import Report, build_report, write_reports
 from runner.run import RunOptions, RunSummary, execute, start_run
+from runner.shard import Shard, shard_plan, shard_settings
 
 SANDBOX_URL = "https://sandbox.mentionlab.invalid"
 SANDBOX_KEY = "ml_live_sandbox"
@@ -70,6 +71,8 @@ class ApplyRequest:
     report_dir: Path | None = None
     formats: tuple[str, ...] = ()  # empty: the manifest's settings.reports.formats
     max_plan_age: float | None = None  # a saved plan's; None: MLRUN_MAX_PLAN_AGE or 24 h
+    changed_since: str | None = None  # a git ref: only the projects changed since (runner.changes)
+    shard: Shard | None = None  # this CI job's part of the plan and of the rate budget
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,22 @@ def load_plan(request: ApplyRequest) -> tuple[Plan, Settings]:
     from runner.manifest import load_manifest  # noqa: PLC0415 - keep imports lazy for the CLI
 
     loaded = load_manifest(request.paths)
-    return build_plan(loaded.manifest, request.selection), loaded.manifest.settings
+    plan = build_plan(loaded.manifest, request.selection)
+    if request.changed_since is not None:
+        from runner.changes import changes_since  # noqa: PLC0415 - git only when asked
+
+        changes = changes_since(request.changed_since, loaded.manifest, request.paths)
+        plan = changes.narrow(plan)
+    return split_for_shard(request, plan, loaded.manifest.settings)
+
+
+def split_for_shard(request: ApplyRequest, plan: Plan, settings: Settings) -> tuple[Plan, Settings]:
+    """With ``--shard i/n``: the shard's actions, and every rate window divided by n."""
+    if request.shard is None:
+        return plan, settings
+    return shard_plan(plan, request.shard, settings.rate_limits), shard_settings(
+        settings, request.shard
+    )
 
 
 def make_limiter(settings: Settings, clock: Clock, concurrency: int | None) -> RateLimiter:
@@ -169,6 +187,9 @@ def apply(
             env=env,
             max_age=request.max_plan_age,
         )
+        if request.changed_since is not None:
+            raise UsageError("a saved plan runs exactly as planned; --changed-since goes to `plan`")
+        plan, settings = split_for_shard(request, plan, settings)
         out = Output(say, view, stream)
         return anyio.run(_apply_new, replace(request, offline=True), plan, settings, out, env)
     plan, settings = load_plan(request)
@@ -192,7 +213,13 @@ async def _apply_new(
             ledger.lock(wait=request.lock_timeout)
             options = run_options(request, settings)
             run_id = start_run(
-                ledger, plan, clock=clock, base_url=client.base_url, env=env, wait=options.wait
+                ledger,
+                plan,
+                clock=clock,
+                base_url=client.base_url,
+                env=env,
+                wait=options.wait,
+                rate_limits=[(w.limit, w.seconds) for w in limiter.windows],
             )
             out.say(f"run {run_id}: {len(plan.actions)} actions, ledger {ledger_path}")
             summary = await _execute_with_signals(
@@ -261,6 +288,8 @@ def _resume(request: ApplyRequest, *, out: Output, env: Mapping[str, str]) -> Ap
         settings = Settings()
         if request.paths:
             _, settings = load_plan(request)
+        elif request.shard is not None:
+            settings = shard_settings(settings, request.shard)
         out.say(f"resuming run {run_id}")
         summary = anyio.run(_resume_async, request, settings, ledger, run_id, out, env)
         report, files = write_run_report(ledger, run_id, request, settings, env)

@@ -12,7 +12,7 @@ import platform
 import random as random_module
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import anyio
@@ -49,7 +49,12 @@ def new_run_id(clock: Clock) -> str:
     return f"{stamp}-{secrets.token_hex(3)}"
 
 
-def run_metadata(env: Mapping[str, str], *, wait: bool = True) -> dict[str, object]:
+def run_metadata(
+    env: Mapping[str, str],
+    *,
+    wait: bool = True,
+    rate_limits: Sequence[tuple[int, float]] = (),
+) -> dict[str, object]:
     """What the report says about where and how the run happened (never a secret)."""
     from runner.report.environment import ci_info  # noqa: PLC0415 - report is a leaf package
 
@@ -58,6 +63,7 @@ def run_metadata(env: Mapping[str, str], *, wait: bool = True) -> dict[str, obje
         "python": platform.python_version(),
         "ci": ci_info(env).to_json(),
         "wait": wait,
+        "rateLimits": [[limit, seconds] for limit, seconds in rate_limits],
     }
 
 
@@ -69,10 +75,11 @@ def start_run(
     base_url: str,
     env: Mapping[str, str] | None = None,
     wait: bool = True,
+    rate_limits: Sequence[tuple[int, float]] = (),
 ) -> str:
     """Record a new run and its whole plan before anything is sent."""
     run_id = new_run_id(clock)
-    meta = run_metadata(os.environ if env is None else env, wait=wait)
+    meta = run_metadata(os.environ if env is None else env, wait=wait, rate_limits=rate_limits)
     ledger.create_run(run_id, plan, base_url=base_url, meta=meta, now=clock.wall())
     return run_id
 

@@ -20,6 +20,9 @@ _COMMANDS: dict[str, str] = {
     "sandbox": "runner.cli.sandbox:sandbox",
     "apply": "runner.cli.apply:apply",
     "plan": "runner.cli.plan:plan",
+    "runs": "runner.cli.runs:runs",
+    "report": "runner.cli.runs:report",
+    "status": "runner.cli.runs:status",
 }
 
 

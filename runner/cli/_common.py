@@ -34,13 +34,13 @@ R = TypeVar("R")
 
 def exit_code_for(error: MlrunError) -> ExitCode:
     """The documented exit code of an error that ends a command."""
-    if isinstance(error, ManifestError | UsageError | ConfigError | PlanError):
+    if isinstance(error, ManifestError | UsageError | ConfigError | PlanError | LedgerError):
         return ExitCode.INVALID
     if isinstance(error, BudgetExceeded):
         return ExitCode.BUDGET_REFUSED
     if isinstance(error, RunInterrupted):
         return ExitCode.INTERRUPTED
-    if isinstance(error, AuthError | QuotaExhausted | LedgerError):
+    if isinstance(error, AuthError | QuotaExhausted):
         return ExitCode.FATAL_API
     return ExitCode.ACTION_FAILED
 

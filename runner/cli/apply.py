@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -10,6 +11,7 @@ import click
 
 if TYPE_CHECKING:
     from runner.progress import ViewOptions
+    from runner.shard import Shard
 
 from runner.cli._common import echo_err, exit_on_error
 
@@ -82,7 +84,7 @@ from runner.cli._common import echo_err, exit_on_error
     "--format",
     "formats",
     multiple=True,
-    type=click.Choice(["json", "markdown", "junit", "text"]),
+    type=click.Choice(["json", "markdown", "junit", "text", "html"]),
     help="Report formats to write; repeat for several (default: the manifest's).",
 )
 @click.option(
@@ -91,6 +93,30 @@ from runner.cli._common import echo_err, exit_on_error
     help="Live progress display (default: on a terminal); --no-progress prints plain lines.",
 )
 @click.option("-v", "--verbose", is_flag=True, help="More frequent progress lines.")
+@click.option(
+    "--changed-since",
+    metavar="REF",
+    help="Only projects whose entries changed since git REF (removed ones: listed, not triggered).",
+)
+@click.option(
+    "--shard",
+    "shard_spec",
+    metavar="I/N",
+    help="Run shard I of N (1-based): a stable share of the projects on 1/N of the rate limits.",
+)
+@click.option(
+    "--annotations",
+    type=click.Choice(["auto", "github", "none"]),
+    default="auto",
+    show_default=True,
+    help="GitHub annotations for problems, on stderr (auto: when GITHUB_ACTIONS=true).",
+)
+@click.option(
+    "--step-summary/--no-step-summary",
+    default=True,
+    show_default=True,
+    help="Append the report's Markdown to $GITHUB_STEP_SUMMARY when that is set.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Only the summary and errors.")
 @exit_on_error
 def apply(
@@ -117,6 +143,10 @@ def apply(
     formats: tuple[str, ...],
     progress: bool | None,
     verbose: bool,
+    changed_since: str | None,
+    shard_spec: str | None,
+    annotations: str,
+    step_summary: bool,
     quiet: bool,
 ) -> None:
     """Trigger every job the manifest declares, follow them, and report.
@@ -131,14 +161,17 @@ def apply(
       mlrun apply manifests/ --select team=growth --concurrency 4
       mlrun apply --resume
     """
-    from runner.apply import ApplyRequest  # noqa: PLC0415 - keep `mlrun --help` fast
+    from runner.annotations import GitHubOutput  # noqa: PLC0415 - keep `mlrun --help` fast
+    from runner.apply import ApplyRequest  # noqa: PLC0415
     from runner.apply import apply as run_apply  # noqa: PLC0415
-    from runner.errors import UsageError  # noqa: PLC0415
+    from runner.errors import BudgetExceeded, UsageError  # noqa: PLC0415
     from runner.exitcodes import ExitCode  # noqa: PLC0415
     from runner.plan import Selection  # noqa: PLC0415
 
     if not paths and resume is None:
         raise UsageError("give the manifest PATHs to apply, or --resume")
+    if changed_since is not None and resume is not None:
+        raise UsageError("--changed-since selects what a new run triggers; not with --resume")
     request = ApplyRequest(
         paths=paths,
         resume=resume,
@@ -160,15 +193,25 @@ def apply(
         lock_timeout=lock_timeout,
         report_dir=report_dir,
         formats=formats,
+        changed_since=changed_since,
+        shard=_shard(shard_spec),
     )
-    result = run_apply(
-        request,
-        say=(lambda _line: None) if quiet else echo_err,
-        view=None if quiet else _view_options(progress, verbose),
-        stream=sys.stderr,
-    )
+    github = GitHubOutput.from_options(annotations, step_summary, os.environ)
+    try:
+        result = run_apply(
+            request,
+            say=(lambda _line: None) if quiet else echo_err,
+            view=None if quiet else _view_options(progress, verbose),
+            stream=sys.stderr,
+        )
+    except BudgetExceeded as error:
+        _echo_lines(github.after_refusal(str(error), paths, "apply"))
+        raise
+    for note in () if quiet else result.plan.notes:
+        echo_err(f"note: {note}")
     for problem in result.problems:
         echo_err(f"warning: {problem.project}: {problem.message}; not triggered")
+    _echo_lines(github.after_apply(result, paths, result.report_files))
     if result.report is None:
         click.echo(_plan_summary(result.plan))
         sys.exit(ExitCode.OK)
@@ -176,6 +219,18 @@ def apply(
 
     click.echo(render_text(result.report, color=_use_color(), files=result.report_files))
     sys.exit(result.report.exit_code())
+
+
+def _shard(spec: str | None) -> Shard | None:
+    """``--shard I/N`` parsed; None without the option."""
+    from runner.shard import Shard  # noqa: PLC0415
+
+    return None if spec is None else Shard.parse(spec)
+
+
+def _echo_lines(lines: list[str]) -> None:
+    for line in lines:
+        echo_err(line)
 
 
 def _view_options(progress: bool | None, verbose: bool) -> ViewOptions:

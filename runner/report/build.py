@@ -117,6 +117,9 @@ def _run_info(
         or "BudgetExceeded" in (stop_reason or ""),
         skipped_projects=tuple((s.project, redact(s.reason)) for s in run.plan.skipped),
         followed=run.meta.get("wait", True) is not False,
+        rate_limits=tuple(
+            (int(limit), float(seconds)) for limit, seconds in run.meta.get("rateLimits", [])
+        ),
     )
 
 

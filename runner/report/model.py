@@ -408,6 +408,18 @@ class RunInfo:
     budget_refused: bool = False
     skipped_projects: tuple[tuple[str, str], ...] = ()  # (project, reason): not in the plan
     followed: bool = True  # False with --no-wait: jobs were triggered, not followed
+    rate_limits: tuple[tuple[int, float], ...] = ()  # (limit, window seconds) the run enforced
+
+    @property
+    def rate_limit_per_second(self) -> float | None:
+        """The limit a per-second timeline is drawn against: the 1-second window if any,
+        else the tightest sustained rate."""
+        if not self.rate_limits:
+            return None
+        short = [limit / seconds for limit, seconds in self.rate_limits if seconds <= 1.0]
+        if short:
+            return min(short)
+        return min(limit / seconds for limit, seconds in self.rate_limits)
 
     @property
     def fatal_stop(self) -> bool:
@@ -431,6 +443,9 @@ class RunInfo:
             "stopReason": self.stop_reason,
             "budgetRefused": self.budget_refused,
             "followed": self.followed,
+            "rateLimits": [
+                {"limit": limit, "seconds": seconds} for limit, seconds in self.rate_limits
+            ],
             "skippedProjects": [
                 {"project": project, "reason": reason} for project, reason in self.skipped_projects
             ],

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from runner.errors import ConfigError, UsageError
+from runner.report.html import render_html
 from runner.report.junit import render_junit
 from runner.report.markdown import render_markdown
 from runner.report.model import Report
@@ -25,6 +26,7 @@ __all__ = [
     "FILE_NAMES",
     "FORMATS",
     "normalise_formats",
+    "render_html",
     "render_json",
     "render_junit",
     "render_markdown",
@@ -32,14 +34,15 @@ __all__ = [
     "write_reports",
 ]
 
-FORMATS = ("json", "markdown", "junit", "text")
+FORMATS = ("json", "markdown", "junit", "text", "html")
 FILE_NAMES = {
     "json": "report.json",
     "markdown": "report.md",
     "junit": "junit.xml",
     "text": "report.txt",
+    "html": "report.html",
 }
-_ALIASES = {"md": "markdown", "xml": "junit", "txt": "text"}
+_ALIASES = {"md": "markdown", "xml": "junit", "txt": "text", "htm": "html"}
 
 
 INDENTED_JSON_ACTIONS = 2_000
@@ -75,7 +78,7 @@ def write_reports(
 ) -> list[Path]:
     """Write ``report`` in each of ``formats`` into ``directory``; return the paths written.
 
-    Names: report.json, report.md, junit.xml, report.txt. The Markdown points to
+    Names: report.json, report.md, junit.xml, report.txt, report.html. The Markdown points to
     ``full_report_hint``, by default the JSON report when one is written.
     ConfigError when the directory or a file cannot be written.
     """
@@ -89,6 +92,7 @@ def write_reports(
         "markdown": lambda: render_markdown(report, full_report_hint=full_report_hint),
         "junit": lambda: render_junit(report),
         "text": lambda: render_text(report, color=False, files=paths),
+        "html": lambda: render_html(report, rate_limit=report.run.rate_limit_per_second),
     }
     try:
         directory.mkdir(parents=True, exist_ok=True)

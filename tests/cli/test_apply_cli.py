@@ -42,6 +42,11 @@ def test_quickstart_on_the_sandbox_completes_and_writes_every_report(tmp_path: P
     report = json.loads((run_dirs[0] / "report.json").read_text())
     jsonschema.validate(report, load_schema("report.schema.json"))
     assert report["exitCode"] == 0
+    assert report["run"]["rateLimits"] == [
+        {"limit": 10, "seconds": 1.0},
+        {"limit": 300, "seconds": 60.0},
+        {"limit": 10000, "seconds": 3600.0},
+    ]
     assert {"report.md", "junit.xml"} <= {p.name for p in run_dirs[0].iterdir()}
     assert (tmp_path / ".mlrun" / "ledger.sqlite").exists()
 

@@ -1,0 +1,176 @@
+"""``mlrun status RUN``: jobs refreshed through the API (never a trigger), report rewritten."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from runner.ledger import ActionState, Ledger, RunStatus
+from runner.status import outstanding_jobs, refreshed_status
+
+from report.report_support import standard_scenario
+from runs.runs_support import QUICKSTART, mlrun, read_json
+
+KEY = {"MENTIONLAB_API_KEY": "ml_live_status"}
+
+
+def test_outstanding_jobs_are_the_running_ones_we_can_still_ask_about(tmp_path: Path) -> None:
+    scenario = standard_scenario(tmp_path)
+    with scenario.ledger as ledger:
+        found = outstanding_jobs(ledger.actions(scenario.run_id), ledger.jobs(scenario.run_id))
+    # job-g1 is processing (timed out); job-d1 answered 404 (gone); cached jobs are not followed.
+    assert [(action.key, job.id) for action, job in found] == [("gamma/jobs/1", "job-g1")]
+    assert found[0][1].status == "processing"
+
+
+@pytest.mark.parametrize(
+    ("status", "states", "running", "expected"),
+    [
+        (RunStatus.INTERRUPTED, ["triggered"], False, RunStatus.FINISHED),
+        (RunStatus.INTERRUPTED, ["triggered"], True, RunStatus.INTERRUPTED),
+        (RunStatus.INTERRUPTED, ["triggered", "pending"], False, RunStatus.INTERRUPTED),
+        (RunStatus.RUNNING, ["triggered", "ambiguous"], False, RunStatus.INTERRUPTED),
+        (RunStatus.RUNNING, ["triggered"], False, RunStatus.FINISHED),
+        (RunStatus.FAILED, ["triggered", "pending"], True, RunStatus.FAILED),
+        (RunStatus.FINISHED, ["triggered"], True, RunStatus.FINISHED),
+    ],
+)
+def test_the_run_status_after_a_refresh(
+    tmp_path: Path, status: RunStatus, states: list[str], running: bool, expected: RunStatus
+) -> None:
+    from report.report_support import job_action, open_scenario  # noqa: PLC0415
+
+    actions = [job_action("p", i) for i in range(len(states))]
+    scenario = open_scenario(tmp_path, actions)
+    for action, state in zip(actions, states, strict=True):
+        if state == "triggered":
+            scenario.trigger(action.key, f"job-{action.key}", status="processing")
+            if not running:
+                scenario.finish(action.key, f"job-{action.key}", "completed", {"total": 1})
+        elif state != "pending":
+            scenario.ledger.set_action_state(
+                scenario.run_id, action.key, ActionState(state), now=scenario.tick()
+            )
+    with scenario.ledger as ledger:
+        records, jobs = ledger.actions(scenario.run_id), ledger.jobs(scenario.run_id)
+    assert refreshed_status(status, records, jobs) == expected
+
+
+# -- end to end, against a served sandbox ----------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`mlrun sandbox serve` on loopback, jobs lasting a few seconds."""
+    port = _free_port()
+    log = tmp_path_factory.mktemp("served") / "stderr.log"
+    command = [sys.executable, "-m", "runner", "sandbox", "serve", "--port", str(port)]
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [*command, "--time-scale", "300"], stdout=subprocess.DEVNULL, stderr=stderr
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, process)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 20.0
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the served sandbox exited"
+        try:
+            httpx.get(f"{url}/_sandbox/health", timeout=0.5)
+        except httpx.TransportError:
+            time.sleep(0.05)
+        else:
+            return
+    pytest.fail("the served sandbox did not start")
+
+
+def _triggers(url: str) -> int:
+    return len(httpx.get(f"{url}/_sandbox/truth").json()["triggers"])
+
+
+def test_status_follows_a_no_wait_run_to_the_end_without_triggering(
+    served: str, tmp_path: Path
+) -> None:
+    env = {**KEY, "MENTIONLAB_BASE_URL": served}
+    applied = mlrun(
+        "apply", str(QUICKSTART), "--no-wait", "--format", "json", "-q", cwd=tmp_path, env=env
+    )
+    assert applied.returncode == 0, applied.stderr + applied.stdout
+    sent = _triggers(served)
+    with Ledger.open(tmp_path / ".mlrun" / "ledger.sqlite") as ledger:
+        run_id = ledger.resolve_run_id("last")
+    report = tmp_path / "mlrun-reports" / run_id / "report.json"
+    assert {job["status"] for a in read_json(report)["actions"] for job in a["done"]["jobs"]} & {
+        "pending", "processing"
+    }  # fmt: skip
+
+    once = mlrun("status", run_id[:12], cwd=tmp_path, env=env)
+    assert once.returncode in {0, 1}, once.stderr
+    assert f"run {run_id}: asking {served}" in once.stderr
+
+    waited = mlrun("status", "last", "--wait", "--timeout", "60", cwd=tmp_path, env=env)
+    assert waited.returncode == 0, waited.stderr + waited.stdout
+    assert "everything completed as asked" in waited.stdout
+    assert _triggers(served) == sent  # status reads jobs, it never triggers
+    rewritten = read_json(report)
+    assert rewritten["exitCode"] == 0
+    statuses = {job["status"] for a in rewritten["actions"] for job in a["done"]["jobs"]}
+    assert statuses <= {"completed", None}
+    assert sorted(p.name for p in report.parent.iterdir()) == ["report.json"]
+
+    again = mlrun("status", "last", cwd=tmp_path, env=env)
+    assert again.returncode == 0
+    assert "0 job(s) refreshed with 0 request(s)" in again.stderr
+
+
+def test_status_of_an_in_process_sandbox_run_explains_why_it_cannot(tmp_path: Path) -> None:
+    applied = mlrun(
+        "apply", str(QUICKSTART), "--sandbox", "--sandbox-time-scale", "600", "--no-wait", "-q",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert applied.returncode == 0, applied.stderr
+    result = mlrun("status", "last", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "keeps its jobs only while its process lives" in result.stderr
+
+
+def test_status_of_a_finished_run_rewrites_its_report(tmp_path: Path) -> None:
+    applied = mlrun(
+        "apply", str(QUICKSTART), "--sandbox", "--sandbox-time-scale", "600", "-q", cwd=tmp_path
+    )
+    assert applied.returncode == 0, applied.stderr
+    result = mlrun("status", "last", "--format", "html", "--sandbox", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "0 job(s) refreshed" in result.stderr
+    assert list((tmp_path / "mlrun-reports").glob("*/report.html"))
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [(("last",), 2, "no ledger at"), (("nope", "--state-dir", "."), 2, "no ledger at")],
+)
+def test_status_usage_errors(
+    tmp_path: Path, args: tuple[str, ...], code: int, message: str
+) -> None:
+    result = mlrun("status", *args, cwd=tmp_path)
+    assert result.returncode == code
+    assert message in result.stderr
