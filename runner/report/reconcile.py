@@ -217,17 +217,22 @@ def cached_differences(cached: CachedSummary) -> Iterator[Difference]:
 
 
 def compute_totals(actions: Sequence[ActionResult]) -> Totals:
-    """Totals per project (plan order), per model (by name) and for the run."""
+    """Totals per project (plan order), per model (by name) and for the run.
+
+    Executions are those of one-off jobs: a cached-jobs trigger sets up recurring cached jobs
+    (one per query) whose runs no job counter reports, so its action counts in the outcomes but
+    adds nothing to the execution columns; it is reconciled per query on its own row.
+    """
     by_project: dict[str, list[ActionResult]] = {}
     for action in actions:
         by_project.setdefault(action.project, []).append(action)
     return Totals(
-        run=tally("run", [(a, a.asked.expected_executions, _counters(a)) for a in actions]),
+        run=tally("run", [(a, _job_executions(a), _counters(a)) for a in actions]),
         projects=tuple(
-            tally(name, [(a, a.asked.expected_executions, _counters(a)) for a in group])
+            tally(name, [(a, _job_executions(a), _counters(a)) for a in group])
             for name, group in by_project.items()
         ),
-        models=_model_tallies(actions),
+        models=_model_tallies([a for a in actions if _is_job(a)]),
         models_exact=all(len(a.asked.models) == 1 for a in actions),
     )
 
@@ -242,6 +247,14 @@ def tally(name: str, rows: Sequence[tuple[ActionResult, int | None, Counters]]) 
     outcomes = Counter(action.outcome for action, _, _ in rows)
     ordered = tuple(sorted(outcomes.items(), key=lambda item: item[0].rank))
     return Tally(name, len(rows), expected, counters, ordered)
+
+
+def _is_job(action: ActionResult) -> bool:
+    return action.asked.endpoint == "jobs"
+
+
+def _job_executions(action: ActionResult) -> int | None:
+    return action.asked.expected_executions if _is_job(action) else 0
 
 
 def _counters(action: ActionResult) -> Counters:
