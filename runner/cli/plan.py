@@ -45,6 +45,30 @@ if TYPE_CHECKING:  # imported when the command runs, so `mlrun --help` stays fas
 @click.option("--select", multiple=True, help="Only these projects: NAME or label=value.")
 @click.option("--exclude", multiple=True, help="Leave out these projects: NAME or label=value.")
 @click.option("--concurrency", type=click.IntRange(1, 256), help="Requests in flight at most.")
+@click.option(
+    "--changed-since",
+    metavar="REF",
+    help="Only projects whose entries changed since git REF (removed ones: listed, not planned).",
+)
+@click.option(
+    "--shard",
+    "shard_spec",
+    metavar="I/N",
+    help="Plan shard I of N (1-based): a stable share of the projects on 1/N of the rate limits.",
+)
+@click.option(
+    "--annotations",
+    type=click.Choice(["auto", "github", "none"]),
+    default="auto",
+    show_default=True,
+    help="GitHub annotations for problems, on stderr (auto: when GITHUB_ACTIONS=true).",
+)
+@click.option(
+    "--step-summary/--no-step-summary",
+    default=True,
+    show_default=True,
+    help="Append the plan's Markdown to $GITHUB_STEP_SUMMARY when that is set.",
+)
 @exit_on_error
 def plan(
     paths: tuple[str, ...],
@@ -56,6 +80,10 @@ def plan(
     select: tuple[str, ...],
     exclude: tuple[str, ...],
     concurrency: int | None,
+    changed_since: str | None,
+    shard_spec: str | None,
+    annotations: str,
+    step_summary: bool,
 ) -> None:
     """Show what `mlrun apply` would trigger and what it would cost; send no trigger.
 
@@ -73,12 +101,15 @@ def plan(
       mlrun plan manifests/ -o plan.json --format markdown > plan.md
       mlrun apply plan.json
       mlrun plan examples/quickstart.yaml --offline
+      mlrun plan manifests/ --changed-since origin/main --format markdown > plan.md
     """
-    from runner.apply import ApplyRequest  # noqa: PLC0415 - keep `mlrun --help` fast
+    from runner.annotations import GitHubOutput  # noqa: PLC0415 - keep `mlrun --help` fast
+    from runner.apply import ApplyRequest  # noqa: PLC0415
     from runner.errors import UsageError  # noqa: PLC0415
     from runner.plan import Selection  # noqa: PLC0415
     from runner.planfile import read_saved_plan, write_plan_file  # noqa: PLC0415
     from runner.report.plan import render_plan  # noqa: PLC0415
+    from runner.shard import Shard  # noqa: PLC0415
 
     if not paths:
         raise UsageError("give the manifest PATHs to plan")
@@ -89,13 +120,20 @@ def plan(
         selection=Selection(include=select, exclude=exclude),
         concurrency=concurrency,
         offline=offline,
+        changed_since=changed_since,
+        shard=None if shard_spec is None else Shard.parse(shard_spec),
     )
     plan_file = read_saved_plan(paths) or _make_plan(request, os.environ)
     if out is not None:
         write_plan_file(out, plan_file)
     click.echo(render_plan(plan_file, output_format, full_plan_hint=_hint(out)), nl=False)
+    for note in plan_file.plan.notes:
+        echo_err(f"note: {note}")
     if output_format != "text":
         _warn(plan_file)
+    github = GitHubOutput.from_options(annotations, step_summary, os.environ)
+    for line in github.after_plan(plan_file, full_plan_hint=_hint(out)):
+        echo_err(line)
     sys.exit(plan_file.exit_code())
 
 
