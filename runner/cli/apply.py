@@ -14,11 +14,19 @@ if TYPE_CHECKING:
     from runner.shard import Shard
 
 from runner.cli._common import echo_err, exit_on_error
+from runner.cli.options import (
+    concurrency_option,
+    github_options,
+    selection_options,
+    target_options,
+)
 
 
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path(dir_okay=True, path_type=str))
-@click.option("--sandbox", is_flag=True, help="Run against the in-process simulated API.")
+@target_options
+@selection_options
+@concurrency_option
 @click.option(
     "--sandbox-time-scale",
     type=click.FloatRange(min=1),
@@ -26,14 +34,6 @@ from runner.cli._common import echo_err, exit_on_error
     show_default=True,
     help="With --sandbox: how much faster than real time the simulated jobs run.",
 )
-@click.option(
-    "--base-url",
-    envvar="MENTIONLAB_BASE_URL",
-    help="API base URL (https; plain http only to loopback). Default https://api.mentionlab.io.",
-)
-@click.option("--select", multiple=True, help="Only these projects: NAME or label=value.")
-@click.option("--exclude", multiple=True, help="Leave out these projects: NAME or label=value.")
-@click.option("--concurrency", type=click.IntRange(1, 256), help="Requests in flight at most.")
 @click.option("--dry-run", is_flag=True, help="Plan (remotely) and stop before sending triggers.")
 @click.option("--offline", is_flag=True, help="Do not ask the API for query counts first.")
 @click.option(
@@ -93,31 +93,8 @@ from runner.cli._common import echo_err, exit_on_error
     help="Live progress display (default: on a terminal); --no-progress prints plain lines.",
 )
 @click.option("-v", "--verbose", is_flag=True, help="More frequent progress lines.")
-@click.option(
-    "--changed-since",
-    metavar="REF",
-    help="Only projects whose entries changed since git REF (removed ones: listed, not triggered).",
-)
-@click.option(
-    "--shard",
-    "shard_spec",
-    metavar="I/N",
-    help="Run shard I of N (1-based): a stable share of the projects on 1/N of the rate limits.",
-)
-@click.option(
-    "--annotations",
-    type=click.Choice(["auto", "github", "none"]),
-    default="auto",
-    show_default=True,
-    help="GitHub annotations for problems, on stderr (auto: when GITHUB_ACTIONS=true).",
-)
-@click.option(
-    "--step-summary/--no-step-summary",
-    default=True,
-    show_default=True,
-    help="Append the report's Markdown to $GITHUB_STEP_SUMMARY when that is set.",
-)
 @click.option("-q", "--quiet", is_flag=True, help="Only the summary and errors.")
+@github_options
 @exit_on_error
 def apply(
     paths: tuple[str, ...],

@@ -13,6 +13,12 @@ from typing import TYPE_CHECKING
 import click
 
 from runner.cli._common import echo_err, exit_on_error
+from runner.cli.options import (
+    concurrency_option,
+    github_options,
+    selection_options,
+    target_options,
+)
 
 if TYPE_CHECKING:  # imported when the command runs, so `mlrun --help` stays fast
     from runner.apply import ApplyRequest
@@ -21,6 +27,9 @@ if TYPE_CHECKING:  # imported when the command runs, so `mlrun --help` stays fas
 
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path(dir_okay=True, path_type=str))
+@target_options
+@selection_options
+@concurrency_option
 @click.option(
     "--format",
     "output_format",
@@ -36,39 +45,7 @@ if TYPE_CHECKING:  # imported when the command runs, so `mlrun --help` stays fas
     help="Save the plan here (JSON); `mlrun apply FILE` then runs exactly this plan.",
 )
 @click.option("--offline", is_flag=True, help="Do not ask the API: query counts stay unknown.")
-@click.option("--sandbox", is_flag=True, help="Plan against the in-process simulated API.")
-@click.option(
-    "--base-url",
-    envvar="MENTIONLAB_BASE_URL",
-    help="API base URL (https; plain http only to loopback). Default https://api.mentionlab.io.",
-)
-@click.option("--select", multiple=True, help="Only these projects: NAME or label=value.")
-@click.option("--exclude", multiple=True, help="Leave out these projects: NAME or label=value.")
-@click.option("--concurrency", type=click.IntRange(1, 256), help="Requests in flight at most.")
-@click.option(
-    "--changed-since",
-    metavar="REF",
-    help="Only projects whose entries changed since git REF (removed ones: listed, not planned).",
-)
-@click.option(
-    "--shard",
-    "shard_spec",
-    metavar="I/N",
-    help="Plan shard I of N (1-based): a stable share of the projects on 1/N of the rate limits.",
-)
-@click.option(
-    "--annotations",
-    type=click.Choice(["auto", "github", "none"]),
-    default="auto",
-    show_default=True,
-    help="GitHub annotations for problems, on stderr (auto: when GITHUB_ACTIONS=true).",
-)
-@click.option(
-    "--step-summary/--no-step-summary",
-    default=True,
-    show_default=True,
-    help="Append the plan's Markdown to $GITHUB_STEP_SUMMARY when that is set.",
-)
+@github_options
 @exit_on_error
 def plan(
     paths: tuple[str, ...],
