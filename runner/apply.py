@@ -32,13 +32,13 @@ from runner.errors import AuthError, BudgetExceeded, ConfigError, UsageError
 from runner.follow import FollowOptions
 from runner.ledger import Ledger, RunStatus, default_ledger_path
 from runner.limiter import RateLimiter, Window
-from runner.manifest.model import Settings
+from runner.manifest.model import Settings, settings_from_json
 from runner.plan import Plan, Selection, build_plan
 from runner.planfile import read_saved_plan, verify_saved_plan
 from runner.progress import ProgressView, ViewOptions
 from runner.remote import ProjectProblem, RemoteFacts, resolve_query_counts
 from runner.report import Report, build_report, write_reports
-from runner.run import RunOptions, RunSummary, execute, start_run
+from runner.run import RunOptions, RunSummary, execute, run_metadata, start_run
 from runner.shard import Shard, shard_plan, shard_settings
 
 SANDBOX_URL = "https://sandbox.mentionlab.invalid"
@@ -116,7 +116,9 @@ def split_for_shard(request: ApplyRequest, plan: Plan, settings: Settings) -> tu
 
 def make_limiter(settings: Settings, clock: Clock, concurrency: int | None) -> RateLimiter:
     windows = [Window(limit, seconds) for limit, seconds in settings.rate_limits.windows()]
-    return RateLimiter(windows, clock=clock, concurrency=concurrency or settings.concurrency)
+    return RateLimiter(
+        windows, clock=clock, concurrency=concurrency or settings.concurrency, probe_first=True
+    )
 
 
 def make_client(
@@ -212,15 +214,13 @@ async def _apply_new(
         with Ledger.open(ledger_path) as ledger:
             ledger.lock(wait=request.lock_timeout)
             options = run_options(request, settings)
-            run_id = start_run(
-                ledger,
-                plan,
-                clock=clock,
-                base_url=client.base_url,
-                env=env,
+            meta = run_metadata(
+                env,
                 wait=options.wait,
                 rate_limits=[(w.limit, w.seconds) for w in limiter.windows],
+                settings=settings,
             )
+            run_id = start_run(ledger, plan, clock=clock, base_url=client.base_url, meta=meta)
             out.say(f"run {run_id}: {len(plan.actions)} actions, ledger {ledger_path}")
             summary = await _execute_with_signals(
                 run_id, client, limiter, ledger, clock, options, out
@@ -285,11 +285,12 @@ def _resume(request: ApplyRequest, *, out: Output, env: Mapping[str, str]) -> Ap
         ledger.lock(wait=request.lock_timeout)
         run_id = ledger.resolve_run_id(request.resume or "last")
         record = ledger.run(run_id)
-        settings = Settings()
         if request.paths:
             _, settings = load_plan(request)
-        elif request.shard is not None:
-            settings = shard_settings(settings, request.shard)
+        elif "settings" in record.meta:  # what the run was started with (already sharded)
+            settings = settings_from_json(record.meta["settings"])
+        else:
+            settings = shard_settings(Settings(), request.shard) if request.shard else Settings()
         out.say(f"resuming run {run_id}")
         summary = anyio.run(_resume_async, request, settings, ledger, run_id, out, env)
         report, files = write_run_report(ledger, run_id, request, settings, env)

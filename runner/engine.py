@@ -65,7 +65,8 @@ class EngineOptions:
     """How hard to try, how long to wait. Seconds."""
 
     max_attempts: int = 8  # sends of one trigger that provably did not take effect
-    max_retry_seconds: float = 900.0
+    max_retry_seconds: float = 900.0  # from the first failure that provably did not take effect
+    max_throttled: int = 100  # 429s for one trigger before giving up on it
     backoff_base: float = 1.0
     backoff_cap: float = 60.0
     settle_grace: float = 60.0  # how long a created job may take to appear in the list
@@ -165,8 +166,8 @@ class OutageBreaker:
     def is_open(self) -> bool:
         return self._open_until is not None
 
-    async def wait_turn(self) -> None:
-        """Return when this caller may send: at once if closed, as the probe if open."""
+    async def wait_turn(self) -> bool:
+        """Return when this caller may send: at once if closed (False), as the probe (True)."""
         while self._open_until is not None:
             now = self._clock.monotonic()
             if now < self._open_until:
@@ -174,8 +175,9 @@ class OutageBreaker:
                 continue
             if not self._probing:
                 self._probing = True
-                return
+                return True
             await self._closed.wait()
+        return False
 
     def success(self) -> None:
         self._consecutive = 0
@@ -222,27 +224,36 @@ class Gateway:
 
     async def request(self, kind: RequestKind, call: Callable[[], Awaitable[Reply[T]]]) -> Reply[T]:
         """One request: breaker, limiter, header learning, outage accounting."""
-        await self.breaker.wait_turn()
-        async with self.limiter.acquire(kind) as permit:
-            self.progress.requests += 1
-            self.progress.requests_in_flight += 1
-            try:
-                reply = await call()
-            except Withdrawn:
-                permit.refund()
-                raise
-            except NotSent:
-                permit.refund()
-                self._unavailable("connection refused")
-                raise
-            except ApiError as exc:
-                self._learn_from_error(exc, permit)
-                raise
-            finally:
-                self.progress.requests_in_flight -= 1
-            permit.observe(reply.rate)
-        self.breaker.success()
-        self._track_server_clock(reply.rate.date_epoch)
+        while True:
+            probe = await self.breaker.wait_turn()
+            async with self.limiter.acquire(kind) as permit:
+                if self.breaker.is_open and not probe:
+                    # The breaker opened while this request queued: it waits like the others.
+                    permit.refund()
+                    continue
+                reply = await self._send(permit, call)
+            self.breaker.success()
+            self._track_server_clock(reply.rate.date_epoch)
+            return reply
+
+    async def _send(self, permit: Permit, call: Callable[[], Awaitable[Reply[T]]]) -> Reply[T]:
+        self.progress.requests += 1
+        self.progress.requests_in_flight += 1
+        try:
+            reply = await call()
+        except Withdrawn:
+            permit.refund()
+            raise
+        except NotSent:
+            permit.refund()
+            self._unavailable("connection refused")
+            raise
+        except ApiError as exc:
+            self._learn_from_error(exc, permit)
+            raise
+        finally:
+            self.progress.requests_in_flight -= 1
+        permit.observe(reply.rate)
         return reply
 
     def _learn_from_error(self, exc: ApiError, permit: Permit) -> None:
@@ -419,11 +430,11 @@ class Engine:
         await self._send_until_settled(action)
 
     async def _send_until_settled(self, action: Action) -> None:
-        started = self.clock.monotonic()
+        first_failure: float | None = None
         key = idempotency_key(self.run_id, action.key)
-        safe_failures = 0
+        safe_failures = throttled = 0
         while not self.stop_reason:
-            kind = RequestKind.URGENT if safe_failures else RequestKind.TRIGGER
+            kind = RequestKind.URGENT if safe_failures or throttled else RequestKind.TRIGGER
             sent = _Sent()
             outcome = await self._attempt(action, sent, key, kind)
             if outcome in {"done", "withdrawn"}:
@@ -435,9 +446,16 @@ class Engine:
                 if not settled:
                     return
                 continue  # settled as "not created": resending is now known to be safe
-            safe_failures += 1
             self.progress.retries += 1
-            if self._retries_exhausted(safe_failures, started):
+            if outcome == "throttled":
+                throttled += 1
+                if throttled >= self.options.max_throttled:
+                    self._fail(action, sent.number, f"still rate limited after {throttled} tries")
+                    return
+                continue  # the limiter holds the resend until Retry-After (or the reset) passes
+            safe_failures += 1
+            first_failure = first_failure or self.clock.monotonic()
+            if self._retries_exhausted(safe_failures, first_failure):
                 self._fail(action, sent.number, f"gave up after {safe_failures} attempts")
                 return
             if outcome == "backoff":
@@ -504,7 +522,7 @@ class Engine:
         if isinstance(exc, RateLimited):
             self._outcome(action, attempt, "rate_limited", exc)
             self.progress.rate_limited += 1
-            return "retry" if exc.retry_after is not None else "backoff"
+            return "throttled"
         if isinstance(exc, ServiceUnavailable | NotSent):
             self._outcome(action, attempt, "not_processed", exc)
             return "retry" if self.gateway.breaker.is_open else "backoff"

@@ -98,6 +98,13 @@ _THROTTLE_CAP: Final = 60.0
 # Learned windows: a reset further away than a day is not a window; a handful of limits at most.
 _MAX_LEARNED_SECONDS: Final = 86_400.0
 _MAX_LEARNED_WINDOWS: Final = 8
+# When a learned cap expires, one probe request learns the new Remaining before the local model
+# is trusted again: a sliding window's reset frees a slot, not the whole quota (IETF draft:
+# "MUST NOT assume the whole quota comes back"). A probe whose answer never comes is retried.
+_PROBE: Final = -math.inf
+_PROBE_SECONDS: Final = 10.0
+# A neighbour seen in the headers must use at least this many slots of the reported window.
+_NEIGHBOUR_MIN: Final = 2
 _POLL_SHARE_DENOMINATOR: Final = 1000
 
 _COUNT = re.compile(r"[0-9]+")
@@ -200,13 +207,32 @@ class SlidingLog:
     Times passed in must never decrease from one call to the next (a monotonic clock).
     """
 
-    __slots__ = ("_logs", "_windows")
+    __slots__ = ("_logs", "_reserved", "_windows")
 
     def __init__(self, windows: Sequence[Window], history: Iterable[float] = ()) -> None:
         """Start with ``windows`` and, optionally, past admission times (``history``)."""
         self._windows = tuple(windows)
         past = sorted(history)
         self._logs = tuple(deque(past) for _ in self._windows)
+        self._reserved = [0] * len(self._windows)
+
+    def reserve(self, window: Window, slots: int) -> None:
+        """Hold ``slots`` of ``window`` for others sharing the budget (at least one slot stays
+        ours, so the log never blocks for good)."""
+        index = self._windows.index(window)
+        self._reserved[index] = max(0, min(slots, window.limit - 1))
+
+    def count(self, window: Window, now: float) -> int:
+        """Admissions inside ``window`` at ``now``."""
+        self.ready_at(now)
+        return len(self._logs[self._windows.index(window)])
+
+    def entries(self) -> list[float]:
+        """Every admission still inside the longest window (enough to rebuild any log)."""
+        if not self._windows:
+            return []
+        longest = max(range(len(self._windows)), key=lambda i: self._windows[i].seconds)
+        return list(self._logs[longest])
 
     @property
     def windows(self) -> tuple[Window, ...]:
@@ -216,11 +242,11 @@ class SlidingLog:
     def ready_at(self, now: float) -> float:
         """The earliest instant, not before ``now``, at which every window has room."""
         ready = now
-        for window, log in zip(self._windows, self._logs, strict=True):
+        for window, log, held in zip(self._windows, self._logs, self._reserved, strict=True):
             seconds = window.seconds
             while log and log[0] + seconds <= now:
                 log.popleft()
-            excess = len(log) - window.limit
+            excess = len(log) - (window.limit - held)
             if excess >= 0:
                 ready = max(ready, log[excess] + seconds)
         return ready
@@ -232,7 +258,10 @@ class SlidingLog:
     def allowance(self, now: float) -> int | None:
         """Requests every window would still admit at ``now`` (``None``: no windows, no bound)."""
         self.ready_at(now)
-        counts = (w.limit - len(log) for w, log in zip(self._windows, self._logs, strict=True))
+        counts = (
+            w.limit - held - len(log)
+            for w, log, held in zip(self._windows, self._logs, self._reserved, strict=True)
+        )
         return min(counts, default=None)
 
     def admit(self, now: float) -> None:
@@ -397,9 +426,14 @@ class RateLimiter:
         poll_share: float = 0.2,
         max_pause: float = 300.0,
         random: Callable[[], float] | None = None,
+        probe_first: bool = False,
     ) -> None:
         """Enforce ``windows`` (empty: limits unknown, learned from headers) with at most
-        ``concurrency`` requests in flight. ``random`` feeds the jitter of 429 backoffs."""
+        ``concurrency`` requests in flight. ``random`` feeds the jitter of 429 backoffs.
+
+        ``probe_first``: a slow start. Admit one request and wait for its answer before the
+        next ones, so that the server's headers (a neighbour already using part of the key's
+        budget) are known before a burst goes out; it costs one round trip per run."""
         _check_limiter_args(concurrency, poll_share, max_pause)
         self._clock = clock
         self._concurrency = concurrency
@@ -411,6 +445,7 @@ class RateLimiter:
         self._log: SlidingLog | None = SlidingLog(self._configured) if self._configured else None
         self._learned: dict[int, float] = {}
         self._init_state()
+        self._probe_first = probe_first  # armed on the first admission decision (in the loop)
 
     def _init_state(self) -> None:
         self._in_flight = 0
@@ -422,6 +457,7 @@ class RateLimiter:
         self._timer_at = -math.inf
         self._pause_until = -math.inf
         self._caps: dict[float, _Cap] = {}
+        self._reserved: dict[Window, tuple[int, float]] = {}  # held for a neighbour, until
         self._recent: deque[float] = deque()
         self._seq = 0
         self._throttle_since = -math.inf
@@ -531,6 +567,11 @@ class RateLimiter:
     def _ready_at(self, now: float) -> float:
         """When the pause, the windows and the learned caps all allow an admission."""
         ready = self._pause_until
+        if self._probe_first:
+            self._probe_first = False
+            self._caps[_PROBE] = _Cap(1, now + _PROBE_SECONDS, self._seq)
+        if self._reserved:
+            self._apply_reservations(now)
         if self._log is not None:
             ready = max(ready, self._log.ready_at(now))
         if self._caps:
@@ -541,6 +582,8 @@ class RateLimiter:
         expired = [key for key, cap in self._caps.items() if cap.expires_at <= now]
         for key in expired:
             del self._caps[key]
+        if expired and not self._caps:
+            self._caps[_PROBE] = _Cap(1, now + _PROBE_SECONDS, self._seq)
         exhausted = (cap.expires_at for cap in self._caps.values() if cap.allowance <= 0)
         return max(exhausted, default=-math.inf)
 
@@ -711,6 +754,7 @@ class RateLimiter:
 
     def _observe(self, info: RateLimitInfo, *, after_seq: int, sent_at: float) -> None:
         now = self._clock.monotonic()
+        self._caps.pop(_PROBE, None)  # any answer ends a probe: its headers say what is left
         reset_after = info.reset_after
         if reset_after is not None:
             self._learn_window(info.limit, reset_after)
@@ -721,16 +765,21 @@ class RateLimiter:
             self._pause_for(info.retry_after, reason=reason, now=now, retry_after=True)
             return
         if info.remaining is not None and info.reset_epoch is not None and reset_after is not None:
-            self._learn_cap(info.remaining, info.reset_epoch, reset_after, now, after_seq)
+            self._learn_neighbour(info.limit, info.remaining, now, after_seq)
+            self._learn_cap(
+                info.limit, info.remaining, info.reset_epoch, reset_after, now, after_seq
+            )
         if info.status == 429:
             self._on_throttled(reset_after, sent_at, now)
         elif info.status < 400 and sent_at > self._throttle_since:
             self._throttle_streak = 0
 
     def _learn_window(self, limit: int | None, reset_after: float) -> None:
-        """Limits unknown: make ``X-RateLimit-Limit`` per longest observed reset a window."""
-        if self._configured or limit is None or limit < 1:
-            return
+        """A limit we were not told (none configured, or the server lowered its limits): make
+        ``X-RateLimit-Limit`` per the longest observed ``reset - Date`` a window, enforced
+        alongside the configured ones (it can only lower the allowance)."""
+        if limit is None or limit < 1 or any(w.limit == limit for w in self._configured):
+            return  # no news: a configured window (or no limit at all)
         if not 0 < reset_after <= _MAX_LEARNED_SECONDS:
             return
         known = self._learned.get(limit)
@@ -739,13 +788,24 @@ class RateLimiter:
         if known is None and len(self._learned) >= _MAX_LEARNED_WINDOWS:
             return
         self._learned[limit] = reset_after
-        windows = [Window(n, s) for n, s in sorted(self._learned.items())]
-        self._log = SlidingLog(windows, history=self._recent)
+        learned = [Window(n, s) for n, s in sorted(self._learned.items())]
+        history = self._log.entries() if self._log is not None else list(self._recent)
+        self._log = SlidingLog([*self._configured, *learned], history=history)
+        self._reserved.clear()
 
     def _learn_cap(
-        self, remaining: int, reset_epoch: float, reset_after: float, now: float, after_seq: int
+        self,
+        limit: int | None,
+        remaining: int,
+        reset_epoch: float,
+        reset_after: float,
+        now: float,
+        after_seq: int,
     ) -> None:
-        """``Remaining`` below the local allowance: cap admissions until the server's reset."""
+        """``Remaining`` below the local allowance: cap admissions until the server's reset.
+
+        The allowance compared is that of the window the headers describe (by its limit) when
+        it is one we enforce, else the tightest of them."""
         if reset_after <= 0:
             return  # the window the header describes has already been reset
         allowance = remaining - (self._seq - after_seq)
@@ -756,11 +816,52 @@ class RateLimiter:
                 cap.allowance, cap.after_seq = allowance, after_seq
             cap.expires_at = max(cap.expires_at, expires_at)
             return
-        local = self._log.allowance(now) if self._log is not None else None
+        local = self._local_allowance(limit, now)
         if local is not None and allowance >= local:
             return
         self._caps[reset_epoch] = _Cap(allowance, expires_at, after_seq)
         self._caps_learned += 1
+
+    def _local_allowance(self, limit: int | None, now: float) -> int | None:
+        if self._log is None:
+            return None
+        reported = next((w for w in self._log.windows if w.limit == limit), None)
+        if reported is None:
+            return self._log.allowance(now)
+        return reported.limit - self._log.count(reported, now)
+
+    def _learn_neighbour(
+        self, limit: int | None, remaining: int, now: float, after_seq: int
+    ) -> None:
+        """Another client of the key uses part of the window the headers describe: hold the
+        same share of every shorter window for it, until that window's span has passed.
+
+        The headers describe one window; a neighbour's traffic in the others (a second inside
+        a busy minute) would otherwise only show as 429s.
+        """
+        if limit is None or self._log is None:
+            return
+        reported = next((w for w in self._log.windows if w.limit == limit), None)
+        if reported is None:
+            return
+        ours_seen = self._log.count(reported, now) - (self._seq - after_seq)
+        neighbour = (limit - remaining) - ours_seen
+        if neighbour < _NEIGHBOUR_MIN:
+            neighbour = 0  # edge effects of clocks and in-flight requests, not a neighbour
+        for window in self._log.windows:
+            if window.seconds < reported.seconds:
+                slots = math.ceil(neighbour * window.seconds / reported.seconds)
+                self._reserved[window] = (slots, now + reported.seconds)
+        self._apply_reservations(now)
+
+    def _apply_reservations(self, now: float) -> None:
+        if self._log is None:
+            return
+        for window, (slots, until) in list(self._reserved.items()):
+            expired = until <= now
+            if expired:
+                del self._reserved[window]
+            self._log.reserve(window, 0 if expired else slots)
 
     def _cap_horizon(self) -> float:
         """The longest a learned cap may hold: a pause's cap, or the longest window if longer."""

@@ -24,6 +24,7 @@ from runner.engine import Engine, EngineOptions, RunProgress
 from runner.follow import Follower, FollowOptions
 from runner.ledger import ActionState, Ledger, RunStatus
 from runner.limiter import RateLimiter
+from runner.manifest.model import Settings, settings_to_json
 from runner.plan import Action, Plan
 
 
@@ -54,6 +55,7 @@ def run_metadata(
     *,
     wait: bool = True,
     rate_limits: Sequence[tuple[int, float]] = (),
+    settings: Settings | None = None,
 ) -> dict[str, object]:
     """What the report says about where and how the run happened (never a secret)."""
     from runner.report.environment import ci_info  # noqa: PLC0415 - report is a leaf package
@@ -64,6 +66,7 @@ def run_metadata(
         "ci": ci_info(env).to_json(),
         "wait": wait,
         "rateLimits": [[limit, seconds] for limit, seconds in rate_limits],
+        "settings": settings_to_json(settings or Settings()),
     }
 
 
@@ -73,13 +76,14 @@ def start_run(
     *,
     clock: Clock,
     base_url: str,
-    env: Mapping[str, str] | None = None,
-    wait: bool = True,
-    rate_limits: Sequence[tuple[int, float]] = (),
+    meta: Mapping[str, object] | None = None,
 ) -> str:
-    """Record a new run and its whole plan before anything is sent."""
+    """Record a new run and its whole plan before anything is sent.
+
+    ``meta``: what :func:`run_metadata` says about the run (default: from ``os.environ``).
+    """
     run_id = new_run_id(clock)
-    meta = run_metadata(os.environ if env is None else env, wait=wait, rate_limits=rate_limits)
+    meta = run_metadata(os.environ) if meta is None else meta
     ledger.create_run(run_id, plan, base_url=base_url, meta=meta, now=clock.wall())
     return run_id
 

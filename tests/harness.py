@@ -17,7 +17,7 @@ from runner.ledger import ActionState, Ledger
 from runner.limiter import RateLimiter, Window
 from runner.manifest.model import Endpoint
 from runner.plan import Action, Plan
-from runner.run import RunOptions, RunSummary, execute, start_run
+from runner.run import RunOptions, RunSummary, execute, run_metadata, start_run
 from runner.sandbox import Sandbox, SandboxConfig
 
 API_KEY = "ml_live_" + "test0123456789abcdef"
@@ -88,7 +88,9 @@ class Harness:
 
     def start(self, actions: list[Action]) -> str:
         plan = Plan(actions=tuple(actions), manifest_digest="test")
-        self.run_id = start_run(self.ledger, plan, clock=self.clock, base_url="https://x", env={})
+        self.run_id = start_run(
+            self.ledger, plan, clock=self.clock, base_url="https://x", meta=run_metadata({})
+        )
         return self.run_id
 
     async def run(
@@ -97,7 +99,9 @@ class Harness:
         if actions is not None:
             self.start(actions)
         assert self.run_id is not None
-        limiter = RateLimiter(list(self.windows), clock=self.clock, concurrency=self.concurrency)
+        limiter = RateLimiter(
+            list(self.windows), clock=self.clock, concurrency=self.concurrency, probe_first=True
+        )
         async with self.client(api_key) as client:
             return await execute(
                 run_id=self.run_id,

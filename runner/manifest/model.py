@@ -7,8 +7,10 @@ final: defaults applied, ``${VAR}`` resolved, model-set names expanded to concre
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class Endpoint(StrEnum):
@@ -114,3 +116,31 @@ class Manifest:
             if project.name == name:
                 return project
         raise KeyError(name)
+
+
+def settings_to_json(settings: Settings) -> dict[str, Any]:
+    """The settings as plain data, so a resumed run keeps the manifest's limits and timeouts."""
+    limits, timeouts, reports = settings.rate_limits, settings.timeouts, settings.reports
+    return {
+        "concurrency": settings.concurrency,
+        "rateLimits": [limits.per_second, limits.per_minute, limits.per_hour],
+        "timeouts": [timeouts.request, timeouts.connect, timeouts.follow],
+        "follow": settings.follow,
+        "maxExecutions": settings.max_executions,
+        "reports": {"dir": reports.directory, "formats": list(reports.formats)},
+    }
+
+
+def settings_from_json(data: Mapping[str, Any]) -> Settings:
+    """The inverse of :func:`settings_to_json`."""
+    per_second, per_minute, per_hour = data["rateLimits"]
+    request, connect, follow = data["timeouts"]
+    reports = data["reports"]
+    return Settings(
+        concurrency=int(data["concurrency"]),
+        rate_limits=RateLimits(per_second, per_minute, per_hour),
+        timeouts=Timeouts(float(request), float(connect), float(follow)),
+        follow=bool(data["follow"]),
+        max_executions=data["maxExecutions"],
+        reports=Reports(str(reports["dir"]), tuple(reports["formats"])),
+    )

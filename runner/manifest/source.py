@@ -34,6 +34,8 @@ class SourceText:
 
 def read_source(path: Path, file: str, limits: Limits) -> SourceText:
     """The text of ``path``, or SourceError when it is missing, too big, binary or not UTF-8."""
+    if path.exists() and not path.is_file():  # a FIFO would block open(), a device never end
+        raise SourceError("not a regular file", "pass a YAML manifest file")
     try:
         with path.open("rb") as stream:
             data = stream.read(limits.max_bytes + 1)

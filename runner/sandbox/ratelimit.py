@@ -123,10 +123,15 @@ class SlidingLog:
         """Every admitted request's sandbox-clock time, per key."""
         return {key: list(log.times) for key, log in self._logs.items()}
 
-    def occupy(self, key: str, now: float, count: int) -> None:
-        """Take ``count`` slots at ``now`` as another client of the same key would."""
+    def occupy(self, key: str, now: float, count: int, *, over: float = 60.0) -> None:
+        """Take ``count`` slots as another, well-behaved client of the same key would have:
+        spread evenly over the ``over`` seconds before ``now`` (so no shorter window is
+        breached by the neighbour itself)."""
         log = self._log(key)
-        log.times.extend([now] * count)
+        step = over / count if count else 0.0
+        past = [now - over + step * (i + 1) for i in range(count)]
+        log.times = sorted([*log.times, *past])
+        log.starts = [0] * len(self._windows)
 
     def admit(self, key: str, now: float) -> Verdict | None:
         """Admit (recording ``now``) or reject; None when no window is configured."""
@@ -183,17 +188,20 @@ class SlidingLog:
         )
 
     def _describe(self, log: _KeyLog, now: float, counts: list[int], *, admitted: bool) -> Verdict:
-        """The window closest to running out (least remaining; on a tie the latest reset)."""
-        best: tuple[int, float, int] | None = None
+        """The window closest to running out: the smallest share of its limit left (a minute
+        with 49 of 300 left is closer than a second with 9 of 10); on a tie the latest reset."""
+        best: tuple[float, float, int] | None = None
         for i, window in enumerate(self._windows):
             remaining = max(0, window.limit - counts[i])
             frees = self._frees_at(log, i, counts[i]) - now if counts[i] else 0.0
-            candidate = (remaining, -frees, i)
+            candidate = (remaining / window.limit, -frees, i)
             if best is None or candidate < best:
                 best = candidate
         assert best is not None
-        remaining, neg_reset, index = best
-        return Verdict(admitted, self._windows[index].limit, remaining, max(0.0, -neg_reset))
+        _, neg_reset, index = best
+        window = self._windows[index]
+        remaining = max(0, window.limit - counts[index])
+        return Verdict(admitted, window.limit, remaining, max(0.0, -neg_reset))
 
 
 def max_in_window(times: Iterable[float], seconds: float) -> int:

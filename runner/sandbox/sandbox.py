@@ -65,7 +65,8 @@ class Sandbox:
         self._core.configure({"credits": total})
 
     def occupy(self, api_key: str, count: int) -> None:
-        """Take ``count`` rate-limit slots now, as a neighbour sharing the key would."""
+        """Take ``count`` rate-limit slots, as a neighbour sharing the key did over the last
+        minute (evenly spread, within the per-second window)."""
         self._core.limiter.occupy(api_key, self._core.clock.monotonic(), count)
 
     def window_violations(self, windows: Sequence[Window] | None = None) -> list[str]:

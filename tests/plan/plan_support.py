@@ -23,7 +23,7 @@ from runner.manifest import load_manifest
 from runner.plan import Action, Plan, Selection, Skip, build_plan
 from runner.planfile import PlanFile
 from runner.remote import ProjectProblem
-from runner.run import RunOptions, execute, start_run
+from runner.run import RunOptions, execute, run_metadata, start_run
 from runner.sandbox import RateLimitPolicy, Sandbox, SandboxConfig, World
 
 KEY = "ml_live_" + "planner0123456789"
@@ -138,7 +138,7 @@ async def run_plan(sandbox: Sandbox, plan: Plan, ledger_path: Path) -> None:
     clock = LoopClock()
     limiter = RateLimiter(list(DOCUMENTED), clock=clock, concurrency=8)
     with Ledger.open(ledger_path) as ledger:
-        run_id = start_run(ledger, plan, clock=clock, base_url=API, env={})
+        run_id = start_run(ledger, plan, clock=clock, base_url=API, meta=run_metadata({}))
         async with client(sandbox) as api:
             await execute(
                 run_id=run_id,
