@@ -1,0 +1,1 @@
+"""The chaos suite: kills, fault mixes, rate storms, disk failures, the reliability scenarios."""

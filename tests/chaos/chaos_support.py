@@ -1,0 +1,234 @@
+"""Helpers of the chaos suite: a served sandbox, manifests, the CLI as a subprocess, figures.
+
+Figures (kills, duplicates, lost, requests during an outage, ...) are collected with
+:func:`record` and printed at the end of the session (``--chaos-figures FILE`` writes them as
+JSON too); ``docs/reliability.md`` quotes a full run's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]
+CANARY_KEY = "ml_live_" + "chaosCANARY0123456789abcdef"
+ORG = "01234567-89ab-cdef-0123-456789abcdef"
+MODEL_SETS: tuple[tuple[str, ...], ...] = (
+    ("gpt-5-mini", "claude-haiku-4-5"),
+    ("gemini-2.5-flash",),
+    ("gpt-5-mini", "claude-haiku-4-5", "gemini-2.5-flash"),
+)
+
+FIGURES: list[dict[str, Any]] = []
+FULL_ENV = "MLRUN_CHAOS_FULL"
+
+
+def full_counts(config: Any) -> bool:
+    """``--chaos-full`` (registered by tests/chaos/conftest.py, so give tests/chaos on the
+    command line), or ``MLRUN_CHAOS_FULL=1`` in the environment (works for any selection)."""
+    option = bool(config.getoption("--chaos-full", default=False))
+    return option or os.environ.get(FULL_ENV, "") not in {"", "0"}
+
+
+def record(scenario: str, **figures: Any) -> None:
+    """Keep one scenario's figures for the session summary."""
+    FIGURES.append({"scenario": scenario, **figures})
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The current environment without any MentionLab or mlrun variable, plus ``extra``."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("MENTIONLAB_", "MLRUN_"))}
+    return {**base, **extra}
+
+
+def mlrun_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "runner", *args]
+
+
+def run_mlrun(
+    *args: str, cwd: Path, env: dict[str, str], timeout: float = 120.0
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        mlrun_command(*args),
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@dataclass
+class ServedSandbox:
+    """``mlrun sandbox serve`` in a subprocess, and its ground truth over HTTP."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def truth(self) -> dict[str, Any]:
+        response = httpx.get(f"{self.url}/_sandbox/truth", timeout=10.0)
+        response.raise_for_status()
+        data: dict[str, Any] = response.json()
+        return data
+
+    def configure(self, **changes: Any) -> None:
+        response = httpx.post(f"{self.url}/_sandbox/config", json=changes, timeout=10.0)
+        response.raise_for_status()
+
+    def env(self, api_key: str = CANARY_KEY) -> dict[str, str]:
+        return clean_env(MENTIONLAB_BASE_URL=self.url, MENTIONLAB_API_KEY=api_key)
+
+
+@contextlib.contextmanager
+def start_served_sandbox(
+    directory: Path,
+    *,
+    seed: int,
+    time_scale: float = 50.0,
+    extra: Sequence[str] = (),
+) -> Iterator[ServedSandbox]:
+    """Serve a sandbox on a free loopback port until the block ends; always terminated."""
+    directory.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log = directory / f"serve-{port}.log"
+    args = ["sandbox", "serve", "--port", str(port), "--time-scale", str(time_scale)]
+    args += ["--seed", str(seed), *extra]
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            mlrun_command(*args), stdout=out, stderr=subprocess.STDOUT, env=clean_env()
+        )
+    served = ServedSandbox(process, f"http://127.0.0.1:{port}", log)
+    try:
+        _wait_until_up(served)
+        yield served
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_until_up(served: ServedSandbox) -> None:
+    deadline = time.monotonic() + 15.0
+    while time.monotonic() < deadline:
+        if served.process.poll() is not None:
+            raise RuntimeError(f"the sandbox exited: {served.log.read_text(errors='replace')}")
+        with contextlib.suppress(httpx.HTTPError):
+            served.truth()
+            return
+        time.sleep(0.05)
+    raise RuntimeError("the sandbox did not come up within 15 s")
+
+
+@dataclass(frozen=True)
+class PlannedJob:
+    """One jobs entry of a generated manifest, as the sandbox should see it triggered."""
+
+    project: str
+    project_id: str
+    models: tuple[str, ...]
+    execution_count: int
+
+
+def project_uuid(salt: str, index: int) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"chaos-{salt}-{index}"))
+
+
+def write_manifest(
+    path: Path,
+    *,
+    projects: int,
+    salt: str,
+    per_second: int = 40,
+    entries_every: int = 4,
+) -> list[PlannedJob]:
+    """A manifest of ``projects`` projects with jobs only; every ``entries_every``-th has two.
+
+    Jobs only: an interrupted cached-jobs trigger cannot be settled (no list endpoint), so it
+    is UNKNOWN by design, which is tested in tests/engine, not here.
+    """
+    lines = [
+        "version: 1",
+        "defaults:",
+        f"  organisation: {ORG}",
+        "settings:",
+        "  concurrency: 8",
+        f"  rateLimits: {{perSecond: {per_second}, perMinute: null, perHour: null}}",
+        "  timeouts: {request: 5, connect: 2, follow: 600}",
+        "  reports: {formats: [json]}",
+        "projects:",
+    ]
+    planned: list[PlannedJob] = []
+    for index in range(projects):
+        name, pid = f"p{index}", project_uuid(salt, index)
+        lines += [f"  - name: {name}", f"    id: {pid}", "    jobs:"]
+        entries = 2 if index % entries_every == 0 else 1
+        for entry in range(entries):
+            models = MODEL_SETS[(index + entry) % len(MODEL_SETS)]
+            count = 1 + (index + entry) % 3
+            lines += [f"      - models: [{', '.join(models)}]", f"        executionCount: {count}"]
+            planned.append(PlannedJob(name, pid, models, count))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return planned
+
+
+def trigger_signature(trigger: dict[str, Any]) -> tuple[str, tuple[str, ...], int]:
+    return (trigger["projectId"], tuple(trigger["aiModels"]), int(trigger["executionCount"]))
+
+
+def planned_signature(job: PlannedJob) -> tuple[str, tuple[str, ...], int]:
+    return (job.project_id, job.models, job.execution_count)
+
+
+@dataclass(frozen=True)
+class Tally:
+    """How the sandbox's triggers compare with the plan: missing, duplicated, unexpected."""
+
+    lost: int
+    duplicates: int
+    unexpected: int
+
+
+def compare_triggers(planned: Sequence[PlannedJob], triggers: Sequence[dict[str, Any]]) -> Tally:
+    want = Counter(planned_signature(job) for job in planned)
+    got = Counter(trigger_signature(t) for t in triggers)
+    lost = sum(max(0, n - got[sig]) for sig, n in want.items())
+    duplicates = sum(max(0, n - want[sig]) for sig, n in got.items() if sig in want)
+    unexpected = sum(n for sig, n in got.items() if sig not in want)
+    return Tally(lost=lost, duplicates=duplicates, unexpected=unexpected)
+
+
+def read_report(report_dir: Path) -> dict[str, Any]:
+    """The one run's report.json under ``report_dir``."""
+    files = sorted(report_dir.glob("*/report.json"))
+    assert len(files) == 1, f"want one report.json, found {files}"
+    data: dict[str, Any] = json.loads(files[0].read_text(encoding="utf-8"))
+    return data
+
+
+def write_figures(path: Path) -> None:
+    path.write_text(json.dumps(FIGURES, indent=2, sort_keys=True) + "\n", encoding="utf-8")

@@ -1,0 +1,213 @@
+"""SIGKILL at random moments, then ``mlrun apply --resume``: every trigger sent exactly once.
+
+A real ``mlrun apply`` subprocess runs against a real served sandbox (uvicorn on loopback), and is
+killed with SIGKILL (no handler, no cleanup: the kernel closes its sockets and releases the ledger
+lock) at seeded random moments: while planning, while triggering, while following, while writing
+the report. Each kill is followed by ``mlrun apply --resume``, itself killed again until the
+run's kills are used up; the last resume runs to the end. The oracle is the sandbox's ground
+truth: each planned trigger (project id, models, execution count) processed exactly once, and
+the final report.json listing every action OK, with the job ids the sandbox created.
+
+Reduced (CI): 1 run x 10 kills. Full (``--chaos-full``): 10 runs x 10 kills.
+
+The served sandbox runs with ``--rate-limits off`` and ``--time-scale 100``: with limits on, its
+``X-RateLimit-Reset`` (whole unix seconds, as the API's) outlasts its time-scaled windows, and the
+runner rightly slows to the headers, which only makes this test slower. The runner keeps its own
+8/s limit; limits and headers are proven in virtual time (test_scenarios.py, tests/limiter).
+Every request takes 0.2-0.4 s (``latency=20s..40s`` simulated), and the runner sends at most
+8/s, so a kill usually finds triggers in flight: sent or about to be, their outcome not journaled.
+Most kills aim at the first 2 s of a process (planning, settling, triggering), some later
+(following, reporting).
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import sqlite3
+import subprocess
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from chaos.chaos_support import (
+    PlannedJob,
+    ServedSandbox,
+    compare_triggers,
+    mlrun_command,
+    read_report,
+    record,
+    run_mlrun,
+    start_served_sandbox,
+    write_manifest,
+)
+
+pytestmark = pytest.mark.chaos
+
+PROJECTS = 30
+SETTLE_GRACE = "0.5"
+
+
+@dataclass
+class KillLog:
+    """Where each kill landed, judged from the ledger right after it."""
+
+    phases: Counter[str] = field(default_factory=Counter)
+    in_flight_at_kill: int = 0
+    missed: int = 0  # the process ended before its kill came
+
+    def classify(self, ledger: Path) -> None:
+        phase, in_flight = _phase(ledger)
+        self.phases[phase] += 1
+        self.in_flight_at_kill += in_flight
+
+
+def _phase(ledger: Path) -> tuple[str, int]:
+    if not ledger.exists():
+        return "before the ledger", 0
+    uri = f"file:{ledger}?mode=ro"
+    try:
+        with sqlite3.connect(uri, uri=True) as db:
+            states = Counter(state for (state,) in db.execute("SELECT state FROM actions"))
+            jobs = db.execute("SELECT COUNT(*), COUNT(terminal_at) FROM jobs").fetchone()
+    except sqlite3.Error:
+        return "before the run was recorded", 0
+    if not states:
+        return "before the run was recorded", 0
+    in_flight = states["in_flight"] + states["ambiguous"]
+    if states["pending"] or in_flight:
+        return "triggering", in_flight
+    if jobs[1] < jobs[0]:
+        return "following", 0
+    return "reporting", 0
+
+
+def _kill_after(
+    command: list[str], cwd: Path, env: dict[str, str], delay: float, *, anchor: Path | None
+) -> int | None:
+    """Start the command, SIGKILL it ``delay`` s later (counted from the moment ``anchor``, a
+    ledger, holds a run, if given); None if it was killed, else its exit code."""
+    process = subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    if anchor is not None:
+        deadline = time.monotonic() + 30.0
+        while not _has_run(anchor) and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+    try:
+        process.wait(timeout=delay)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        return None
+    return process.returncode
+
+
+def _has_run(ledger: Path) -> bool:
+    if not ledger.exists():
+        return False
+    try:
+        with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True) as db:
+            return bool(db.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+    except sqlite3.Error:
+        return False
+
+
+def _killed_run(
+    sandbox: ServedSandbox,
+    workdir: Path,
+    planned: list[PlannedJob],
+    manifest: Path,
+    kills: int,
+    rng: random.Random,
+    log: KillLog,
+) -> None:
+    """Apply, kill ``kills`` times at random moments (resuming after each), then finish."""
+    state, reports = workdir / "state", workdir / "reports"
+    common = ["--state-dir", str(state), "--report-dir", str(reports)]
+    common += ["--settle-grace", SETTLE_GRACE, "-q"]
+    fresh = mlrun_command("apply", str(manifest), *common)
+    resume = mlrun_command("apply", "--resume", *common)
+    env = sandbox.env()
+    done = 0
+    longest = 5.0
+    while done < kills:
+        ledger = state / "ledger.sqlite"
+        fresh_run = not _has_run(ledger)
+        # Most kills of a fresh apply count from the moment its run is recorded (planning
+        # first takes a few seconds); one in five may land during planning.
+        anchor = ledger if fresh_run and rng.random() < 0.8 else None
+        delay = rng.uniform(0.05, 2.0) if rng.random() < 0.8 else rng.uniform(2.0, 5.0)
+        code = _kill_after(
+            fresh if fresh_run else resume, workdir, env, min(delay, longest), anchor=anchor
+        )
+        if code is None:
+            log.classify(state / "ledger.sqlite")
+            done += 1
+            continue
+        # It ended before the kill: the run is complete, so aim the next kills at the short
+        # resume (settling nothing, rewriting the report) instead.
+        assert code == 0, f"an uninterrupted apply ended with {code}"
+        log.missed += 1
+        longest = 0.5
+    command = resume if _has_run(state / "ledger.sqlite") else fresh
+    final = run_mlrun(*command[3:], cwd=workdir, env=env, timeout=120)
+    assert final.returncode == 0, final.stderr + final.stdout
+    assert "Traceback" not in final.stderr
+
+
+def _check(sandbox: ServedSandbox, planned: list[PlannedJob], reports: Path) -> tuple[int, int]:
+    truth = sandbox.truth()
+    tally = compare_triggers(planned, truth["triggers"])
+    report = read_report(reports)
+    outcomes = Counter(action["outcome"] for action in report["actions"])
+    assert outcomes == {"OK": len(planned)}, outcomes
+    report_ids = sorted(i for action in report["actions"] for i in action["done"]["jobIds"])
+    truth_ids = sorted(t["jobId"] for t in truth["triggers"])
+    assert report_ids == truth_ids
+    assert tally.unexpected == 0
+    return tally.lost, tally.duplicates
+
+
+def test_sigkill_at_random_moments_then_resume_triggers_each_action_exactly_once(
+    tmp_path: Path, chaos_full: bool
+) -> None:
+    runs, kills = (10, 10) if chaos_full else (1, 10)
+    log = KillLog()
+    lost = duplicates = actions = 0
+    started = time.monotonic()
+    for run in range(runs):
+        workdir = tmp_path / f"run-{run}"
+        workdir.mkdir()
+        manifest = workdir / "manifest.yaml"
+        planned = write_manifest(manifest, projects=PROJECTS, salt=f"kill-{run}", per_second=8)
+        rng = random.Random(1000 + run)
+        served = start_served_sandbox(
+            workdir / "sandbox",
+            seed=run,
+            time_scale=100.0,
+            extra=("--rate-limits", "off", "--faults", "latency=20s..40s"),
+        )
+        with served as sandbox:
+            _killed_run(sandbox, workdir, planned, manifest, kills, rng, log)
+            run_lost, run_duplicates = _check(sandbox, planned, workdir / "reports")
+        lost += run_lost
+        duplicates += run_duplicates
+        actions += len(planned)
+    record(
+        "sigkill-resume",
+        runs=runs,
+        kills=sum(log.phases.values()),
+        kill_phases=dict(log.phases),
+        triggers_in_doubt_at_kills=log.in_flight_at_kill,
+        ended_before_kill=log.missed,
+        actions=actions,
+        lost=lost,
+        duplicates=duplicates,
+        seconds=round(time.monotonic() - started, 1),
+    )
+    assert (lost, duplicates) == (0, 0)
+    assert sum(log.phases.values()) == runs * kills
