@@ -278,6 +278,11 @@ def plan_only(request: ApplyRequest, *, env: Mapping[str, str] | None = None) ->
 
 
 def _resume(request: ApplyRequest, *, out: Output, env: Mapping[str, str]) -> ApplyResult:
+    if request.sandbox:
+        raise UsageError(
+            "--resume cannot use --sandbox: the in-process sandbox forgets its jobs when mlrun "
+            "exits. To try resuming, run `mlrun sandbox serve` and point --base-url at it."
+        )
     ledger_path = request.ledger_path or default_ledger_path()
     if not ledger_path.exists():
         raise ConfigError(f"nothing to resume: no ledger at {ledger_path}")
