@@ -319,7 +319,12 @@ class ActionResult:
         """The first difference's message, else the ledger's detail, else the outcome."""
         if self.differences:
             return self.differences[0].message
-        return self.done.detail or str(self.outcome)
+        if self.done.detail:
+            return self.done.detail
+        if self.outcome == Outcome.RUNNING:
+            status = self.done.job_status or "pending"
+            return f"job still {status} when following stopped; `mlrun status` refreshes it"
+        return str(self.outcome)
 
     def to_json(self) -> dict[str, Any]:
         """The action's entry in ``actions``."""
