@@ -106,6 +106,9 @@ _PROBE_SECONDS: Final = 10.0
 # A neighbour seen in the headers must use at least this many slots of the reported window.
 _NEIGHBOUR_MIN: Final = 2
 _POLL_SHARE_DENOMINATOR: Final = 1000
+# Latency margin: the longest of the last round trips, at most this share of the shortest window.
+_ROUND_TRIPS_KEPT: Final = 64
+_MAX_MARGIN_SHARE: Final = 0.25
 
 _COUNT = re.compile(r"[0-9]+")
 _EPOCH = re.compile(r"[0-9]+(?:\.[0-9]+)?")
@@ -207,7 +210,7 @@ class SlidingLog:
     Times passed in must never decrease from one call to the next (a monotonic clock).
     """
 
-    __slots__ = ("_logs", "_reserved", "_windows")
+    __slots__ = ("_logs", "_reserved", "_windows", "margin")
 
     def __init__(self, windows: Sequence[Window], history: Iterable[float] = ()) -> None:
         """Start with ``windows`` and, optionally, past admission times (``history``)."""
@@ -215,6 +218,10 @@ class SlidingLog:
         past = sorted(history)
         self._logs = tuple(deque(past) for _ in self._windows)
         self._reserved = [0] * len(self._windows)
+        # Seconds added to every window: requests admitted W apart may *arrive* closer together
+        # (one waited longer in our loop, on the wire or in the server's queue); a margin of the
+        # longest recent round trip keeps them W apart at the server too.
+        self.margin = 0.0
 
     def reserve(self, window: Window, slots: int) -> None:
         """Hold ``slots`` of ``window`` for others sharing the budget (at least one slot stays
@@ -243,13 +250,18 @@ class SlidingLog:
         """The earliest instant, not before ``now``, at which every window has room."""
         ready = now
         for window, log, held in zip(self._windows, self._logs, self._reserved, strict=True):
-            seconds = window.seconds
+            seconds = window.seconds + self.margin
             while log and log[0] + seconds <= now:
                 log.popleft()
             excess = len(log) - (window.limit - held)
             if excess >= 0:
                 ready = max(ready, log[excess] + seconds)
         return ready
+
+    def remaining(self) -> dict[int, int]:
+        """Slots left per window limit, as of the last admission or ``ready_at``."""
+        pairs = zip(self._windows, self._logs, strict=True)
+        return {window.limit: window.limit - len(log) for window, log in pairs}
 
     def delay(self, now: float) -> float:
         """``0.0`` if every window has room at ``now``, else the seconds until all of them do."""
@@ -449,6 +461,8 @@ class RateLimiter:
 
     def _init_state(self) -> None:
         self._in_flight = 0
+        self._predicted: dict[int, dict[int, int]] = {}  # per admission seq: slots left by limit
+        self._round_trips: deque[float] = deque(maxlen=_ROUND_TRIPS_KEPT)
         self._queues: tuple[deque[Permit], ...] = tuple(deque[Permit]() for _ in RequestKind)
         self._live = [0 for _ in RequestKind]
         self._waiting = 0
@@ -689,6 +703,8 @@ class RateLimiter:
         self._seq += 1
         self._remember(now)
         permit._seq = self._seq
+        if self._log is not None:
+            self._predicted[self._seq] = self._log.remaining()
         permit._admitted_at = now
         permit._state = _ADMITTED
         self._admitted[permit.kind] += 1
@@ -707,6 +723,7 @@ class RateLimiter:
     # -- leaving -----------------------------------------------------------------------------------
 
     def _release(self, permit: Permit) -> None:
+        self._predicted.pop(permit._seq, None)
         if permit._state != _ADMITTED:
             return
         permit._state = _RELEASED
@@ -750,9 +767,24 @@ class RateLimiter:
     # -- learning from responses -------------------------------------------------------------------
 
     def _observe_permit(self, permit: Permit, info: RateLimitInfo) -> None:
-        self._observe(info, after_seq=permit._seq, sent_at=permit.admitted_at)
+        predicted = self._predicted.pop(permit._seq, None)
+        self._note_round_trip(self._clock.monotonic() - permit.admitted_at)
+        self._observe(info, after_seq=permit._seq, sent_at=permit.admitted_at, predicted=predicted)
 
-    def _observe(self, info: RateLimitInfo, *, after_seq: int, sent_at: float) -> None:
+    def _note_round_trip(self, seconds: float) -> None:
+        self._round_trips.append(seconds)
+        if self._log is not None and self._log.windows:
+            shortest = min(w.seconds for w in self._log.windows)
+            self._log.margin = min(max(self._round_trips), _MAX_MARGIN_SHARE * shortest)
+
+    def _observe(
+        self,
+        info: RateLimitInfo,
+        *,
+        after_seq: int,
+        sent_at: float,
+        predicted: Mapping[int, int] | None = None,
+    ) -> None:
         now = self._clock.monotonic()
         self._caps.pop(_PROBE, None)  # any answer ends a probe: its headers say what is left
         reset_after = info.reset_after
@@ -764,7 +796,14 @@ class RateLimiter:
             reason = f"Retry-After on HTTP {info.status}"
             self._pause_for(info.retry_after, reason=reason, now=now, retry_after=True)
             return
-        if info.remaining is not None and info.reset_epoch is not None and reset_after is not None:
+        expected = None if predicted is None or info.limit is None else predicted.get(info.limit)
+        agrees = expected is not None and info.remaining is not None and info.remaining >= expected
+        if (
+            info.remaining is not None
+            and info.reset_epoch is not None
+            and reset_after is not None
+            and not agrees  # the server counted no more than our own log did: nothing to learn
+        ):
             self._learn_neighbour(info.limit, info.remaining, now, after_seq)
             self._learn_cap(
                 info.limit, info.remaining, info.reset_epoch, reset_after, now, after_seq
@@ -809,7 +848,7 @@ class RateLimiter:
         if reset_after <= 0:
             return  # the window the header describes has already been reset
         allowance = remaining - (self._seq - after_seq)
-        expires_at = now + min(reset_after, self._cap_horizon())
+        expires_at = now + min(reset_after, self._cap_seconds(limit))
         cap = self._caps.get(reset_epoch)
         if cap is not None:
             if allowance < cap.allowance:
@@ -862,6 +901,14 @@ class RateLimiter:
             if expired:
                 del self._reserved[window]
             self._log.reserve(window, 0 if expired else slots)
+
+    def _cap_seconds(self, limit: int | None) -> float:
+        """The longest a cap may hold. The reset comes in whole seconds rounded up (up to 2 s
+        late against a ``Date`` also in whole seconds), so when the window the header names is
+        known, its length bounds the cap: every slot the server counted in it is free again one
+        window after the response."""
+        named = next((w for w in self.windows if w.limit == limit), None)
+        return self._cap_horizon() if named is None else min(named.seconds, self._cap_horizon())
 
     def _cap_horizon(self) -> float:
         """The longest a learned cap may hold: a pause's cap, or the longest window if longer."""
