@@ -571,6 +571,11 @@ class Engine:
         )
 
     def _accept(self, action: Action, attempt: int, reply: Reply[Any]) -> None:
+        with self.ledger.transaction():  # the outcome and what it created: one commit
+            self._record_accepted(action, attempt, reply)
+        self.progress.note(action.project, triggered=1)
+
+    def _record_accepted(self, action: Action, attempt: int, reply: Reply[Any]) -> None:
         value = reply.value
         jobs: tuple[Any, ...] = value if isinstance(value, tuple) else (value,)
         job_ids = tuple(job.id for job in jobs)
@@ -591,7 +596,6 @@ class Engine:
         if isinstance(value, Job):
             self._learn_created_by(value)
             self._record_job(action, value)
-        self.progress.note(action.project, triggered=1)
 
     def _record_cached_jobs(self, action: Action, cached: tuple[CachedJob, ...]) -> None:
         """What the cached-jobs trigger returned, for the report to reconcile per query."""

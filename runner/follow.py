@@ -220,8 +220,7 @@ class Follower:
             return
         fraction = (job.success + job.failed) / job.total if job.total else 1.0
         if tracked.last_poll is not None and now > tracked.last_poll:
-            progress = fraction - tracked.done_fraction
-            tracked.rate = progress / (now - tracked.last_poll) if progress > 0 else tracked.rate
+            tracked.rate = _progress_rate(tracked, fraction, now) or tracked.rate
         tracked.done_fraction, tracked.last_poll, tracked.status = fraction, now, job.status
         tracked.terminal = job.terminal
         if job.terminal:
@@ -260,6 +259,21 @@ class Follower:
             if not (tracked.terminal or tracked.gone):
                 self.timed_out.append(tracked.job_id)
                 self._anomaly(tracked, "TIMEOUT: not terminal when following stopped")
+
+
+def _progress_rate(tracked: Tracked, fraction: float, now: float) -> float | None:
+    """Fraction finished per second between the last look and this one, or None.
+
+    Only a span inside the processing phase measures the rate: from a look that saw no progress
+    (the job was pending, or had just started), processing began somewhere in between, so half
+    the span is assumed rather than all of it; counting the pending time made the estimate
+    several times too slow and the next look (at the predicted end) far too late.
+    """
+    progress = fraction - tracked.done_fraction
+    if progress <= 0 or tracked.last_poll is None:
+        return None
+    span = now - tracked.last_poll
+    return progress / (span if tracked.done_fraction > 0 else span / 2)
 
 
 async def _cancel_when_set(event: anyio.Event, scope: anyio.CancelScope) -> None:

@@ -182,6 +182,8 @@ class Ledger:
         self._db = connection
         self.path = path
         self._lock_file: TextIO | None = None
+        self._depth = 0  # open transactions (nested ones join the outermost)
+        self._full_sync = True  # open() sets synchronous=FULL
 
     # -- opening, locking -----------------------------------------------------------------------
 
@@ -274,23 +276,52 @@ class Ledger:
             raise LedgerError(f"the ledger {self.path} cannot be read: {exc}") from exc
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Several writes committed together (one fsync)."""
+    def transaction(self, *, durable: bool = False) -> Iterator[None]:
+        """Several writes committed together; nested calls join the outer transaction.
+
+        ``durable``: the commit is synced to disk before it returns (``synchronous=FULL``):
+        required for what must survive a power loss, such as the intent of a trigger about to
+        be sent. Other writes (outcomes, job statuses, events) commit with ``NORMAL``: they
+        survive a crash of the process; after a power loss the last of them may be lost, which
+        resume repairs by settling the trigger from the server's state, never by resending.
+        A later durable commit syncs the earlier ones too (WAL).
+        """
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self._set_synchronous(full=durable)
         self._execute("BEGIN IMMEDIATE")
+        self._depth = 1
         try:
             yield
         except BaseException:
             with contextlib.suppress(LedgerError):
                 self._execute("ROLLBACK")
             raise
+        finally:
+            self._depth = 0
         self._execute("COMMIT")
+
+    def _set_synchronous(self, *, full: bool) -> None:
+        if self._full_sync != full:
+            self._execute(f"PRAGMA synchronous={'FULL' if full else 'NORMAL'}")
+            self._full_sync = full
+
+    @property
+    def synchronous_full(self) -> bool:
+        """Whether the connection syncs every commit right now (it does for intents)."""
+        return self._full_sync
 
     # -- runs -----------------------------------------------------------------------------------
 
     def create_run(
         self, run_id: str, plan: Plan, *, base_url: str, meta: Mapping[str, Any], now: float
     ) -> None:
-        with self.transaction():
+        with self.transaction(durable=True):
             self._execute(
                 "INSERT INTO runs VALUES (?, ?, NULL, ?, ?, ?, ?, ?, NULL)",
                 (
@@ -364,7 +395,7 @@ class Ledger:
 
     def record_intent(self, run_id: str, key: str, *, idempotency_key: str, now: float) -> int:
         """Durably record that attempt N of ``key`` is about to be sent; returns N."""
-        with self.transaction():
+        with self.transaction(durable=True):
             row = self._query_one(
                 "SELECT attempts FROM actions WHERE run_id=? AND key=?", (run_id, key)
             )

@@ -150,3 +150,31 @@ async def test_allow_stacking_triggers_anyway(tmp_path: Path) -> None:
     await harness.run(actions)
     assert harness.states()[actions[0].key] == ActionState.TRIGGERED
     assert harness.triggers_by_project()[actions[0].project_id] == 2
+
+
+def test_intents_are_synced_and_other_writes_are_not(tmp_path: Path) -> None:
+    """An intent must survive a power loss; an outcome lost to one is settled on resume."""
+    import sqlite3  # noqa: PLC0415
+
+    from runner.plan import Plan  # noqa: PLC0415
+
+    seen: list[tuple[str, int]] = []
+    with Ledger.open(tmp_path / "ledger.sqlite") as ledger:
+        ledger.create_run("r", Plan(tuple(job_actions(1)), "d"), base_url="x", meta={}, now=0)
+        connection: sqlite3.Connection = ledger._db
+
+        def trace(statement: str) -> None:
+            if statement in {"BEGIN IMMEDIATE", "COMMIT"}:
+                sync = connection.execute("PRAGMA synchronous").fetchone()[0]
+                seen.append((statement, sync))
+
+        connection.set_trace_callback(trace)
+        key = job_actions(1)[0].key
+        attempt = ledger.record_intent("r", key, idempotency_key="k", now=1.0)
+        intent_sync = [sync for statement, sync in seen if statement == "COMMIT"]
+        seen.clear()
+        ledger.record_outcome("r", key, attempt=attempt, outcome="accepted", now=2.0)
+        outcome_sync = [sync for statement, sync in seen if statement == "COMMIT"]
+        connection.set_trace_callback(None)
+    assert intent_sync == [2]  # FULL
+    assert outcome_sync == [1]  # NORMAL
