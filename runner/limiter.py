@@ -728,6 +728,11 @@ class RateLimiter:
             return
         permit._state = _RELEASED
         self._in_flight -= 1
+        probe = self._caps.get(_PROBE)
+        if probe is not None and permit._seq == probe.after_seq + 1:
+            # The probe ended without an answer to learn from (a network error): the next one
+            # may go now rather than when the probe would have expired.
+            self._caps[_PROBE] = _Cap(1, self._clock.monotonic() + _PROBE_SECONDS, self._seq)
         self._dispatch()
 
     def _abandon(self, permit: Permit) -> None:

@@ -343,9 +343,10 @@ def test_after_a_cap_expires_one_probe_goes_out_until_an_answer_comes() -> None:
                 headers = server_headers(limit=100, remaining=0, reset_in=5)
                 permit.observe(parse_rate_limit_headers(headers, 201))
 
-        async def silent() -> None:  # no answer: a lost response
+        async def silent() -> None:  # no answer for a long time: a hanging request
             async with limiter.acquire(TRIGGER):
                 admitted.append(anyio.current_time())
+                await anyio.sleep(30.0)
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(first)
@@ -355,5 +356,30 @@ def test_after_a_cap_expires_one_probe_goes_out_until_an_answer_comes() -> None:
         return admitted
 
     admitted = run_virtual(main)
-    # Blocked until the reset (5 s), then one probe; with no answer, the next probe 10 s later.
+    # Blocked until the reset (5 s), then one probe; while it hangs, the next probe 10 s later.
     assert admitted == [0.0, 5.0, 15.0, 25.0]
+
+
+def test_a_probe_that_fails_without_an_answer_lets_the_next_one_go_at_once() -> None:
+    async def main() -> list[float]:
+        limiter = RateLimiter(
+            [Window(100, 60.0)], clock=LoopClock(SERVER_EPOCH), concurrency=10, probe_first=True
+        )
+        admitted: list[float] = []
+
+        async def client(index: int) -> None:
+            async with limiter.acquire(TRIGGER) as permit:
+                admitted.append(anyio.current_time())
+                await anyio.sleep(1.0)
+                if index >= 2:  # the first two end in network errors: nothing to observe
+                    headers = server_headers(limit=100, remaining=90, reset_in=60)
+                    permit.observe(parse_rate_limit_headers(headers, 201))
+
+        async with anyio.create_task_group() as tg:
+            for index in range(5):
+                tg.start_soon(client, index)
+                await anyio.sleep(0)
+        return sorted(admitted)
+
+    # One at a time while nothing is learned (no 10 s stall), then the rest together.
+    assert run_virtual(main) == [0.0, 1.0, 2.0, 3.0, 3.0]
