@@ -544,6 +544,11 @@ class RateLimiter:
         return self._log.windows if self._log is not None else ()
 
     @property
+    def margin(self) -> float:
+        """Seconds added to every window: the longest recent round trip (bounded)."""
+        return self._log.margin if self._log is not None else 0.0
+
+    @property
     def in_flight(self) -> int:
         """Permits currently held."""
         return self._in_flight

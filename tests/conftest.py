@@ -42,3 +42,15 @@ def anyio_backend() -> tuple[str, dict[str, Any]]:
     from trio.testing import MockClock  # noqa: PLC0415 - test-only dependency
 
     return ("trio", {"clock": MockClock(autojump_threshold=0)})
+
+
+def _hypothesis_profile() -> None:
+    """Property tests are deterministic (the same examples every run) and free of wall-clock
+    deadlines, which a loaded CI machine would otherwise turn into flakes."""
+    from hypothesis import settings  # noqa: PLC0415
+
+    settings.register_profile("mlrun", derandomize=True, deadline=None, print_blob=True)
+    settings.load_profile("mlrun")
+
+
+_hypothesis_profile()

@@ -237,8 +237,10 @@ class LimiterMachine(RuleBasedStateMachine):
         if self.limiter is None or not self.lim.waiting or self.lim.in_flight >= self.concurrency:
             return
         now = self.now()
+        margin = self.lim.margin  # windows widen by the recent round trip (arrival jitter)
         full = any(
-            sum(1 for a in self.admissions if a + w.seconds > now) >= w.limit for w in self.windows
+            sum(1 for a in self.admissions if a + w.seconds + margin > now) >= w.limit
+            for w in self.windows
         )
         assert full or now < self.blocked_until
 
