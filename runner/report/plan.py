@@ -10,8 +10,9 @@ table to the same number of rows (found by bisection) with a line saying where t
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from runner.exitcodes import ExitCode
@@ -218,16 +219,26 @@ def _text_summary(plan_file: PlanFile) -> str:
 # -- Markdown -----------------------------------------------------------------------------------
 
 
+# No table row is shorter than this, so no more rows than limit / this can ever be shown.
+_SHORTEST_ROW = 8
+
+
 @dataclass(frozen=True)
 class _Table:
     title: str
     head: str  # the header and delimiter rows
-    rows: tuple[str, ...]
+    rows: tuple[str, ...]  # only as many as could fit: rendering 15,000 rows to show 500 is waste
+    total: int  # rows the table has in all
+
+    @classmethod
+    def of(cls, title: str, head: str, rows: Iterable[str], total: int, limit: int) -> _Table:
+        return cls(title, head, tuple(islice(rows, limit // _SHORTEST_ROW + 1)), total)
 
     def render(self, cap: int, more: str) -> str:
         parts = [f"#### {self.title}", "", self.head, *self.rows[:cap]]
-        if len(self.rows) > cap:
-            parts += ["", f"_… and {len(self.rows) - cap:,} more; the full plan is in {more}_"]
+        shown = min(cap, len(self.rows))
+        if self.total > shown:
+            parts += ["", f"_… and {self.total - shown:,} more; the full plan is in {more}_"]
         return "\n".join(parts)
 
 
@@ -240,7 +251,7 @@ def render_plan_markdown(
     """
     more = f"`{cell(full_plan_hint)}`" if full_plan_hint else "`mlrun plan --format json`"
     header = _markdown_header(plan_file)
-    tables = [table for table in _markdown_tables(plan_file) if table.rows]
+    tables = [table for table in _markdown_tables(plan_file, limit) if table.rows]
     most = max((len(table.rows) for table in tables), default=0)
 
     def compose(cap: int) -> str:
@@ -287,37 +298,50 @@ def _markdown_header(plan_file: PlanFile) -> str:
     return "\n".join(lines + [f"| {name} | {cell(value)} |" for name, value in rows])
 
 
-def _markdown_tables(plan_file: PlanFile) -> list[_Table]:
+def _markdown_tables(plan_file: PlanFile, limit: int) -> list[_Table]:
     plan = plan_file.plan
+    by_weight = projects_by_weight(plan)
+    models = _model_cells(plan)
+    skipped = not_selected(plan_file)
     return [
-        _Table(
+        _Table.of(
             "Unreachable projects (not planned)",
             "| Project | Id | Reason |\n|---|---|---|",
-            tuple(
+            (
                 f"| {cell(p.project)} | `{cell(p.project_id)}` | {cell(problem_line(p))} |"
                 for p in plan_file.problems
             ),
+            len(plan_file.problems),
+            limit,
         ),
-        _Table(
+        _Table.of(
             "Per project, heaviest first",
             "| Project | Expected executions |\n|---|--:|",
-            tuple(f"| {cell(n)} | {number(c)} |" for n, c in projects_by_weight(plan)),
+            (f"| {cell(n)} | {number(c)} |" for n, c in by_weight),
+            len(by_weight),
+            limit,
         ),
-        _Table(
+        _Table.of(
             "Per model",
             "| Model | Actions | Expected executions |\n|---|--:|--:|",
-            tuple(f"| `{cell(m)}` | {a} | {n} |" for m, a, n in _model_cells(plan)),
+            (f"| `{cell(m)}` | {a} | {n} |" for m, a, n in models),
+            len(models),
+            limit,
         ),
-        _Table(
+        _Table.of(
             "Actions",
             "| Project | Endpoint | Models | Count | Queries | Expected |\n"
             "|---|---|---|--:|--:|--:|",
-            tuple(_markdown_action(a) for a in plan.actions),
+            (_markdown_action(a) for a in plan.actions),
+            len(plan.actions),
+            limit,
         ),
-        _Table(
+        _Table.of(
             "Skipped",
             "| Project | Reason |\n|---|---|",
-            tuple(f"| {cell(s.project)} | {cell(s.reason)} |" for s in not_selected(plan_file)),
+            (f"| {cell(s.project)} | {cell(s.reason)} |" for s in skipped),
+            len(skipped),
+            limit,
         ),
     ]
 
