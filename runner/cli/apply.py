@@ -16,8 +16,11 @@ if TYPE_CHECKING:
 from runner.cli._common import echo_err, exit_on_error
 from runner.cli.options import (
     concurrency_option,
+    formats_option,
     github_options,
+    lock_timeout_option,
     selection_options,
+    state_dir_option,
     target_options,
 )
 
@@ -63,30 +66,14 @@ from runner.cli.options import (
     type=click.FloatRange(min=0),
     help="Seconds a created job may take to appear in the job list (default max(60, 2×timeout)).",
 )
-@click.option(
-    "--state-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="MLRUN_STATE_DIR",
-    help="Where the ledger lives (default .mlrun).",
-)
-@click.option(
-    "--lock-timeout",
-    type=click.FloatRange(min=0),
-    default=0.0,
-    help="Seconds to wait for another run holding the ledger.",
-)
+@state_dir_option
+@lock_timeout_option
 @click.option(
     "--report-dir",
     type=click.Path(file_okay=False, path_type=Path),
     help="Where reports go (default: the manifest's settings.reports.dir, mlrun-reports).",
 )
-@click.option(
-    "--format",
-    "formats",
-    multiple=True,
-    type=click.Choice(["json", "markdown", "junit", "text", "html"]),
-    help="Report formats to write; repeat for several (default: the manifest's).",
-)
+@formats_option
 @click.option(
     "--progress/--no-progress",
     default=None,

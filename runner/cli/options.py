@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 import click
@@ -64,4 +65,29 @@ github_options = _stack(
         show_default=True,
         help="Append the Markdown summary to $GITHUB_STEP_SUMMARY when that is set.",
     ),
+)
+
+
+REPORT_FORMATS = ("json", "markdown", "junit", "text", "html")
+
+state_dir_option = click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="MLRUN_STATE_DIR",
+    help="Where the ledger lives (default .mlrun).",
+)
+
+lock_timeout_option = click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    help="Seconds to wait for another run holding the ledger.",
+)
+
+formats_option = click.option(
+    "--format",
+    "formats",
+    multiple=True,
+    type=click.Choice(REPORT_FORMATS),
+    help="Report formats to write; repeat for several (default: the manifest's).",
 )

@@ -18,33 +18,9 @@ from typing import Any, TypeVar
 import click
 
 from runner.cli._common import echo_err, exit_on_error
+from runner.cli.options import formats_option, lock_timeout_option, state_dir_option
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-FORMAT_CHOICES = ("json", "markdown", "junit", "text", "html")
-
-
-def state_dir_option(func: F) -> F:
-    """``--state-dir``: where the ledger lives."""
-    option = click.option(
-        "--state-dir",
-        type=click.Path(file_okay=False, path_type=Path),
-        envvar="MLRUN_STATE_DIR",
-        help="Where the ledger lives (default .mlrun).",
-    )
-    return option(func)
-
-
-def formats_option(func: F) -> F:
-    """``--format``, repeatable."""
-    option = click.option(
-        "--format",
-        "formats",
-        multiple=True,
-        type=click.Choice(FORMAT_CHOICES),
-        help="Report formats to write; repeat for several.",
-    )
-    return option(func)
 
 
 def _ledger_path(state_dir: Path | None) -> Path | None:
@@ -239,12 +215,7 @@ def merge(
     help="API base URL (default: the one the run used).",
 )
 @state_dir_option
-@click.option(
-    "--lock-timeout",
-    type=click.FloatRange(min=0),
-    default=0.0,
-    help="Seconds to wait for another run holding the ledger.",
-)
+@lock_timeout_option
 @click.option(
     "--report-dir",
     type=click.Path(file_okay=False, path_type=Path),

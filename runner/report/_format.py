@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from runner.exitcodes import ExitCode
 from runner.report.model import Outcome, Report, Tally
 
@@ -75,3 +77,17 @@ def projects_by_problems(tallies: tuple[Tally, ...]) -> list[Tally]:
 def left_out(projects: tuple[tuple[str, str], ...]) -> str:
     """``omega (not selected), ...``: the manifest's projects the plan left out."""
     return ", ".join(f"{project} ({reason})" for project, reason in projects)
+
+
+def largest_fitting(compose: Callable[[int], str], most: int, limit: int) -> int:
+    """The largest row cap in [0, most] whose composition fits ``limit`` (0 if none does)."""
+    if len(compose(most)) <= limit:
+        return most
+    low, high = 0, most  # invariant: compose(high) does not fit
+    while high - low > 1:
+        middle = (low + high) // 2
+        if len(compose(middle)) <= limit:
+            low = middle
+        else:
+            high = middle
+    return low

@@ -8,13 +8,14 @@ first, so what is cut is always the least interesting.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from runner.report._format import (
     duration,
     executions,
     exit_line,
+    largest_fitting,
     left_out,
     number,
     ok_count,
@@ -65,21 +66,7 @@ def render_markdown(
         blocks = [header, *(table.render(cap, more) for table in tables), footer]
         return "\n\n".join(block for block in blocks if block) + "\n"
 
-    return _truncate(compose(_largest_fitting(compose, most, limit)), limit)
-
-
-def _largest_fitting(compose: Callable[[int], str], most: int, limit: int) -> int:
-    """The largest row cap in [0, most] whose composition fits ``limit`` (0 if none does)."""
-    if len(compose(most)) <= limit:
-        return most
-    low, high = 0, most  # invariant: compose(high) does not fit
-    while high - low > 1:
-        middle = (low + high) // 2
-        if len(compose(middle)) <= limit:
-            low = middle
-        else:
-            high = middle
-    return low
+    return _truncate(compose(largest_fitting(compose, most, limit)), limit)
 
 
 def _truncate(text: str, limit: int) -> str:

@@ -10,7 +10,7 @@ table to the same number of rows (found by bisection) with a line saying where t
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any
@@ -19,7 +19,7 @@ from runner.exitcodes import ExitCode
 from runner.plan import Action, BudgetVerdict, Plan, Skip, model_counts
 from runner.planfile import PlanFile, iso_utc
 from runner.remote import ProjectProblem
-from runner.report._format import number, shorten
+from runner.report._format import largest_fitting, number, shorten
 from runner.report.markdown import DEFAULT_LIMIT, cell
 from runner.report.redact import redact
 
@@ -260,20 +260,6 @@ def render_plan_markdown(
 
     text = compose(largest_fitting(compose, most, limit))
     return text if len(text) <= limit else text[: max(0, limit - 2)] + "…\n"
-
-
-def largest_fitting(compose: Callable[[int], str], most: int, limit: int) -> int:
-    """The largest row cap in [0, most] whose composition fits ``limit`` (0 if none does)."""
-    if len(compose(most)) <= limit:
-        return most
-    low, high = 0, most  # invariant: compose(high) does not fit
-    while high - low > 1:
-        middle = (low + high) // 2
-        if len(compose(middle)) <= limit:
-            low = middle
-        else:
-            high = middle
-    return low
 
 
 def _markdown_header(plan_file: PlanFile) -> str:
