@@ -105,6 +105,7 @@ _PROBE: Final = -math.inf
 _PROBE_SECONDS: Final = 10.0
 # A neighbour seen in the headers must use at least this many slots of the reported window.
 _NEIGHBOUR_MIN: Final = 2
+_NEIGHBOUR_SHARE: Final = 0.02  # ... and at least this share of it
 _POLL_SHARE_DENOMINATOR: Final = 1000
 # Latency margin: the longest of the last round trips, at most this share of the shortest window.
 _ROUND_TRIPS_KEPT: Final = 64
@@ -814,7 +815,7 @@ class RateLimiter:
             and reset_after is not None
             and not agrees  # the server counted no more than our own log did: nothing to learn
         ):
-            self._learn_neighbour(info.limit, info.remaining, now, after_seq)
+            self._learn_neighbour(info.limit, info.remaining, now, after_seq, expected)
             self._learn_cap(
                 info.limit, info.remaining, info.reset_epoch, reset_after, now, after_seq
             )
@@ -880,7 +881,12 @@ class RateLimiter:
         return reported.limit - self._log.count(reported, now)
 
     def _learn_neighbour(
-        self, limit: int | None, remaining: int, now: float, after_seq: int
+        self,
+        limit: int | None,
+        remaining: int,
+        now: float,
+        after_seq: int,
+        expected: int | None = None,
     ) -> None:
         """Another client of the key uses part of the window the headers describe: hold the
         same share of every shorter window for it, until that window's span has passed.
@@ -893,9 +899,12 @@ class RateLimiter:
         reported = next((w for w in self._log.windows if w.limit == limit), None)
         if reported is None:
             return
-        ours_seen = self._log.count(reported, now) - (self._seq - after_seq)
-        neighbour = (limit - remaining) - ours_seen
-        if neighbour < _NEIGHBOUR_MIN:
+        if expected is not None:  # what our log said was left when this request went out
+            neighbour = expected - remaining
+        else:
+            ours_seen = self._log.count(reported, now) - (self._seq - after_seq)
+            neighbour = (limit - remaining) - ours_seen
+        if neighbour < max(_NEIGHBOUR_MIN, math.ceil(_NEIGHBOUR_SHARE * limit)):
             neighbour = 0  # edge effects of clocks and in-flight requests, not a neighbour
         for window in self._log.windows:
             if window.seconds < reported.seconds:
