@@ -48,7 +48,7 @@ async def remote_plan(manifest: Path) -> tuple[int, int, int, float]:
     plan = build_plan(load_manifest([manifest]).manifest)
     sandbox = Sandbox(SandboxConfig(), clock=LoopClock())
     clock = LoopClock()
-    limiter = RateLimiter(DOCUMENTED, clock=clock, concurrency=8)
+    limiter = RateLimiter(DOCUMENTED, clock=clock, concurrency=8, probe_first=True)  # as apply
     started = anyio.current_time()
     async with MentionLabClient(
         api_key="ml_live_bench", base_url="https://api.mentionlab.io", transport=sandbox.transport()
