@@ -16,9 +16,11 @@ Jobs still running at the deadline are reported TIMEOUT.
 from __future__ import annotations
 
 import random as random_module
+import statistics
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 import anyio
@@ -31,7 +33,11 @@ from runner.ledger import Ledger
 from runner.limiter import RequestKind
 from runner.plan import Action
 
-SWEEP_THRESHOLD = 3  # due jobs of one project from which a list sweep beats single GETs
+SWEEP_THRESHOLD = 2  # outstanding jobs of one project from which a due one is looked at by sweep
+COHORT_MIN = 3  # jobs whose start and speed are known before the cohort's estimates are used
+FIRST_LOOK_FRACTION = 0.35  # first look: predicted start + this share of predicted processing
+FIRST_LOOK_NO_COHORT = 8.0  # seconds after creation, before the cohort knows better
+SECOND_LOOK_FRACTION = 0.5  # of the predicted remaining time, for a second progress point
 PAGE_SIZE = 100
 
 
@@ -64,6 +70,12 @@ class Tracked:
     terminal: bool = False
     gone: bool = False
     anomalies: list[str] = field(default_factory=list)
+    total: int = 0
+    created: float | None = None  # server time (epoch) of createdAt
+    started: float | None = None  # server time processing began, when a look showed it
+    points: list[tuple[int, float]] = field(default_factory=list)  # (done, updatedAt) in processing
+    per_execution: float | None = None  # seconds per execution, from updatedAt
+    learned: bool = False  # its start and speed are in the cohort
 
 
 class Follower:
@@ -93,6 +105,8 @@ class Follower:
         self.status_requests = 0
         self.timed_out: list[str] = []
         self._wake = anyio.Event()
+        self._cohort_pending: list[float] = []  # seconds from creation to processing
+        self._cohort_per_execution: list[float] = []
 
     def add(self, action: Action, job: Job) -> None:
         """Start following a job (from a trigger's reply, an adoption or the ledger)."""
@@ -153,7 +167,7 @@ class Follower:
             if t.action.project_id == due[0].action.project_id and not (t.terminal or t.gone)
         ]
         stragglers = due
-        if len(due) >= SWEEP_THRESHOLD:
+        if len(project_jobs) >= SWEEP_THRESHOLD:
             seen = await self._sweep(due[0].action, {t.job_id for t in project_jobs})
             stragglers = [t for t in due if t.job_id not in seen]
         for tracked in stragglers:
@@ -219,6 +233,7 @@ class Follower:
                 self._anomaly(tracked, f"terminal status {tracked.status} moved to {job.status}")
             return
         fraction = (job.success + job.failed) / job.total if job.total else 1.0
+        self._observe(tracked, job)
         if tracked.last_poll is not None and now > tracked.last_poll:
             tracked.rate = _progress_rate(tracked, fraction, now) or tracked.rate
         tracked.done_fraction, tracked.last_poll, tracked.status = fraction, now, job.status
@@ -238,10 +253,82 @@ class Follower:
         )
         tracked.next_due = now + self._interval(tracked)
 
+    def _observe(self, tracked: Tracked, job: Job) -> None:
+        """Learn the job's start and seconds per execution from its server timestamps.
+
+        ``updatedAt`` is when the counters last changed, so a processing look with nothing
+        done dates the start, and two progress points (or the start and one) give the job's
+        own speed; jobs whose start and speed are known feed the run's cohort estimates.
+        """
+        tracked.total = job.total
+        if tracked.created is None:
+            tracked.created = _epoch(job.created_at)
+        updated = _epoch(job.updated_at)
+        created = tracked.created
+        if created is None or updated is None or job.total <= 0:
+            return
+        _note_point(tracked, job, created, updated)
+        _estimate_speed(tracked, created)
+        done = job.success + job.failed
+        if job.terminal and done == job.total and not tracked.learned:
+            started = tracked.started
+            if started is not None and updated > started:
+                tracked.per_execution = (updated - started) / job.total
+        if tracked.started is not None and tracked.per_execution and not tracked.learned:
+            tracked.learned = True
+            self._cohort_pending.append(tracked.started - created)
+            self._cohort_per_execution.append(tracked.per_execution)
+
+    def _local(self, tracked: Tracked, server_time: float) -> float:
+        """A server time as our monotonic time (anchored at the job's creation = first seen)."""
+        assert tracked.created is not None
+        return tracked.first_seen + (server_time - tracked.created)
+
+    def _predicted_look(self, tracked: Tracked) -> float | None:
+        """When to look next from the job's timestamps and the cohort, or None (no basis)."""
+        if tracked.created is None or tracked.total <= 0:
+            return None
+        if tracked.per_execution and tracked.started is not None:
+            return self._look_at_end(tracked, tracked.started, tracked.per_execution)
+        if len(self._cohort_per_execution) < COHORT_MIN:
+            if tracked.status == "pending":  # the API is pending for seconds: look later
+                age = self.clock.monotonic() - tracked.first_seen
+                return tracked.first_seen + max(FIRST_LOOK_NO_COHORT, 1.5 * age)
+            return None
+        return self._look_from_cohort(tracked, tracked.created)
+
+    def _look_at_end(self, tracked: Tracked, started: float, per_execution: float) -> float:
+        """The job's own speed is known: look right after its predicted end."""
+        end = started + per_execution * tracked.total
+        margin = 0.1 * self.options.min_interval + 0.01 * per_execution * tracked.total
+        return self._local(tracked, end) + margin * (1.0 + self.rng.random())
+
+    def _look_from_cohort(self, tracked: Tracked, created: float) -> float:
+        """Like jobs of this run: look early in its processing, for a second progress point."""
+        typical = statistics.median(self._cohort_per_execution)
+        if tracked.points:
+            done, updated = tracked.points[-1]
+            remaining = typical * (tracked.total - done)
+            return self._local(tracked, updated + SECOND_LOOK_FRACTION * remaining)
+        if tracked.started is not None:
+            halfway = tracked.started + SECOND_LOOK_FRACTION * typical * tracked.total
+            return self._local(tracked, halfway)
+        pending = _quantile(self._cohort_pending, 0.8)
+        processing = FIRST_LOOK_FRACTION * typical * tracked.total
+        first = self._local(tracked, created + pending + processing)
+        if tracked.last_poll is not None and tracked.status == "pending":
+            # still pending at the last look: processing starts later than that
+            first = max(first, tracked.last_poll + max(self.options.min_interval, processing))
+        return first
+
     def _interval(self, tracked: Tracked) -> float:
         """From the job's progress rate if known, else from its age; jittered, bounded."""
         low, high = self.options.min_interval, self.options.max_interval
-        if tracked.rate:
+        now = self.clock.monotonic()
+        look = self._predicted_look(tracked)
+        if look is not None:
+            wanted = (look - now) * (1.0 + 0.02 * self.rng.random())
+        elif tracked.rate:
             eta = (1.0 - tracked.done_fraction) / tracked.rate
             wanted = eta * (1.0 + 0.05 * self.rng.random()) + low * 0.25
         else:
@@ -274,6 +361,46 @@ def _progress_rate(tracked: Tracked, fraction: float, now: float) -> float | Non
         return None
     span = now - tracked.last_poll
     return progress / (span if tracked.done_fraction > 0 else span / 2)
+
+
+def _note_point(tracked: Tracked, job: Job, created: float, updated: float) -> None:
+    """A processing look: its start (nothing done yet) or a progress point."""
+    if job.status != "processing":
+        return
+    done = job.success + job.failed
+    if done == 0 and updated > created:
+        tracked.started = updated
+    elif 0 < done < job.total and (not tracked.points or tracked.points[-1][0] != done):
+        tracked.points.append((done, updated))
+
+
+def _estimate_speed(tracked: Tracked, created: float) -> None:
+    """Seconds per execution from two progress points, or from the start and one."""
+    if len(tracked.points) >= 2:
+        (d1, u1), (d2, u2) = tracked.points[0], tracked.points[-1]
+        if d2 > d1 and u2 > u1:
+            tracked.per_execution = (u2 - u1) / (d2 - d1)
+    elif tracked.points and tracked.started is not None:
+        d1, u1 = tracked.points[0]
+        if u1 > tracked.started:
+            tracked.per_execution = (u1 - tracked.started) / d1
+    if tracked.per_execution and tracked.started is None and tracked.points:
+        d1, u1 = tracked.points[0]
+        tracked.started = max(created, u1 - d1 * tracked.per_execution)
+
+
+def _epoch(text: str | None) -> float | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
+
+
+def _quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def _cancel_when_set(event: anyio.Event, scope: anyio.CancelScope) -> None:
