@@ -94,14 +94,16 @@ def _kill_then_resume(transcript: Transcript, sandbox: ServedSandbox, manifest: 
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    deadline = time.monotonic() + 90  # an upper bound: planning against the faulty sandbox
-    while not (transcript.workdir / "killed" / "ledger.sqlite").exists():
-        assert time.monotonic() < deadline
-        assert process.poll() is None
-        time.sleep(0.02)
-    time.sleep(0.3)
-    process.send_signal(signal.SIGKILL)
-    out, err = process.communicate()
+    try:
+        deadline = time.monotonic() + 90  # an upper bound: planning against the faulty sandbox
+        while not (transcript.workdir / "killed" / "ledger.sqlite").exists():
+            assert time.monotonic() < deadline
+            assert process.poll() is None
+            time.sleep(0.02)
+        time.sleep(0.3)
+    finally:  # never leave the apply running, whatever failed above
+        process.send_signal(signal.SIGKILL)
+        out, err = process.communicate()
     transcript.outputs += [("killed apply stdout", out), ("killed apply stderr", err)]
     assert transcript.run("resume", "apply", "--resume", *args, env=env) in {0, 1}
 

@@ -215,7 +215,11 @@ async def test_a_120_s_outage_pauses_the_run_as_a_whole(tmp_path: Path) -> None:
 
 async def test_refused_connections_are_resent_and_never_ambiguous(tmp_path: Path) -> None:
     harness = ChaosHarness(
-        tmp_path, config=SandboxConfig(seed=6, faults=Faults(refuse=0.4)), wait=False
+        tmp_path,
+        config=SandboxConfig(seed=6, faults=Faults(refuse=0.4)),
+        wait=False,
+        # 40 % refused: 8 attempts would give up on ~3 % of runs; the point is never AMBIGUOUS.
+        engine=EngineOptions(settle_grace=60.0, max_attempts=20),
     )
     actions = job_actions(40)
     await harness.run(actions)

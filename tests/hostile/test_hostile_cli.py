@@ -143,7 +143,7 @@ def test_a_fifo_as_manifest_does_not_hang(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     case = Case("fifo", fifo, has_line=False)
     outcome = _apply(case, tmp_path / "work", "--sandbox", timeout=BOUND_SECONDS + 1)
-    # Known bug (reported to the lead): the loader opens the FIFO and blocks on it forever.
+    # A FIFO would block open() forever: the loader refuses anything but a regular file.
     assert outcome.code == 2, outcome.stderr
     assert "Traceback" not in outcome.stderr
     assert outcome.seconds < BOUND_SECONDS
