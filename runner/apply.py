@@ -328,8 +328,8 @@ async def _remote_facts(
         options=EngineOptions(),
         progress=RunProgress(),
     )
-    facts = await resolve_query_counts(plan, client=client, request=gateway.request)
-    refused = [p for p in facts.problems if p.kind == "error" and "HTTP 401" in p.message]
+    facts = await resolve_query_counts(plan, client=client, request=gateway.read)
+    refused = [p for p in facts.problems if p.kind == "unauthorized"]
     if refused:
         raise AuthError(refused[0].message, status=401)
     return facts
@@ -342,7 +342,7 @@ def _without_unreachable(plan: Plan, problems: Sequence[ProjectProblem]) -> Plan
     from runner.plan import Skip  # noqa: PLC0415
 
     kept = tuple(a for a in plan.actions if a.project not in bad)
-    skipped = plan.skipped + tuple(Skip(p.project, p.message) for p in problems)
+    skipped = plan.skipped + tuple(Skip(p.project, p.message, error=True) for p in problems)
     return replace(plan, actions=kept, skipped=skipped)
 
 

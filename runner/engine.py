@@ -48,6 +48,7 @@ from runner.errors import (
     ServerError,
     ServiceUnavailable,
     TransportError,
+    Unreachable,
 )
 from runner.ledger import ActionState, Ledger
 from runner.limiter import Permit, RateLimiter, RateLimitInfo, RequestKind
@@ -58,6 +59,8 @@ T = TypeVar("T")
 
 FATAL_ERRORS = (AuthError, QuotaExhausted)
 AMBIGUOUS_ERRORS = (OutcomeUnknown, ServerError, MalformedResponse)
+_RETRYABLE_READ_ERRORS = (ServiceUnavailable, NotSent, *AMBIGUOUS_ERRORS)
+UNREACHABLE_AFTER = 3  # refused connections, before any answer, that make the API unreachable
 
 
 @dataclass(frozen=True)
@@ -219,6 +222,9 @@ class Gateway:
         self.clock = clock
         self.progress = progress
         self.breaker = OutageBreaker(clock, rng, options)
+        self._options = options
+        self._rng = rng
+        self.answered = False  # has anything answered this run (a reply or an HTTP error)?
         self.server_offset = 0.0  # server Date minus our wall clock, from the last response
         self._on_event = on_event
 
@@ -236,6 +242,47 @@ class Gateway:
             self._track_server_clock(reply.rate.date_epoch)
             return reply
 
+    async def read(self, kind: RequestKind, call: Callable[[], Awaitable[Reply[T]]]) -> Reply[T]:
+        """An idempotent read, resent while its failure may pass; the last error otherwise.
+
+        Reads change nothing, so an ambiguous failure (5xx, a connection lost mid-way, a garbled
+        body) is as safe to resend as one that provably never arrived. 429s wait for the
+        limiter and count apart (``max_throttled``); other failures back off with full jitter,
+        ``max_attempts`` sends and ``max_retry_seconds`` at most. A 4xx, a bad key or exhausted
+        credits are answers, never retried. While nothing has answered yet, connections refused
+        ``UNREACHABLE_AFTER`` times raise :class:`Unreachable`: a wrong URL is not an outage.
+        """
+        failures = throttled = 0
+        started = self.clock.monotonic()
+        while True:
+            try:
+                return await self.request(kind, call)
+            except RateLimited:
+                throttled += 1
+                if throttled >= self._options.max_throttled:
+                    raise
+            except _RETRYABLE_READ_ERRORS as exc:
+                failures += 1
+                if isinstance(exc, NotSent) and not self.answered and failures >= UNREACHABLE_AFTER:
+                    raise Unreachable(f"{exc} ({failures} attempts)") from exc
+                if self._should_give_up(failures, started):
+                    raise
+                if not self.breaker.is_open:  # an open breaker already spaces the sends
+                    await self.clock.sleep(self.backoff(failures))
+
+    def _should_give_up(self, failures: int, started: float) -> bool:
+        elapsed = self.clock.monotonic() - started
+        return failures >= self._options.max_attempts or elapsed >= self._options.max_retry_seconds
+
+    def backoff(self, failures: int) -> float:
+        """Seconds before the next send after ``failures`` failures: full jitter."""
+        return full_jitter(
+            failures,
+            base=self._options.backoff_base,
+            cap=self._options.backoff_cap,
+            random=self._rng.random,
+        )
+
     async def _send(self, permit: Permit, call: Callable[[], Awaitable[Reply[T]]]) -> Reply[T]:
         self.progress.requests += 1
         self.progress.requests_in_flight += 1
@@ -249,10 +296,12 @@ class Gateway:
             self._unavailable("connection refused")
             raise
         except ApiError as exc:
+            self.answered = True
             self._learn_from_error(exc, permit)
             raise
         finally:
             self.progress.requests_in_flight -= 1
+        self.answered = True
         permit.observe(reply.rate)
         return reply
 
@@ -382,7 +431,7 @@ class Engine:
             )
 
         try:
-            reply = await self.request(RequestKind.TRIGGER, latest_jobs)
+            reply = await self.gateway.read(RequestKind.TRIGGER, latest_jobs)
         except Withdrawn:
             return True  # the run is stopping; the project's actions are marked skipped
         except FATAL_ERRORS as exc:
@@ -459,19 +508,11 @@ class Engine:
                 self._fail(action, sent.number, f"gave up after {safe_failures} attempts")
                 return
             if outcome == "backoff":
-                await self.clock.sleep(self._backoff(safe_failures))
+                await self.clock.sleep(self.gateway.backoff(safe_failures))
 
     def _retries_exhausted(self, failures: int, started: float) -> bool:
         elapsed = self.clock.monotonic() - started
         return failures >= self.options.max_attempts or elapsed >= self.options.max_retry_seconds
-
-    def _backoff(self, failures: int) -> float:
-        return full_jitter(
-            failures,
-            base=self.options.backoff_base,
-            cap=self.options.backoff_cap,
-            random=self.rng.random,
-        )
 
     async def _attempt(self, action: Action, sent: _Sent, key: str, kind: RequestKind) -> str:
         """Send once; record the outcome. Returns done|withdrawn|ambiguous|retry|backoff."""
@@ -730,7 +771,7 @@ class Engine:
                     raise _LookupFailed(f"could not read the job list: {exc}") from exc
                 if not final:
                     return None
-                await self.clock.sleep(self._backoff(failures[0]))
+                await self.clock.sleep(self.gateway.backoff(failures[0]))
 
     def _not_created(self, action: Action, attempt: int) -> bool:
         if attempt >= self.options.max_attempts:

@@ -161,6 +161,13 @@ class NotSent(TransportError):
     """The request provably never reached the service (connect refused/timeout, pool timeout)."""
 
 
+class Unreachable(NotSent):
+    """Nothing at the base URL has answered this run: every connection attempt failed.
+
+    A wrong URL or a dead service, told in seconds instead of waiting out an outage.
+    """
+
+
 class OutcomeUnknown(TransportError):
     """The request may have been processed: read timeout, connection closed without a response."""
 

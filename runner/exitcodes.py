@@ -11,5 +11,5 @@ class ExitCode(IntEnum):
     INVALID = 2  # invalid manifest, plan or command line; nothing was sent
     INTERRUPTED = 3  # interrupted (SIGINT/SIGTERM) or timed out following jobs: resumable
     BUDGET_REFUSED = 4  # the plan exceeds the manifest's budget; nothing was sent
-    FATAL_API = 5  # the API refused the run as a whole (bad key, no access, credits exhausted)
+    FATAL_API = 5  # the API refused the run (bad key, no access, credits) or is unreachable
     INTERNAL = 70  # a bug in mlrun (EX_SOFTWARE); the message asks for a report

@@ -66,10 +66,25 @@ class Action:
 
 @dataclass(frozen=True)
 class Skip:
-    """A project the plan will not trigger, and why."""
+    """A project the plan will not trigger, and why.
+
+    ``error``: the manifest asked for it but it could not be planned (unknown to the key, the
+    API unreachable): the run then did not do what was asked.
+    """
 
     project: str
     reason: str
+    error: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"project": self.project, "reason": self.reason}
+        if self.error:
+            data["error"] = True
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Skip:
+        return cls(str(data["project"]), str(data["reason"]), bool(data.get("error", False)))
 
 
 @dataclass(frozen=True)
@@ -143,7 +158,7 @@ class Plan:
             "manifestDigest": self.manifest_digest,
             "maxExecutions": self.max_executions,
             "actions": [a.to_json() for a in self.actions],
-            "skipped": [{"project": s.project, "reason": s.reason} for s in self.skipped],
+            "skipped": [s.to_json() for s in self.skipped],
             "notes": list(self.notes),
         }
 
@@ -152,7 +167,7 @@ class Plan:
         return cls(
             actions=tuple(Action.from_json(a) for a in data["actions"]),
             manifest_digest=str(data["manifestDigest"]),
-            skipped=tuple(Skip(s["project"], s["reason"]) for s in data.get("skipped", [])),
+            skipped=tuple(Skip.from_json(s) for s in data.get("skipped", [])),
             max_executions=data.get("maxExecutions"),
             notes=tuple(data.get("notes", [])),
         )

@@ -14,7 +14,14 @@ from typing import Any
 import anyio
 
 from runner.api import MentionLabClient, Reply
-from runner.errors import ApiError, AuthError, NotFound, NotSent, OutcomeUnknown
+from runner.errors import (
+    ApiError,
+    AuthError,
+    NotFound,
+    NotSent,
+    OutcomeUnknown,
+    Unreachable,
+)
 from runner.limiter import RequestKind
 from runner.plan import Action, Plan
 
@@ -27,7 +34,7 @@ class ProjectProblem:
 
     project: str
     project_id: str
-    kind: str  # not_found | forbidden | error
+    kind: str  # not_found | forbidden | unauthorized | error
     message: str
 
 
@@ -59,13 +66,23 @@ async def resolve_query_counts(
                     limit=1,
                 ),
             )
+        except Unreachable:
+            raise
         except (ApiError, OutcomeUnknown, NotSent) as exc:
             problems.append(_problem(action, exc))
             return
         counts[action.project] = reply.value.page.total_records
 
+    projects = list(first_action.values())
+    if projects:  # the first alone: a wrong URL or a dead API is told in seconds, once
+        try:
+            await count(projects[0])
+        except Unreachable as exc:
+            raise Unreachable(
+                f"nothing answered at {client.base_url}: {exc}; nothing was sent"
+            ) from exc
     async with anyio.create_task_group() as group:
-        for action in first_action.values():
+        for action in projects[1:]:
             group.start_soon(count, action)
     order = {name: i for i, name in enumerate(first_action)}
     problems.sort(key=lambda p: order[p.project])
@@ -75,11 +92,13 @@ async def resolve_query_counts(
 def _problem(action: Action, exc: Exception) -> ProjectProblem:
     if isinstance(exc, NotFound):
         kind, message = "not_found", f"project {action.project_id} does not exist for this key"
+    elif isinstance(exc, AuthError) and exc.status == 401:
+        kind, message = "unauthorized", str(exc)
     elif isinstance(exc, AuthError) and exc.status == 403:
         kind = "forbidden"
         message = f"project {action.project_id} is not reachable with this key" + (
             f" in organisation {action.organisation}" if action.organisation else ""
         )
     else:
-        kind, message = "error", str(exc)
+        kind, message = "error", f"could not read the project's queries: {exc}"
     return ProjectProblem(action.project, action.project_id, kind, message)

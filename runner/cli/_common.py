@@ -24,6 +24,7 @@ from runner.errors import (
     PlanError,
     QuotaExhausted,
     RunInterrupted,
+    Unreachable,
     UsageError,
 )
 from runner.exitcodes import ExitCode
@@ -40,7 +41,7 @@ def exit_code_for(error: MlrunError) -> ExitCode:
         return ExitCode.BUDGET_REFUSED
     if isinstance(error, RunInterrupted):
         return ExitCode.INTERRUPTED
-    if isinstance(error, AuthError | QuotaExhausted):
+    if isinstance(error, AuthError | QuotaExhausted | Unreachable):
         return ExitCode.FATAL_API
     return ExitCode.ACTION_FAILED
 

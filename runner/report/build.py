@@ -115,7 +115,12 @@ def _run_info(
         stop_reason=stop_reason,
         budget_refused=any(e[1] == BUDGET_EVENT for e in events)
         or "BudgetExceeded" in (stop_reason or ""),
-        skipped_projects=tuple((s.project, redact(s.reason)) for s in run.plan.skipped),
+        skipped_projects=tuple(
+            (s.project, redact(s.reason)) for s in run.plan.skipped if not s.error
+        ),
+        unreachable_projects=tuple(
+            (s.project, redact(s.reason)) for s in run.plan.skipped if s.error
+        ),
         followed=run.meta.get("wait", True) is not False,
         rate_limits=tuple(
             (int(limit), float(seconds)) for limit, seconds in run.meta.get("rateLimits", [])

@@ -140,6 +140,8 @@ def _meta_list(report: Report) -> str:
         rows.append(("Stopped", run.stop_reason))
     if run.skipped_projects:
         rows.append(("Left out", left_out(run.skipped_projects)))
+    if run.unreachable_projects:
+        rows.append(("Unreachable, not triggered", left_out(run.unreachable_projects)))
     items = "".join(f"<dt>{esc(name)}</dt><dd>{esc(value)}</dd>" for name, value in rows)
     return f'<dl class="meta">{items}</dl>'
 

@@ -104,6 +104,8 @@ def _header(report: Report) -> str:
         rows.append(("Stopped", run.stop_reason))
     if run.skipped_projects:
         rows.append(("Left out", left_out(run.skipped_projects)))
+    if run.unreachable_projects:
+        rows.append(("Unreachable, not triggered", left_out(run.unreachable_projects)))
     lines = [f"### {icon} mlrun run `{cell(run.run_id)}`: {verdict}", "", "| | |", "|---|---|"]
     lines += [f"| {name} | {cell(value)} |" for name, value in rows]
     return redact("\n".join(lines))

@@ -128,6 +128,9 @@ def _run(data: Mapping[str, Any]) -> RunInfo:
         stop_reason=data["stopReason"],
         budget_refused=data["budgetRefused"],
         skipped_projects=tuple((s["project"], s["reason"]) for s in data["skippedProjects"]),
+        unreachable_projects=tuple(
+            (s["project"], s["reason"]) for s in data.get("unreachableProjects", [])
+        ),
         followed=data["followed"],
         rate_limits=tuple((w["limit"], w["seconds"]) for w in data.get("rateLimits", [])),
     )
@@ -269,6 +272,9 @@ def _merged_run(reports: Sequence[Report], actions: Sequence[ActionResult], now:
         stop_reason=_stop_reasons(runs),
         budget_refused=any(run.budget_refused for run in runs),
         skipped_projects=_skipped(runs, {action.project for action in actions}),
+        unreachable_projects=tuple(
+            dict(pair for run in runs for pair in run.unreachable_projects).items()
+        ),
         followed=all(run.followed for run in runs),
         rate_limits=_merged_limits(runs),
     )

@@ -412,6 +412,9 @@ class RunInfo:
     stop_reason: str | None = None  # the engine's "stop" event, if any
     budget_refused: bool = False
     skipped_projects: tuple[tuple[str, str], ...] = ()  # (project, reason): not in the plan
+    # (project, why): asked for by the manifest, but it could not be planned (unknown to the
+    # key, or the API did not answer): nothing was triggered for it, and the run says so.
+    unreachable_projects: tuple[tuple[str, str], ...] = ()
     followed: bool = True  # False with --no-wait: jobs were triggered, not followed
     rate_limits: tuple[tuple[int, float], ...] = ()  # (limit, window seconds) the run enforced
 
@@ -454,6 +457,10 @@ class RunInfo:
             "skippedProjects": [
                 {"project": project, "reason": reason} for project, reason in self.skipped_projects
             ],
+            "unreachableProjects": [
+                {"project": project, "reason": reason}
+                for project, reason in self.unreachable_projects
+            ],
         }
 
 
@@ -484,7 +491,7 @@ class Report:
         3. ``INTERRUPTED`` (3): the run was interrupted, or an action is TIMEOUT or RUNNING:
            the run is resumable, and resuming may still turn failures into results;
         4. ``ACTION_FAILED`` (1): an action is not OK (failed, partial, unknown, skipped,
-           not attempted) or differs from what was asked;
+           not attempted) or differs from what was asked, or a project could not be planned;
         5. ``OK`` (0): every action completed exactly as asked.
 
         With ``--no-wait`` (``run.followed`` false) a RUNNING job is what was asked: it counts as
@@ -499,7 +506,11 @@ class Report:
             return ExitCode.BUDGET_REFUSED
         if self.run.status == "interrupted" or outcomes & _RESUMABLE_OUTCOMES:
             return ExitCode.INTERRUPTED
-        if outcomes & _PROBLEM_OUTCOMES or any(a.differences for a in self.actions):
+        if (
+            outcomes & _PROBLEM_OUTCOMES
+            or any(a.differences for a in self.actions)
+            or self.run.unreachable_projects
+        ):
             return ExitCode.ACTION_FAILED
         return ExitCode.OK
 

@@ -73,6 +73,9 @@ def _header(report: Report, paint: dict[str, str]) -> list[str]:
         lines.append(f"Stopped     {run.stop_reason}")
     if run.skipped_projects:
         lines.append(f"Left out    {shorten(left_out(run.skipped_projects), _REASON_WIDTH)}")
+    if run.unreachable_projects:
+        unreachable = shorten(left_out(run.unreachable_projects), _REASON_WIDTH)
+        lines.append(f"{paint[str(Outcome.FAILED)]}Unreachable{paint['reset']} {unreachable}")
     return lines
 
 

@@ -15,6 +15,9 @@ import pytest
 from runner.apply import ApplyRequest, ApplyResult, apply, plan_only
 from runner.errors import BudgetExceeded, PlanError
 from runner.planfile import PlanFile, write_plan_file
+from runner.report import render_text
+from runner.report.merge import schema_problem
+from runner.report.model import Outcome
 from runner.sandbox import Sandbox
 
 from .plan_support import (
@@ -71,7 +74,14 @@ def test_apply_runs_exactly_the_saved_plan_without_planning_again(
     assert sum(t["totalExecutions"] for t in truth["triggers"]) == REACHABLE_TOTAL
     assert len(truth["triggers"]) == len(saved.plan.actions) == 3
     assert applied.report is not None
-    assert applied.report.exit_code() == 0
+    # Reachable projects went as asked (--no-wait: running); the two unreachable ones exit 1.
+    assert {a.outcome for a in applied.report.actions} <= {Outcome.OK, Outcome.RUNNING}
+    assert [p for p, _why in applied.report.run.unreachable_projects] == ["initech", "ghost"]
+    assert applied.report.exit_code() == 1
+    data = applied.report.to_json()
+    assert schema_problem(data) is None
+    assert [p["project"] for p in data["run"]["unreachableProjects"]] == ["initech", "ghost"]
+    assert "Unreachable initech (" in render_text(applied.report, color=False)
 
 
 def test_apply_refuses_a_plan_over_budget_before_any_trigger(

@@ -19,6 +19,7 @@ from .plan_support import (
     INITECH,
     KEY,
     REACHABLE_TOTAL,
+    free_port,
     served,
     strict_served_config,
     trigger_requests,
@@ -195,3 +196,17 @@ def test_a_saved_plan_given_to_plan_is_shown(tmp_path: Path) -> None:
     result = mlrun("plan", "plan.json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Plan: 4 actions in 3 projects, expected executions unknown" in result.stdout
+
+
+@pytest.mark.parametrize("command", ["plan", "apply"])
+def test_nothing_listening_at_the_base_url_exits_5_in_seconds(tmp_path: Path, command: str) -> None:
+    write_manifest(tmp_path)
+    closed = f"http://127.0.0.1:{free_port()}"
+    state = ("--state-dir", "state") if command == "apply" else ()
+    args = (command, "manifest.yaml", "--base-url", closed, *state)
+    result = mlrun(*args, cwd=tmp_path, env={"MENTIONLAB_API_KEY": KEY})
+    assert result.returncode == 5, result.stderr
+    assert f"nothing answered at {closed}" in result.stderr
+    assert "(3 attempts); nothing was sent" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "state" / "ledger.sqlite").exists()  # no run was started

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import re
+import uuid
 from pathlib import Path
 
 import pytest
+from runner.clock import LoopClock
+from runner.engine import EngineOptions
 from runner.errors import AuthError
 from runner.exitcodes import ExitCode
 from runner.plan import Selection
+from runner.planfile import PlanFile
 from runner.report.plan import problem_line, render_plan_text
+from runner.sandbox import Faults, Sandbox, SandboxConfig
 
 from .plan_support import (
     ACME,
     GHOST,
     GLOBEX,
     INITECH,
+    ORG,
     OTHER_KEY,
     OTHER_ORG,
     REACHABLE_TOTAL,
@@ -112,3 +118,52 @@ async def test_selection_plans_only_the_selected_projects_and_says_why_others_ar
     assert [(s.project, s.reason) for s in plan_file.plan.skipped] == [("acme", "not selected")]
     assert sandbox.truth()["paths"] == {"POST /api/queries/list": 1}
     assert re.search(r"\n  acme +not selected\n", render_plan_text(plan_file))
+
+
+def _many_projects(directory: Path, count: int) -> Path:
+    projects = "".join(
+        f"  - name: p{i}\n    id: {uuid.uuid5(uuid.NAMESPACE_URL, f'plan-{i}')}\n"
+        "    jobs:\n      - models: [gpt-5-mini]\n"
+        for i in range(count)
+    )
+    path = directory / "many.yaml"
+    path.write_text(f"version: 1\ndefaults:\n  organisation: {ORG}\nprojects:\n{projects}")
+    return path
+
+
+def _counts(plan_file: PlanFile) -> dict[str, int | None]:
+    return {a.project: a.queries for a in plan_file.plan.actions}
+
+
+async def test_planning_reads_are_resent_through_5xx_and_dropped_connections(
+    tmp_path: Path,
+) -> None:
+    manifest = _many_projects(tmp_path, 40)
+    healthy = await remote_plan(Sandbox(SandboxConfig(seed=11), clock=LoopClock()), manifest)
+    faults = Faults(error_503=0.1, error_502=0.05, drop_before=0.05, lost_response=0.05)
+    sandbox = Sandbox(SandboxConfig(seed=11, faults=faults), clock=LoopClock())
+
+    planned = await remote_plan(sandbox, manifest)
+
+    assert planned.problems == ()
+    assert len(planned.plan.actions) == 40
+    assert _counts(planned) == _counts(healthy)
+    assert None not in _counts(planned).values()
+    statuses = sandbox.truth()["statuses"]
+    assert statuses.get("503", 0) > 0
+    assert statuses.get("502", 0) > 0
+    assert trigger_requests(sandbox.truth()) == 0
+
+
+async def test_a_project_the_api_never_answers_for_is_left_out_as_an_error_after_retries(
+    tmp_path: Path,
+) -> None:
+    sandbox = strict_sandbox(faults=Faults(error_502=1.0))
+
+    planned = await remote_plan(sandbox, write_manifest(tmp_path))
+
+    assert [p.kind for p in planned.problems] == ["error", "error"]
+    assert all("could not read the project's queries" in p.message for p in planned.problems)
+    assert all(s.error for s in planned.plan.skipped)
+    assert planned.plan.actions == ()
+    assert sandbox.truth()["paths"]["POST /api/queries/list"] == 2 * EngineOptions().max_attempts
