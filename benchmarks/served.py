@@ -166,7 +166,7 @@ async def run_engine(
 ) -> EngineRun:
     """``runner.run.execute`` with a real client over loopback, a ledger at ``ledger_path``."""
     clock = clock or SystemClock()
-    ledger = Ledger.open(ledger_path)
+    ledger = Ledger.open(ledger_path, background_sync=True)  # as `mlrun apply` opens it
     if synchronous is not None:
         # Measuring the ledger's cost only. Production syncs intents (FULL) and commits the rest
         # with NORMAL, switching per transaction; hold one level for every commit instead.

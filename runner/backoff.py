@@ -17,6 +17,7 @@ without time and deterministic under a seeded ``random.Random``.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable
@@ -88,6 +89,7 @@ def parse_retry_after(
     return max(0.0, target - reference)
 
 
+@functools.lru_cache(maxsize=8)  # every response has a Date, and it changes once a second
 def parse_http_date(value: str | None) -> float | None:
     """Unix time of an HTTP-date (IMF-fixdate, RFC 850 or asctime), or ``None`` if malformed.
 

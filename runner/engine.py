@@ -522,7 +522,7 @@ class Engine:
             if self.stop_reason:
                 raise Withdrawn
             sent.intent_wall = self.clock.wall()
-            sent.number = self.ledger.record_intent(
+            sent.number = await self.ledger.record_intent_durably(
                 self.run_id, action.key, idempotency_key=key, now=sent.intent_wall
             )
             self.progress.note(action.project, sent=1, in_flight=1)

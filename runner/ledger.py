@@ -6,6 +6,13 @@ on resume every action whose last attempt has an intent but no outcome is settle
 server's state, never resent blindly. Reports, ``--resume``, ``mlrun runs`` and ``mlrun status``
 are all views of this file.
 
+Intents are the one write on the hot path that must be durable before the next step (the
+request). ``Ledger.open(path, background_sync=True)`` (what ``mlrun apply`` uses) commits them
+like the rest and then makes them durable with an ``fsync`` of the write-ahead log in a worker
+thread, off the event loop, one ``fsync`` for every intent committed before it started (a group
+commit): exactly what ``synchronous=FULL`` does after each commit, shared and without blocking
+the other requests. An ``fsync`` error stops the run: nothing more may be sent.
+
 One run at a time per ledger: an exclusive ``flock`` on a lock file beside it. The kernel releases
 it when the process dies, so a killed run never blocks the next one.
 
@@ -25,6 +32,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Self, TextIO
+
+import anyio
+import anyio.lowlevel
 
 from runner.errors import LedgerError
 from runner.plan import Action, Plan
@@ -178,17 +188,28 @@ def default_ledger_path() -> Path:
 class Ledger:
     """The run journal. Open it with :meth:`open`; writes are committed durably at once."""
 
-    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+    def __init__(
+        self, connection: sqlite3.Connection, path: Path, *, background_sync: bool = False
+    ) -> None:
         self._db = connection
         self.path = path
         self._lock_file: TextIO | None = None
         self._depth = 0  # open transactions (nested ones join the outermost)
         self._full_sync = True  # open() sets synchronous=FULL
+        wal = path.with_name(path.name + "-wal")
+        self._wal_sync = WalSync(wal) if background_sync else None
 
     # -- opening, locking -----------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: Path | str) -> Ledger:
+    def open(cls, path: Path | str, *, background_sync: bool = False) -> Ledger:
+        """Open (or create) the ledger at ``path``.
+
+        ``background_sync``: intents recorded with :meth:`record_intent_durably` are synced in a
+        worker thread, shared (group commit); without it they commit with ``synchronous=FULL``
+        on the caller's thread. Virtual-time tests keep it off: a thread would let the mock
+        clock jump while it runs.
+        """
         path = Path(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -202,7 +223,7 @@ class Ledger:
             )
         except (sqlite3.Error, OSError) as exc:
             raise LedgerError(f"cannot open the ledger {path}: {exc}") from exc
-        ledger = cls(connection, path)
+        ledger = cls(connection, path, background_sync=background_sync)
         ledger._check_version()
         return ledger
 
@@ -248,6 +269,8 @@ class Ledger:
             self._lock_file = None
         with contextlib.suppress(sqlite3.Error):
             self._db.close()
+        if self._wal_sync is not None:
+            self._wal_sync.close()
 
     def __enter__(self) -> Self:
         return self
@@ -395,20 +418,41 @@ class Ledger:
 
     def record_intent(self, run_id: str, key: str, *, idempotency_key: str, now: float) -> int:
         """Durably record that attempt N of ``key`` is about to be sent; returns N."""
-        with self.transaction(durable=True):
-            row = self._query_one(
-                "SELECT attempts FROM actions WHERE run_id=? AND key=?", (run_id, key)
-            )
-            attempt = int(row[0]) + 1
+        return self._write_intent(run_id, key, idempotency_key=idempotency_key, now=now, full=True)
+
+    async def record_intent_durably(
+        self, run_id: str, key: str, *, idempotency_key: str, now: float
+    ) -> int:
+        """:meth:`record_intent`, the sync off the event loop when the ledger syncs in background.
+
+        Returns once the intent is on disk. If cancelled while waiting for the sync, the intent
+        is committed but maybe not synced, and nothing was sent: resume settles it as any intent.
+        """
+        if self._wal_sync is None:
+            return self.record_intent(run_id, key, idempotency_key=idempotency_key, now=now)
+        attempt = self._write_intent(
+            run_id, key, idempotency_key=idempotency_key, now=now, full=False
+        )
+        await self._wal_sync.sync()
+        return attempt
+
+    def _write_intent(
+        self, run_id: str, key: str, *, idempotency_key: str, now: float, full: bool
+    ) -> int:
+        with self.transaction(durable=full):
+            row = self._execute(
+                "UPDATE actions SET state=?, attempts=attempts+1, updated_at=?,"
+                " first_sent_at=COALESCE(first_sent_at, ?) WHERE run_id=? AND key=?"
+                " RETURNING attempts",
+                (ActionState.IN_FLIGHT, now, now, run_id, key),
+            ).fetchone()
+            if row is None:
+                raise LedgerError(f"no action {key!r} in run {run_id!r}")
+            attempt = int(row[0])
             self._execute(
                 "INSERT INTO attempts (run_id, key, attempt, idempotency_key, intent_at)"
                 " VALUES (?, ?, ?, ?, ?)",
                 (run_id, key, attempt, idempotency_key, now),
-            )
-            self._execute(
-                "UPDATE actions SET state=?, attempts=?, updated_at=?,"
-                " first_sent_at=COALESCE(first_sent_at, ?) WHERE run_id=? AND key=?",
-                (ActionState.IN_FLIGHT, attempt, now, now, run_id, key),
             )
         return attempt
 
@@ -614,3 +658,66 @@ def _action_record(row: Any) -> ActionRecord:
         first_sent_at=row[7],
         triggered_at=row[8],
     )
+
+
+class WalSync:
+    """Group commit: ``fsync`` of the write-ahead log in a worker thread, shared by its waiters.
+
+    A caller needs a sync that *starts* after its commit; callers arriving while one runs wait
+    for it to end, then one of them starts the next, which covers them all. An ``fsync`` error
+    is final (after one, the kernel may have dropped the pages: a later success proves nothing).
+    """
+
+    def __init__(self, wal: Path) -> None:
+        self._wal = wal
+        self._fd: int | None = None
+        self._started = 0  # syncs started
+        self._done = 0  # the last sync finished
+        self._running = False
+        self._finished = anyio.Event()
+        self._failure: LedgerError | None = None
+        self.syncs = 0  # fsync calls made (group commit shares them)
+
+    async def sync(self) -> None:
+        """Return once every commit made before this call is on disk."""
+        target = self._started + 1
+        while self._done < target:
+            if self._failure is not None:
+                raise self._failure
+            if self._running:
+                await self._finished.wait()
+                continue
+            await self._run_one()
+        if self._failure is not None:
+            raise self._failure
+
+    async def _run_one(self) -> None:
+        # Let the tasks that are ready commit their intents first: one fsync then covers them.
+        await anyio.lowlevel.checkpoint()
+        if self._running:
+            return
+        self._running = True
+        self._started += 1
+        number, finished = self._started, self._finished
+        try:
+            await anyio.to_thread.run_sync(self._fsync)
+            self._done = number
+        except OSError as exc:
+            self._failure = LedgerError(f"the ledger's log {self._wal} cannot be synced: {exc}")
+            raise self._failure from exc
+        finally:
+            self._running = False
+            self._finished = anyio.Event()
+            finished.set()
+
+    def _fsync(self) -> None:
+        if self._fd is None:
+            self._fd = os.open(self._wal, os.O_RDONLY | os.O_CLOEXEC)
+        os.fsync(self._fd)
+        self.syncs += 1
+
+    def close(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None

@@ -1,0 +1,93 @@
+"""The ledger's background sync: intents on disk before the wire, one fsync for many, off the loop.
+
+These run in real time on asyncio (``anyio.run``), not under the suite's mock clock: the point is
+a worker thread, and a mock clock would jump while it runs.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import anyio
+import pytest
+from runner.errors import LedgerError
+from runner.ledger import ActionState, Ledger
+from runner.plan import Plan
+
+from harness import job_actions
+
+ACTIONS = job_actions(20)
+
+
+def _ledger(path: Path) -> Ledger:
+    ledger = Ledger.open(path, background_sync=True)
+    ledger.create_run("r", Plan(tuple(ACTIONS), "d"), base_url="x", meta={}, now=0.0)
+    return ledger
+
+
+def _record_all(ledger: Ledger) -> list[int]:
+    attempts: list[int] = []
+
+    async def record(key: str) -> None:
+        attempts.append(await ledger.record_intent_durably("r", key, idempotency_key="k", now=1.0))
+
+    async def main() -> None:
+        async with anyio.create_task_group() as group:
+            for action in ACTIONS:
+                group.start_soon(record, action.key)
+
+    anyio.run(main, backend="asyncio")
+    return attempts
+
+
+def test_concurrent_intents_share_one_fsync_of_the_log_and_are_all_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def spy(fd: int) -> None:
+        synced.append(str(Path(f"/proc/self/fd/{fd}").readlink()))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    path = tmp_path / "ledger.sqlite"
+    with _ledger(path) as ledger:
+        assert _record_all(ledger) == [1] * len(ACTIONS)
+    # 20 intents committed in one tick: the first sync covers them all (group commit).
+    assert 1 <= len(synced) <= 2
+    assert all(name.endswith("ledger.sqlite-wal") for name in synced)
+    with Ledger.open(path) as reopened:
+        states = {r.action.key: r.state for r in reopened.actions("r")}
+        assert set(states.values()) == {ActionState.IN_FLIGHT}
+        assert all(len(reopened.attempts("r", a.key)) == 1 for a in ACTIONS)
+
+
+def test_a_failed_fsync_is_final_and_every_waiting_intent_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = 0
+
+    def failing(fd: int) -> None:
+        nonlocal calls
+        calls += 1
+        raise OSError(errno.EIO, "Input/output error")
+
+    with _ledger(tmp_path / "ledger.sqlite") as ledger:
+        monkeypatch.setattr(os, "fsync", failing)
+        with pytest.raises(ExceptionGroup) as caught:
+            _record_all(ledger)
+        errors = caught.value.exceptions
+        assert errors
+        assert all(isinstance(e, LedgerError) for e in errors)
+        assert "cannot be synced" in str(errors[0])
+        monkeypatch.setattr(os, "fsync", lambda _fd: None)  # a later success proves nothing
+        key = ACTIONS[0].key
+        with pytest.raises(LedgerError, match="cannot be synced"):
+            anyio.run(
+                lambda: ledger.record_intent_durably("r", key, idempotency_key="k", now=2.0),
+                backend="asyncio",
+            )
+    assert calls == 1
