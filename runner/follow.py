@@ -6,17 +6,17 @@ Per project, the follower chooses the cheaper way to look: a sweep of ``POST /ap
 they are read, so results are deduplicated by id, and a job missing from a sweep is "not seen",
 never "gone".
 
-When to look again: from the job's own progress when it reports some (the counters give a rate,
-hence an expected completion time), else an interval that grows with the job's age; always
-between ``min_interval`` and ``max_interval``, with jitter, never a tight loop. A terminal status
-is final: one that moves backwards is recorded as an anomaly, so is a 404 for a job we created.
-Jobs still running at the deadline are reported TIMEOUT.
+When to look again: :mod:`runner.forecast` picks the cheapest look from what the job's looks
+revealed (``updatedAt`` dates the start and each progress point) and the run's cohort; with no
+basis for it (no cohort yet, a job that stopped progressing) the interval backs off by full
+jitter from its age. Looks are always between ``min_interval`` and ``max_interval`` apart, never
+a tight loop. A terminal status is final: one that moves backwards is recorded as an anomaly, so
+is a 404 for a job we created. Jobs still running at the deadline are reported TIMEOUT.
 """
 
 from __future__ import annotations
 
 import random as random_module
-import statistics
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -29,15 +29,14 @@ from runner.api import Job, MentionLabClient, Reply
 from runner.clock import Clock
 from runner.engine import RunProgress
 from runner.errors import ApiError, NotFound, NotSent, OutcomeUnknown
+from runner.forecast import COHORT_MIN, Cohort, Prior, Sighting, hypotheses, next_look
 from runner.ledger import Ledger
 from runner.limiter import RequestKind
 from runner.plan import Action
 
 SWEEP_THRESHOLD = 2  # outstanding jobs of one project from which a due one is looked at by sweep
-COHORT_MIN = 3  # jobs whose start and speed are known before the cohort's estimates are used
-FIRST_LOOK_FRACTION = 0.35  # first look: predicted start + this share of predicted processing
-FIRST_LOOK_NO_COHORT = 8.0  # seconds after creation, before the cohort knows better
-SECOND_LOOK_FRACTION = 0.5  # of the predicted remaining time, for a second progress point
+SCOUTS = 6  # jobs followed by backoff alone until the cohort is known; the others wait for it
+REPLAN_GROWTH = 2  # the cohort grew this many times over: plan the open jobs again
 PAGE_SIZE = 100
 
 
@@ -56,26 +55,28 @@ class FollowOptions:
 
 @dataclass
 class Tracked:
-    """A job being followed."""
+    """A job being followed: what its looks revealed (server times, epoch seconds)."""
 
     action: Action
     job_id: str
     first_seen: float  # monotonic
     next_due: float
     status: str = "pending"
-    done_fraction: float = 0.0
-    last_poll: float | None = None
-    rate: float | None = None  # fraction of executions finished per second
+    last_poll: float | None = None  # monotonic
     polls: int = 0
     terminal: bool = False
     gone: bool = False
     anomalies: list[str] = field(default_factory=list)
     total: int = 0
-    created: float | None = None  # server time (epoch) of createdAt
-    started: float | None = None  # server time processing began, when a look showed it
-    points: list[tuple[int, float]] = field(default_factory=list)  # (done, updatedAt) in processing
-    per_execution: float | None = None  # seconds per execution, from updatedAt
-    learned: bool = False  # its start and speed are in the cohort
+    created: float | None = None  # createdAt
+    offset: float = 0.0  # our monotonic time minus the server's, for this job
+    after: float = 0.0  # processing began after this (the latest pending look)
+    seen_at: float = 0.0  # the latest look
+    seen_done: int = 0
+    started: bool = False
+    points: list[tuple[int, float]] = field(default_factory=list)  # (done, updatedAt), processing
+    learned: bool = False  # its start and pace are in the cohort
+    order: int = 0  # how many jobs were followed before it
 
 
 class Follower:
@@ -105,15 +106,18 @@ class Follower:
         self.status_requests = 0
         self.timed_out: list[str] = []
         self._wake = anyio.Event()
-        self._cohort_pending: list[float] = []  # seconds from creation to processing
-        self._cohort_per_execution: list[float] = []
+        self.cohort = Cohort()
+        self._prior: Prior | None = None
+        self._planned_for = 0  # the cohort size the open jobs were last planned with
 
     def add(self, action: Action, job: Job) -> None:
         """Start following a job (from a trigger's reply, an adoption or the ledger)."""
         if job.id in self.jobs:
             return
         now = self.clock.monotonic()
-        tracked = Tracked(action=action, job_id=job.id, first_seen=now, next_due=now)
+        tracked = Tracked(
+            action=action, job_id=job.id, first_seen=now, next_due=now, order=len(self.jobs)
+        )
         self.jobs[job.id] = tracked
         self.progress.jobs_followed += 1
         self._apply(tracked, job, now)
@@ -220,7 +224,7 @@ class Follower:
             return
         except (ApiError, OutcomeUnknown, NotSent):
             self.status_requests += 1
-            tracked.next_due = self.clock.monotonic() + self._interval(tracked)
+            tracked.next_due = self.clock.monotonic() + self._backoff(tracked)
             return
         self.status_requests += 1
         self._apply(tracked, reply.value, self.clock.monotonic())
@@ -232,11 +236,8 @@ class Follower:
             if not job.terminal or job.status != tracked.status:
                 self._anomaly(tracked, f"terminal status {tracked.status} moved to {job.status}")
             return
-        fraction = (job.success + job.failed) / job.total if job.total else 1.0
-        self._observe(tracked, job)
-        if tracked.last_poll is not None and now > tracked.last_poll:
-            tracked.rate = _progress_rate(tracked, fraction, now) or tracked.rate
-        tracked.done_fraction, tracked.last_poll, tracked.status = fraction, now, job.status
+        self._observe(tracked, job, now)
+        tracked.last_poll, tracked.status = now, job.status
         tracked.terminal = job.terminal
         if job.terminal:
             self.progress.jobs_done += 1
@@ -251,90 +252,89 @@ class Follower:
             now=self.clock.wall(),
             terminal=job.terminal,
         )
-        tracked.next_due = now + self._interval(tracked)
+        if not job.terminal:
+            self._plan(tracked, now)
+        self._learn(tracked)
 
-    def _observe(self, tracked: Tracked, job: Job) -> None:
-        """Learn the job's start and seconds per execution from its server timestamps.
-
-        ``updatedAt`` is when the counters last changed, so a processing look with nothing
-        done dates the start, and two progress points (or the start and one) give the job's
-        own speed; jobs whose start and speed are known feed the run's cohort estimates.
-        """
+    def _observe(self, tracked: Tracked, job: Job, now: float) -> None:
+        """What the look says about the job's start and pace (see :mod:`runner.forecast`)."""
         tracked.total = job.total
-        if tracked.created is None:
-            tracked.created = _epoch(job.created_at)
-        updated = _epoch(job.updated_at)
-        created = tracked.created
-        if created is None or updated is None or job.total <= 0:
-            return
-        _note_point(tracked, job, created, updated)
-        _estimate_speed(tracked, created)
+        if tracked.created is None and (created := _epoch(job.created_at)) is not None:
+            tracked.created = tracked.after = created
+            # the trigger's reply dates the creation on both clocks; a resumed job has only ours
+            fresh = now == tracked.first_seen
+            tracked.offset = now - created if fresh else self.clock.monotonic() - self.clock.wall()
+        tracked.seen_at = now - tracked.offset
         done = job.success + job.failed
-        if job.terminal and done == job.total and not tracked.learned:
-            started = tracked.started
-            if started is not None and updated > started:
-                tracked.per_execution = (updated - started) / job.total
-        if tracked.started is not None and tracked.per_execution and not tracked.learned:
-            tracked.learned = True
-            self._cohort_pending.append(tracked.started - created)
-            self._cohort_per_execution.append(tracked.per_execution)
+        updated = _epoch(job.updated_at)
+        if job.status == "pending":
+            tracked.after = max(tracked.after, tracked.seen_at)
+        elif job.status == "processing" and updated is not None:
+            tracked.started = True
+            if not tracked.points or tracked.points[-1][0] != done:
+                tracked.points.append((done, updated))
+        tracked.seen_done = done
 
-    def _local(self, tracked: Tracked, server_time: float) -> float:
-        """A server time as our monotonic time (anchored at the job's creation = first seen)."""
-        assert tracked.created is not None
-        return tracked.first_seen + (server_time - tracked.created)
-
-    def _predicted_look(self, tracked: Tracked) -> float | None:
-        """When to look next from the job's timestamps and the cohort, or None (no basis)."""
+    def _sighting(self, tracked: Tracked) -> Sighting | None:
         if tracked.created is None or tracked.total <= 0:
             return None
-        if tracked.per_execution and tracked.started is not None:
-            return self._look_at_end(tracked, tracked.started, tracked.per_execution)
-        if len(self._cohort_per_execution) < COHORT_MIN:
-            if tracked.status == "pending":  # the API is pending for seconds: look later
-                age = self.clock.monotonic() - tracked.first_seen
-                return tracked.first_seen + max(FIRST_LOOK_NO_COHORT, 1.5 * age)
-            return None
-        return self._look_from_cohort(tracked, tracked.created)
+        return Sighting(
+            created=tracked.created,
+            total=tracked.total,
+            seen_at=tracked.seen_at,
+            seen_done=tracked.seen_done,
+            started=tracked.started,
+            after=tracked.after,
+            points=tuple(tracked.points),
+        )
 
-    def _look_at_end(self, tracked: Tracked, started: float, per_execution: float) -> float:
-        """The job's own speed is known: look right after its predicted end."""
-        end = started + per_execution * tracked.total
-        margin = 0.1 * self.options.min_interval + 0.01 * per_execution * tracked.total
-        return self._local(tracked, end) + margin * (1.0 + self.rng.random())
+    def _learn(self, tracked: Tracked) -> None:
+        """A job whose start and pace are known joins the cohort; when the cohort has grown
+        enough, every open job is planned again with the better prior."""
+        seen = self._sighting(tracked)
+        line = seen.line() if seen is not None and not tracked.learned else None
+        if seen is None or line is None:
+            return
+        tracked.learned = True
+        start, tau = line
+        self.cohort.add(start - seen.created, seen.total, seen.total * tau)
+        if len(self.cohort) >= max(COHORT_MIN, REPLAN_GROWTH * self._planned_for):
+            self._prior = self.cohort.prior()
+            self._planned_for = len(self.cohort)
+            now = self.clock.monotonic()
+            for other in self.jobs.values():
+                if not (other.terminal or other.gone or other.learned):
+                    self._plan(other, now)
 
-    def _look_from_cohort(self, tracked: Tracked, created: float) -> float:
-        """Like jobs of this run: look early in its processing, for a second progress point."""
-        typical = statistics.median(self._cohort_per_execution)
-        if tracked.points:
-            done, updated = tracked.points[-1]
-            remaining = typical * (tracked.total - done)
-            return self._local(tracked, updated + SECOND_LOOK_FRACTION * remaining)
-        if tracked.started is not None:
-            halfway = tracked.started + SECOND_LOOK_FRACTION * typical * tracked.total
-            return self._local(tracked, halfway)
-        pending = _quantile(self._cohort_pending, 0.8)
-        processing = FIRST_LOOK_FRACTION * typical * tracked.total
-        first = self._local(tracked, created + pending + processing)
-        if tracked.last_poll is not None and tracked.status == "pending":
-            # still pending at the last look: processing starts later than that
-            first = max(first, tracked.last_poll + max(self.options.min_interval, processing))
-        return first
-
-    def _interval(self, tracked: Tracked) -> float:
-        """From the job's progress rate if known, else from its age; jittered, bounded."""
+    def _plan(self, tracked: Tracked, now: float) -> None:
+        """When to look next: the forecast's cheapest look, else a backoff from the job's age."""
         low, high = self.options.min_interval, self.options.max_interval
-        now = self.clock.monotonic()
-        look = self._predicted_look(tracked)
-        if look is not None:
-            wanted = (look - now) * (1.0 + 0.02 * self.rng.random())
-        elif tracked.rate:
-            eta = (1.0 - tracked.done_fraction) / tracked.rate
-            wanted = eta * (1.0 + 0.05 * self.rng.random()) + low * 0.25
-        else:
-            age = self.clock.monotonic() - tracked.first_seen
-            wanted = max(low, age * 0.5) * (0.5 + 0.5 * self.rng.random())
-        return min(high, max(low, wanted))
+        last = tracked.last_poll if tracked.last_poll is not None else now
+        earliest, latest = max(now, last + low), last + high
+        seen = self._sighting(tracked)
+        hyps = hypotheses(seen, self._prior) if seen is not None else []
+        look = None
+        if seen is not None:
+            offset = tracked.offset
+            look = next_look(seen, hyps, earliest - offset, latest - offset)
+        if look is None or seen is None:
+            tracked.next_due = now + self._backoff(tracked)
+            if self._prior is None and tracked.order >= SCOUTS and not tracked.started:
+                # no basis yet: the scouts' looks will give one soon; wait for it, not forever
+                tracked.next_due = max(tracked.next_due, tracked.first_seen + high / 4)
+            return
+        margin = 0.05 * low * (1.0 + self.rng.random())
+        tracked.next_due = min(latest, look + tracked.offset + margin)
+
+    def _backoff(self, tracked: Tracked) -> float:
+        """Full jitter, growing with the looks so far: 2 s, up to 4 s, 8 s, ... 120 s; a scout
+        looks every few seconds while the cohort is unknown (a few jobs, for a short while)."""
+        low, high = self.options.min_interval, self.options.max_interval
+        scouting = self._prior is None and tracked.order < SCOUTS
+        if scouting and self.clock.monotonic() - tracked.first_seen < 2 * high:
+            return low * (1.0 + self.rng.random())
+        ceiling = min(high, low * 2.0 ** min(tracked.polls, 16))
+        return low + (ceiling - low) * self.rng.random()
 
     def _anomaly(self, tracked: Tracked, text: str) -> None:
         if text not in tracked.anomalies:
@@ -348,47 +348,6 @@ class Follower:
                 self._anomaly(tracked, "TIMEOUT: not terminal when following stopped")
 
 
-def _progress_rate(tracked: Tracked, fraction: float, now: float) -> float | None:
-    """Fraction finished per second between the last look and this one, or None.
-
-    Only a span inside the processing phase measures the rate: from a look that saw no progress
-    (the job was pending, or had just started), processing began somewhere in between, so half
-    the span is assumed rather than all of it; counting the pending time made the estimate
-    several times too slow and the next look (at the predicted end) far too late.
-    """
-    progress = fraction - tracked.done_fraction
-    if progress <= 0 or tracked.last_poll is None:
-        return None
-    span = now - tracked.last_poll
-    return progress / (span if tracked.done_fraction > 0 else span / 2)
-
-
-def _note_point(tracked: Tracked, job: Job, created: float, updated: float) -> None:
-    """A processing look: its start (nothing done yet) or a progress point."""
-    if job.status != "processing":
-        return
-    done = job.success + job.failed
-    if done == 0 and updated > created:
-        tracked.started = updated
-    elif 0 < done < job.total and (not tracked.points or tracked.points[-1][0] != done):
-        tracked.points.append((done, updated))
-
-
-def _estimate_speed(tracked: Tracked, created: float) -> None:
-    """Seconds per execution from two progress points, or from the start and one."""
-    if len(tracked.points) >= 2:
-        (d1, u1), (d2, u2) = tracked.points[0], tracked.points[-1]
-        if d2 > d1 and u2 > u1:
-            tracked.per_execution = (u2 - u1) / (d2 - d1)
-    elif tracked.points and tracked.started is not None:
-        d1, u1 = tracked.points[0]
-        if u1 > tracked.started:
-            tracked.per_execution = (u1 - tracked.started) / d1
-    if tracked.per_execution and tracked.started is None and tracked.points:
-        d1, u1 = tracked.points[0]
-        tracked.started = max(created, u1 - d1 * tracked.per_execution)
-
-
 def _epoch(text: str | None) -> float | None:
     if not text:
         return None
@@ -396,11 +355,6 @@ def _epoch(text: str | None) -> float | None:
         return datetime.fromisoformat(text).timestamp()
     except ValueError:
         return None
-
-
-def _quantile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def _cancel_when_set(event: anyio.Event, scope: anyio.CancelScope) -> None:

@@ -1,0 +1,105 @@
+"""Following jobs: the forecast's arithmetic; the follower's cost and lateness in the sandbox."""
+
+from __future__ import annotations
+
+import statistics
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from runner.forecast import Cohort, Sighting, expected_cost, hypotheses, next_look
+from runner.limiter import Window
+from runner.sandbox import SandboxConfig
+from runner.sandbox.ratelimit import RateLimitPolicy
+
+from harness import Harness, job_actions
+
+ENTERPRISE = (Window(100, 1.0), Window(3000, 60.0), Window(100_000, 3600.0))
+
+
+def sighting(**fields: object) -> Sighting:
+    values: dict[str, object] = {
+        "created": 0.0,
+        "total": 10,
+        "seen_at": 0.0,
+        "seen_done": 0,
+        "started": False,
+        "after": 0.0,
+    }
+    values.update(fields)
+    return Sighting(**values)  # type: ignore[arg-type]
+
+
+def known_cohort() -> Cohort:
+    cohort = Cohort()
+    for index in range(12):
+        size = 2 + 4 * (index % 4)
+        cohort.add(pending=2.0 + index, total=size, processing=10.0 + 2.0 * size)
+    return cohort
+
+
+def test_two_progress_points_give_the_start_the_pace_and_the_end() -> None:
+    seen = sighting(seen_at=23.0, seen_done=6, started=True, points=((2, 14.0), (6, 22.0)))
+    assert seen.line() == (10.0, 2.0)
+    assert next_look(seen, hypotheses(seen, None), 25.0, 150.0) == 30.0  # 10 s + 10 x 2 s
+
+
+def test_a_look_that_contradicts_the_line_drops_it() -> None:
+    # the 7th execution was due at 24 s; at 40 s it still had not come (a stuck job)
+    seen = sighting(seen_at=40.0, seen_done=6, started=True, points=((2, 14.0), (6, 22.0)))
+    assert seen.line() is None
+    assert hypotheses(seen, None) == []  # no prior, no line: the caller backs off by age
+
+
+def test_the_cohort_is_trusted_from_three_jobs_and_fits_an_overhead_and_a_pace() -> None:
+    cohort = Cohort()
+    cohort.add(pending=5.0, total=4, processing=18.0)
+    cohort.add(pending=6.0, total=8, processing=26.0)
+    assert cohort.prior() is None
+    prior = known_cohort().prior()
+    assert prior is not None
+    assert prior.processing(20) == pytest.approx(50.0)  # 10 s + 2 s per execution
+
+
+def test_a_look_before_any_job_could_have_started_is_not_worth_its_cost() -> None:
+    prior = known_cohort().prior()
+    seen = sighting(total=10)
+    hyps = hypotheses(seen, prior)
+    assert expected_cost(seen, hyps, 0.5) > expected_cost(seen, hyps, 20.0)
+    look = next_look(seen, hyps, 2.0, 120.0)
+    assert look is not None
+    assert 2.0 < look < 60.0  # in processing, before the longest plausible end
+
+
+def test_one_point_and_the_cohort_bound_the_end() -> None:
+    prior = known_cohort().prior()
+    # created at 0, processing since about 8 s, 5 of 10 done at 23 s: about 3 s each
+    seen = sighting(seen_at=24.0, seen_done=5, started=True, points=((5, 23.0),))
+    ends = [start + 10 * tau for start, tau, _ in hypotheses(seen, prior)]
+    assert min(ends) > 30.0
+    assert max(ends) < 60.0
+
+
+@pytest.mark.anyio
+async def test_following_costs_under_three_reads_a_job_and_notices_the_end_promptly(
+    tmp_path: Path,
+) -> None:
+    config = SandboxConfig(seed=3, rate_limits=RateLimitPolicy.named("enterprise"))
+    harness = Harness(tmp_path, config=config, windows=ENTERPRISE)
+    actions = job_actions(120)
+    summary = await harness.run(actions)
+    assert summary.status == "finished"
+    paths = harness.truth()["paths"]
+    reads = paths.get("GET /api/jobs/{id}", 0) + paths.get("POST /api/jobs/list", 0)
+    status_reads = reads - len(actions)  # the in-flight guard reads one list per project
+    assert status_reads == summary.status_requests
+    assert status_reads / len(actions) <= 3.5  # the benchmark's 500 jobs: about 2.5
+    ratios = []
+    for job in harness.ledger.jobs(summary.run_id):
+        true = harness.sandbox.job(job.job_id)
+        assert job.terminal_at is not None
+        done = datetime.fromisoformat(true["updatedAt"]).timestamp()
+        created = datetime.fromisoformat(true["createdAt"]).timestamp()
+        assert job.terminal_at >= done
+        ratios.append((job.terminal_at - done) / (done - created))
+    assert statistics.fmean(ratios) <= 0.10
