@@ -6,10 +6,11 @@ Run from the repository root:  python benchmarks/bench_plan.py [--remote 1000] [
    production path (``runner.apply._prepare``: the run's limiter, the documented rate limits), in
    virtual time (trio's MockClock). The sandbox's ground truth counts the requests: at most one
    per project (the queries list with ``limit=1`` gives the count; no pages are needed).
-2. Offline: the plan of a ``--offline``-project manifest once it is loaded (build the plan,
-   render Markdown and text, save the plan file). Target: under a second. Then the whole
-   ``mlrun plan --offline -o plan.json --format markdown`` in a fresh process, for information:
-   it adds start-up and loading the manifest, whose own target is ``bench_validate.py``'s.
+2. Offline: the whole ``mlrun plan --offline -o plan.json --format markdown`` of a
+   ``--offline``-project manifest, in fresh processes as a user or CI runs it (start-up, loading
+   and validating the manifest, the plan, its Markdown and the saved file). Target (issue 5):
+   the median of ``--runs`` runs under a second. The steps after loading are also timed in
+   process, for information.
 
 Exits 1 when a target is missed.
 """
@@ -83,19 +84,19 @@ def bench_remote(directory: Path, projects: int) -> bool:
 
 
 def bench_offline(directory: Path, projects: int, runs: int) -> bool:
-    """The plan proper (manifest loaded -> plan -> Markdown -> saved file), then the whole CLI."""
+    """The plan proper (manifest loaded -> plan -> Markdown -> saved file), then the whole CLI;
+    the target is the whole CLI's median."""
     manifest = directory / f"offline-{projects}.yaml"
     manifest.write_text(generate(projects))
     loaded = load_manifest([manifest]).manifest
     steps = [plan_steps(loaded, directory) for _ in range(runs)]
-    totals = sorted(sum(step.values()) for step in steps)
-    median = statistics.median(totals)
+    median = statistics.median(sum(step.values()) for step in steps)
     detail = ", ".join(
         f"{name} {statistics.median(s[name] for s in steps):.3f} s" for name in steps[0]
     )
     print(
-        f"offline plan, {projects:,} projects, in process: median {median:.3f} s "
-        f"over {runs} runs ({detail})"
+        f"offline plan, {projects:,} projects, the steps after loading, in process: median "
+        f"{median:.3f} s over {runs} runs ({detail})"
     )
     command = [*mlrun_command(), "plan", str(manifest), "--offline", "--format", "markdown"]
     times = []
@@ -111,11 +112,13 @@ def bench_offline(directory: Path, projects: int, runs: int) -> bool:
         if result.returncode != 0:
             print(result.stderr, file=sys.stderr)
             return False
+    whole = statistics.median(times)
     print(
         f"  the whole command, fresh process (start-up + load and validate the manifest + the "
-        f"above): median {statistics.median(times):.2f} s; Markdown {len(result.stdout):,} chars"
+        f"above): median {whole:.2f} s over {runs} runs (min {min(times):.2f}, max "
+        f"{max(times):.2f}); Markdown {len(result.stdout):,} chars; target < {OFFLINE_SECONDS} s"
     )
-    return median < OFFLINE_SECONDS
+    return whole < OFFLINE_SECONDS
 
 
 def plan_steps(manifest: Manifest, directory: Path) -> dict[str, float]:
@@ -147,7 +150,10 @@ def main() -> int:
     if not remote_ok:
         print("FAIL: more than one request per project, or a trigger was sent", file=sys.stderr)
     if not offline_ok:
-        print(f"FAIL: the offline plan took {OFFLINE_SECONDS} s or more", file=sys.stderr)
+        print(
+            f"FAIL: the whole offline plan command took {OFFLINE_SECONDS} s or more (median)",
+            file=sys.stderr,
+        )
     return 0 if remote_ok and offline_ok else 1
 
 

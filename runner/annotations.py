@@ -38,13 +38,13 @@ from typing import TYPE_CHECKING, Literal
 
 from runner.errors import MlrunError, ReportError
 from runner.manifest.model import Manifest, SourceRef
-from runner.remote import ProjectProblem
 from runner.report.model import ActionResult, Outcome, Report
 from runner.report.redact import redact
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # runner.remote and runner.apply import the HTTP client: not for --offline
     from runner.apply import ApplyResult
     from runner.planfile import PlanFile
+    from runner.remote import ProjectProblem
 
 Level = Literal["error", "warning", "notice"]
 MAX_PER_LEVEL = 10  # GitHub displays 10 error and 10 warning annotations per step

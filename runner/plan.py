@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 from runner.errors import UsageError
@@ -125,25 +126,35 @@ class Plan:
     max_executions: int | None = None
     notes: tuple[str, ...] = field(default=())
 
-    @property
+    # The totals are computed once per plan (a value: its actions never change); every renderer
+    # and the exit code ask for them, several times, and a plan may hold 20,000 actions.
+    @cached_property
     def total_expected(self) -> int | None:
         counts = [a.expected_executions for a in self.actions]
-        if any(c is None for c in counts):
+        if None in counts:
             return None
         return sum(c for c in counts if c is not None)
 
     def per_project(self) -> dict[str, int | None]:
+        return dict(self._per_project)
+
+    @cached_property
+    def _per_project(self) -> dict[str, int | None]:
         return _sum_by((a.project, a.expected_executions) for a in self.actions)
 
     def per_model(self) -> dict[str, int | None]:
-        pairs: list[tuple[str, int | None]] = []
-        for action in self.actions:
-            share = None if action.queries is None else action.queries * action.execution_count
-            pairs.extend((model, share) for model in action.models)
-        return _sum_by(pairs)
+        return _sum_by(
+            (model, None if action.queries is None else action.queries * action.execution_count)
+            for action in self.actions
+            for model in action.models
+        )
 
     def budget(self) -> BudgetVerdict:
-        per_project = self.per_project()
+        return self._budget
+
+    @cached_property
+    def _budget(self) -> BudgetVerdict:
+        per_project = self._per_project
         known = [(name, count) for name, count in per_project.items() if count is not None]
         heaviest = tuple(sorted(known, key=lambda item: (-item[1], item[0]))[:3])
         return BudgetVerdict(self.max_executions, self.total_expected, heaviest)

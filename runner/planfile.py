@@ -29,14 +29,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runner.errors import ConfigError, PlanError, UsageError
 from runner.exitcodes import ExitCode
-from runner.manifest.model import Settings
 from runner.plan import Plan, Selection
-from runner.remote import ProjectProblem
 from runner.report.redact import safe_url
+
+if TYPE_CHECKING:  # runner.remote imports the HTTP client, which an offline plan never needs
+    from runner.manifest.model import Settings
+    from runner.remote import ProjectProblem
 
 PLAN_KIND = "mlrun-plan"
 FORMAT_VERSION = 1
@@ -125,6 +127,8 @@ def problem_json(problem: ProjectProblem) -> dict[str, str]:
 
 
 def _problem(data: Mapping[str, Any]) -> ProjectProblem:
+    from runner.remote import ProjectProblem  # noqa: PLC0415 - see the imports
+
     return ProjectProblem(
         str(data["project"]), str(data["projectId"]), str(data["kind"]), str(data["message"])
     )

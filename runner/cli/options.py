@@ -10,6 +10,13 @@ import click
 
 F = TypeVar("F", bound=Callable[..., object])
 
+# The API defaults, as runner.api and runner.apply define them (a test checks they agree), named
+# here too so that a command which never calls the API, like `mlrun plan --offline`, does not
+# import the HTTP client to learn them.
+DEFAULT_BASE_URL = "https://api.mentionlab.io"
+BASE_URL_ENV = "MENTIONLAB_BASE_URL"
+SANDBOX_URL = "https://sandbox.mentionlab.invalid"
+
 
 def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
     def apply(func: F) -> F:
@@ -24,9 +31,8 @@ target_options = _stack(
     click.option("--sandbox", is_flag=True, help="Use the in-process simulated API."),
     click.option(
         "--base-url",
-        envvar="MENTIONLAB_BASE_URL",
-        help="API base URL (https; plain http only to loopback). "
-        "Default https://api.mentionlab.io.",
+        envvar=BASE_URL_ENV,
+        help=f"API base URL (https; plain http only to loopback). Default {DEFAULT_BASE_URL}.",
     ),
 )
 

@@ -9,7 +9,7 @@ place that names the first.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from runner.manifest.document import Document, JsonPath, PosList, PosMap, locate
 from runner.manifest.findings import Findings
@@ -17,9 +17,12 @@ from runner.manifest.findings import Findings
 SINGLE_SECTIONS = ("defaults", "settings", "extraModels")
 
 
-@dataclass(frozen=True)
-class Origin:
-    """Where a piece of the manifest was written: a document and a JSON path in it."""
+class Origin(NamedTuple):
+    """Where a piece of the manifest was written: a document and a JSON path in it.
+
+    A named tuple rather than a frozen dataclass: the checks make one per trigger and per model
+    name (50,000 at 5,000 projects), and a tuple is three times cheaper to make.
+    """
 
     document: Document
     path: JsonPath

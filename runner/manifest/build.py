@@ -24,9 +24,10 @@ _DEFAULT_EXECUTION_COUNT = 1
 def build_manifest(assembled: Assembled) -> Manifest:
     """The final manifest: defaults applied, set names expanded, digest computed."""
     extra = assembled.section("extraModels")
+    defaults = _Defaults(assembled)
     manifest = Manifest(
         version=1,
-        projects=tuple(_project(assembled, p, origin) for p, origin in assembled.projects),
+        projects=tuple(_project(defaults, p, origin) for p, origin in assembled.projects),
         settings=_settings(assembled.section("settings")),
         model_sets={name: tuple(models) for name, (models, _) in assembled.model_sets.items()},
         extra_model_ids=tuple(extra.get("modelIds", ())),
@@ -36,27 +37,38 @@ def build_manifest(assembled: Assembled) -> Manifest:
     return with_digest(manifest)
 
 
+class _Defaults:
+    """What ``defaults`` gives every project, and the model sets, looked up once."""
+
+    def __init__(self, assembled: Assembled) -> None:
+        defaults = assembled.section("defaults")
+        self.organisation = defaults.get("organisation")
+        self.models = defaults.get("models")
+        self.cached_models = defaults.get("cachedModels")
+        self.execution_count = defaults.get("executionCount")
+        self.model_sets = assembled.model_sets
+
+
 def _source(file: str, mark: Mark | None) -> SourceRef:
     line, column = mark or (1, 1)
     return SourceRef(file, line, column)
 
 
-def _project(assembled: Assembled, project: PosMap, origin: Origin) -> Project:
-    defaults = assembled.section("defaults")
+def _project(defaults: _Defaults, project: PosMap, origin: Origin) -> Project:
     file = origin.document.file
     jobs = project.get("jobs", [])
     cached = project.get("cachedJobs")
     cached_spec = None
     if cached is not None:
         source = _source(file, project.value_marks["cachedJobs"])
-        cached_spec = _trigger(assembled, cached, defaults.get("cachedModels"), source)
+        cached_spec = _trigger(defaults, cached, defaults.cached_models, source)
     return Project(
         name=project["name"],
         id=project["id"],
-        organisation=project.get("organisation", defaults.get("organisation")),
+        organisation=project.get("organisation", defaults.organisation),
         labels=dict(project.get("labels", {})),
         jobs=tuple(
-            _trigger(assembled, entry, defaults.get("models"), _source(file, jobs.item_marks[i]))
+            _trigger(defaults, entry, defaults.models, _source(file, jobs.item_marks[i]))
             for i, entry in enumerate(jobs)
         ),
         cached_jobs=cached_spec,
@@ -65,12 +77,12 @@ def _project(assembled: Assembled, project: PosMap, origin: Origin) -> Project:
 
 
 def _trigger(
-    assembled: Assembled, entry: dict[str, Any], default_models: Any, source: SourceRef
+    defaults: _Defaults, entry: dict[str, Any], default_models: Any, source: SourceRef
 ) -> TriggerSpec:
     models = entry.get("models", default_models)
-    count = entry.get("executionCount", assembled.section("defaults").get("executionCount"))
+    count = entry.get("executionCount", defaults.execution_count)
     if isinstance(models, str):
-        names, set_name = tuple(assembled.model_sets[models][0]), models
+        names, set_name = tuple(defaults.model_sets[models][0]), models
     else:
         names, set_name = tuple(models), None
     return TriggerSpec(

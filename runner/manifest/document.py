@@ -25,8 +25,7 @@ class PosMap(dict[str, Any]):
 
     __slots__ = ("key_marks", "mark", "value_marks")
 
-    def __init__(self, mark: Mark) -> None:
-        super().__init__()
+    def __init__(self, mark: Mark) -> None:  # no super().__init__(): a new dict is already empty
         self.mark = mark
         self.key_marks: dict[str, Mark] = {}
         self.value_marks: dict[str, Mark] = {}
@@ -37,8 +36,7 @@ class PosList(list[Any]):
 
     __slots__ = ("item_marks", "mark")
 
-    def __init__(self, mark: Mark) -> None:
-        super().__init__()
+    def __init__(self, mark: Mark) -> None:  # no super().__init__(): a new list is already empty
         self.mark = mark
         self.item_marks: list[Mark] = []
 

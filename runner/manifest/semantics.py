@@ -305,17 +305,18 @@ def _report_no_organisation(checker: _Checker, project: PosMap, at: Origin) -> N
 
 def _check_unique_projects(checker: _Checker) -> None:
     for key, normalise in (("name", str), ("id", str.lower)):
-        first: dict[str, Origin] = {}
+        first: dict[str, Origin] = {}  # the project's origin; its key's only for a message
         for project, origin in checker.assembled.projects:
             value = project.get(key)
             if not isinstance(value, str):
                 continue
-            at = Origin(origin.document, (*origin.path, key))
-            earlier = first.setdefault(normalise(value), at)
-            if earlier is not at:
+            earlier = first.setdefault(normalise(value), origin)
+            if earlier is not origin:
+                at = Origin(origin.document, (*origin.path, key))
+                earlier_at = Origin(earlier.document, (*earlier.path, key))
                 checker.report(
                     at,
-                    f"duplicate project {key} {value!r} (first at {earlier.where()})",
+                    f"duplicate project {key} {value!r} (first at {earlier_at.where()})",
                     hint=f"each project needs its own {key}",
                     value=value,
                     code="duplicate",

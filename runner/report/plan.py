@@ -10,18 +10,19 @@ table to the same number of rows (found by bisection) with a line saying where t
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from itertools import islice
-from typing import Any
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from runner.exitcodes import ExitCode
 from runner.plan import Action, BudgetVerdict, Plan, Skip, model_counts
 from runner.planfile import PlanFile, iso_utc
-from runner.remote import ProjectProblem
-from runner.report._format import largest_fitting, number, shorten
+from runner.report._format import number, shorten
 from runner.report.markdown import DEFAULT_LIMIT, cell
 from runner.report.redact import redact
+
+if TYPE_CHECKING:  # runner.remote imports the HTTP client, which an offline plan never needs
+    from runner.remote import ProjectProblem
 
 FORMATS = ("text", "json", "markdown")
 PLAN_EXIT_MEANINGS = {
@@ -223,23 +224,47 @@ def _text_summary(plan_file: PlanFile) -> str:
 _SHORTEST_ROW = 8
 
 
-@dataclass(frozen=True)
 class _Table:
-    title: str
-    head: str  # the header and delimiter rows
-    rows: tuple[str, ...]  # only as many as could fit: rendering 15,000 rows to show 500 is waste
-    total: int  # rows the table has in all
+    """A Markdown table whose rows are rendered (and redacted) only as far as a size asks.
 
-    @classmethod
-    def of(cls, title: str, head: str, rows: Iterable[str], total: int, limit: int) -> _Table:
-        return cls(title, head, tuple(islice(rows, limit // _SHORTEST_ROW + 1)), total)
+    Rendering 15,000 rows to show 500 is waste: the row cap is searched on sizes, and a size
+    that passes the limit stops rendering. Each piece is redacted on its own, which is the same
+    as redacting the joined text: a key never spans a line break.
+    """
+
+    def __init__(self, title: str, head: str, rows: Iterable[str], total: int, limit: int) -> None:
+        self.title = f"#### {title}"
+        self.head = head  # the header and delimiter rows
+        self.total = total  # rows the table has in all
+        self.available = min(total, limit // _SHORTEST_ROW + 1)  # rows it could ever show
+        self._pending = iter(rows)
+        self._rows: list[str] = []
+        self._sums = [0]  # _sums[n]: the length of the first n rows
+
+    def size(self, cap: int, more: str, room: int) -> int:
+        """The length of :meth:`render` with ``cap`` rows; past ``room``, some length > room."""
+        shown = min(cap, self.available)
+        fixed = len(self.title) + len(self.head) + 2  # title, blank line, head
+        if self.total > shown:
+            fixed += 2 + len(self._more(shown, more))
+        while len(self._rows) < shown:
+            if fixed + self._sums[-1] + len(self._rows) > room:
+                return room + 1
+            row = redact(next(self._pending))
+            self._rows.append(row)
+            self._sums.append(self._sums[-1] + len(row))
+        return fixed + self._sums[shown] + shown  # each row after a line break
 
     def render(self, cap: int, more: str) -> str:
-        parts = [f"#### {self.title}", "", self.head, *self.rows[:cap]]
-        shown = min(cap, len(self.rows))
+        shown = min(cap, self.available)
+        self.size(cap, more, room=sys.maxsize)
+        parts = [self.title, "", self.head, *self._rows[:shown]]
         if self.total > shown:
-            parts += ["", f"_… and {self.total - shown:,} more; the full plan is in {more}_"]
+            parts += ["", self._more(shown, more)]
         return "\n".join(parts)
+
+    def _more(self, shown: int, more: str) -> str:
+        return redact(f"_… and {self.total - shown:,} more; the full plan is in {more}_")
 
 
 def render_plan_markdown(
@@ -250,16 +275,35 @@ def render_plan_markdown(
     ``full_plan_hint`` names the full plan (the ``-o`` file) that cut tables point to.
     """
     more = f"`{cell(full_plan_hint)}`" if full_plan_hint else "`mlrun plan --format json`"
-    header = _markdown_header(plan_file)
-    tables = [table for table in _markdown_tables(plan_file, limit) if table.rows]
-    most = max((len(table.rows) for table in tables), default=0)
+    header = redact(_markdown_header(plan_file))
+    tables = [table for table in _markdown_tables(plan_file, limit) if table.available]
 
-    def compose(cap: int) -> str:
-        blocks = [header, *(table.render(cap, more) for table in tables)]
-        return redact("\n\n".join(blocks)) + "\n"
+    def size(cap: int) -> int:
+        total = len(header) + 1  # and the final line break
+        for table in tables:
+            total += 2 + table.size(cap, more, limit - total - 2)
+            if total > limit:
+                break
+        return total
 
-    text = compose(largest_fitting(compose, most, limit))
+    cap = _largest_fitting(size, max((table.available for table in tables), default=0), limit)
+    blocks = [header, *(table.render(cap, more) for table in tables)]
+    text = redact("\n\n".join(blocks)) + "\n"
     return text if len(text) <= limit else text[: max(0, limit - 2)] + "…\n"
+
+
+def _largest_fitting(size: Callable[[int], int], most: int, limit: int) -> int:
+    """The row cap :func:`runner.report._format.largest_fitting` finds, searched on sizes."""
+    if size(most) <= limit:
+        return most
+    low, high = 0, most  # invariant: size(high) > limit
+    while high - low > 1:
+        middle = (low + high) // 2
+        if size(middle) <= limit:
+            low = middle
+        else:
+            high = middle
+    return low
 
 
 def _markdown_header(plan_file: PlanFile) -> str:
@@ -290,7 +334,7 @@ def _markdown_tables(plan_file: PlanFile, limit: int) -> list[_Table]:
     models = _model_cells(plan)
     skipped = not_selected(plan_file)
     return [
-        _Table.of(
+        _Table(
             "Unreachable projects (not planned)",
             "| Project | Id | Reason |\n|---|---|---|",
             (
@@ -300,21 +344,21 @@ def _markdown_tables(plan_file: PlanFile, limit: int) -> list[_Table]:
             len(plan_file.problems),
             limit,
         ),
-        _Table.of(
+        _Table(
             "Per project, heaviest first",
             "| Project | Expected executions |\n|---|--:|",
             (f"| {cell(n)} | {number(c)} |" for n, c in by_weight),
             len(by_weight),
             limit,
         ),
-        _Table.of(
+        _Table(
             "Per model",
             "| Model | Actions | Expected executions |\n|---|--:|--:|",
             (f"| `{cell(m)}` | {a} | {n} |" for m, a, n in models),
             len(models),
             limit,
         ),
-        _Table.of(
+        _Table(
             "Actions",
             "| Project | Endpoint | Models | Count | Queries | Expected |\n"
             "|---|---|---|--:|--:|--:|",
@@ -322,7 +366,7 @@ def _markdown_tables(plan_file: PlanFile, limit: int) -> list[_Table]:
             len(plan.actions),
             limit,
         ),
-        _Table.of(
+        _Table(
             "Skipped",
             "| Project | Reason |\n|---|---|",
             (f"| {cell(s.project)} | {cell(s.reason)} |" for s in skipped),

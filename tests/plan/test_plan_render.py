@@ -146,3 +146,17 @@ def test_api_keys_never_reach_the_output() -> None:
         rendered = render_plan(plan_file, fmt)
         assert "ml_live_abcdef123" not in rendered
         assert "ml_live_***" in rendered
+
+
+@pytest.mark.parametrize("limit", [40, 400, 1_000, 2_345, 10_000, GITHUB_LIMIT])
+def test_markdown_masks_keys_and_fits_every_limit(limit: int) -> None:
+    plan_file = synthetic_plan_file(400, problems=3)
+    actions = list(plan_file.plan.actions)
+    actions[0] = replace(actions[0], project="ml_live_abcdefghijklmnop", models=("ml_test_x",))
+    plan = replace(plan_file.plan, actions=tuple(actions))
+    hint = "plans/ml_live_0123456789abcdef.json"
+    text = render_plan_markdown(replace(plan_file, plan=plan), limit=limit, full_plan_hint=hint)
+    assert len(text) <= limit
+    assert "abcdefghijklmnop" not in text
+    assert "0123456789abcdef" not in text
+    assert "ml_test_x" not in text

@@ -184,3 +184,16 @@ def test_an_unwritable_destination_is_a_plan_error(tmp_path: Path) -> None:
     saved = PlanFile(Plan((), "d" * 64), CREATED, (), None)
     with pytest.raises(PlanError, match="cannot write the plan"):
         write_plan_file(tmp_path / "no-such-dir" / "plan.json", saved)
+
+
+def test_a_plans_totals_are_its_own_after_query_counts_change() -> None:
+    plan = synthetic_plan_file(3, offline=True).plan
+    assert plan.total_expected is None
+    assert plan.budget().total is None
+    counted = plan.with_query_counts({"project-00000": 2, "project-00001": 1, "project-00002": 4})
+    assert counted.total_expected == sum(a.expected_executions or 0 for a in counted.actions)
+    assert counted.budget().total == counted.total_expected
+    assert counted.per_project() == {"project-00000": 10, "project-00001": 10, "project-00002": 60}
+    counted.per_project().clear()  # a copy: the plan's own totals cannot be changed
+    assert len(counted.per_project()) == 3
+    assert plan.total_expected is None
