@@ -19,29 +19,24 @@ from typing import TextIO
 import anyio
 import httpx
 
-from runner.api import (
-    BASE_URL_ENV,
-    DEFAULT_BASE_URL,
-    ClientOptions,
-    MentionLabClient,
-    api_key_from_env,
-)
+from runner.api import ClientOptions, MentionLabClient, api_key_from_env
 from runner.clock import Clock, SystemClock
+from runner.endpoints import BASE_URL_ENV, DEFAULT_BASE_URL, SANDBOX_URL
 from runner.engine import EngineOptions, Gateway, RunProgress
 from runner.errors import AuthError, BudgetExceeded, ConfigError, UsageError
 from runner.follow import FollowOptions
 from runner.ledger import Ledger, RunStatus, default_ledger_path
 from runner.limiter import RateLimiter, Window
 from runner.manifest.model import Settings, settings_from_json
-from runner.plan import Plan, Selection, build_plan
+from runner.plan import Plan, Selection
 from runner.planfile import read_saved_plan, verify_saved_plan
+from runner.planning import local_plan
 from runner.progress import ProgressView, ViewOptions
 from runner.remote import ProjectProblem, RemoteFacts, resolve_query_counts
 from runner.report import Report, build_report, write_reports
 from runner.run import RunOptions, RunSummary, execute, run_metadata, start_run
-from runner.shard import Shard, shard_plan, shard_settings
+from runner.shard import Shard, shard_settings, split_for_shard
 
-SANDBOX_URL = "https://sandbox.mentionlab.invalid"
 SANDBOX_KEY = "ml_live_sandbox"
 SANDBOX_TIME_SCALE = 60.0  # a ten-minute job takes ten seconds in the quickstart
 
@@ -93,24 +88,8 @@ Say = Callable[[str], None]
 
 def load_plan(request: ApplyRequest) -> tuple[Plan, Settings]:
     """The manifest's plan, before any remote facts."""
-    from runner.manifest import load_manifest  # noqa: PLC0415 - keep imports lazy for the CLI
-
-    loaded = load_manifest(request.paths)
-    plan = build_plan(loaded.manifest, request.selection)
-    if request.changed_since is not None:
-        from runner.changes import changes_since  # noqa: PLC0415 - git only when asked
-
-        changes = changes_since(request.changed_since, loaded.manifest, request.paths)
-        plan = changes.narrow(plan)
-    return split_for_shard(request, plan, loaded.manifest.settings)
-
-
-def split_for_shard(request: ApplyRequest, plan: Plan, settings: Settings) -> tuple[Plan, Settings]:
-    """With ``--shard i/n``: the shard's actions, and every rate window divided by n."""
-    if request.shard is None:
-        return plan, settings
-    return shard_plan(plan, request.shard, settings.rate_limits), shard_settings(
-        settings, request.shard
+    return local_plan(
+        request.paths, request.selection, changed_since=request.changed_since, shard=request.shard
     )
 
 
@@ -191,7 +170,7 @@ def apply(
         )
         if request.changed_since is not None:
             raise UsageError("a saved plan runs exactly as planned; --changed-since goes to `plan`")
-        plan, settings = split_for_shard(request, plan, settings)
+        plan, settings = split_for_shard(plan, settings, request.shard)
         out = Output(say, view, stream)
         return anyio.run(_apply_new, replace(request, offline=True), plan, settings, out, env)
     plan, settings = load_plan(request)

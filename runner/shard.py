@@ -129,3 +129,10 @@ def _overload_notes(limits: RateLimits | None, shard: Shard) -> tuple[str, ...]:
         "still sends 1 per window, so together they may exceed it: use fewer shards"
     )
     return (warning,)
+
+
+def split_for_shard(plan: Plan, settings: Settings, shard: Shard | None) -> tuple[Plan, Settings]:
+    """With ``--shard i/n``: the shard's actions, and every rate window divided by n."""
+    if shard is None:
+        return plan, settings
+    return shard_plan(plan, shard, settings.rate_limits), shard_settings(settings, shard)

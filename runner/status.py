@@ -19,9 +19,10 @@ from pathlib import Path
 
 import anyio
 
-from runner.api import BASE_URL_ENV, Job
-from runner.apply import SANDBOX_URL, ApplyRequest, make_client, make_limiter
+from runner.api import Job
+from runner.apply import ApplyRequest, make_client, make_limiter
 from runner.clock import SystemClock
+from runner.endpoints import BASE_URL_ENV, SANDBOX_URL
 from runner.engine import EngineOptions, Gateway, RunProgress
 from runner.errors import ConfigError, LedgerError, RunInterrupted, UsageError
 from runner.follow import Follower, FollowOptions

@@ -1,9 +1,6 @@
 """The MentionLab API client and its typed responses."""
 
 from runner.api.client import (
-    API_KEY_ENV,
-    BASE_URL_ENV,
-    DEFAULT_BASE_URL,
     ClientOptions,
     MentionLabClient,
     Reply,
@@ -13,9 +10,6 @@ from runner.api.client import (
 from runner.api.models import CachedJob, Job, JobPage, PageInfo, ProjectInfo, QueryPage
 
 __all__ = [
-    "API_KEY_ENV",
-    "BASE_URL_ENV",
-    "DEFAULT_BASE_URL",
     "CachedJob",
     "ClientOptions",
     "Job",

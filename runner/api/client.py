@@ -23,6 +23,7 @@ import httpx
 
 from runner import __version__
 from runner.api.models import CachedJob, Job, JobPage, ProjectInfo, QueryPage
+from runner.endpoints import API_KEY_ENV, DEFAULT_BASE_URL
 from runner.errors import (
     ApiError,
     AuthError,
@@ -38,10 +39,6 @@ from runner.errors import (
     ServiceUnavailable,
 )
 from runner.limiter import RateLimitInfo, parse_rate_limit_headers
-
-DEFAULT_BASE_URL = "https://api.mentionlab.io"
-API_KEY_ENV = "MENTIONLAB_API_KEY"
-BASE_URL_ENV = "MENTIONLAB_BASE_URL"
 
 T = TypeVar("T")
 

@@ -8,14 +8,9 @@ from typing import TypeVar
 
 import click
 
-F = TypeVar("F", bound=Callable[..., object])
+from runner.endpoints import BASE_URL_ENV, DEFAULT_BASE_URL
 
-# The API defaults, as runner.api and runner.apply define them (a test checks they agree), named
-# here too so that a command which never calls the API, like `mlrun plan --offline`, does not
-# import the HTTP client to learn them.
-DEFAULT_BASE_URL = "https://api.mentionlab.io"
-BASE_URL_ENV = "MENTIONLAB_BASE_URL"
-SANDBOX_URL = "https://sandbox.mentionlab.invalid"
+F = TypeVar("F", bound=Callable[..., object])
 
 
 def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
