@@ -25,12 +25,14 @@ import hashlib
 import random as random_module
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
 import anyio
+import anyio.abc
 
 from runner.api import CachedJob, Job, JobPage, MentionLabClient, Reply
 from runner.backoff import full_jitter
@@ -325,6 +327,58 @@ class Gateway:
             self.server_offset = date_epoch - self.clock.wall()
 
 
+class _Workers:
+    """Projects handed to ``size`` workers, as a bare loop would send them.
+
+    A worker that finishes a project takes the next one, so while the limiter has room nothing
+    waits in it or is woken (one task per project would queue thousands and wake one per
+    request: a fifth of the engine's CPU with limits off). A worker about to sleep (a backoff, a
+    settle look) steps aside: another one starts, so sleeping projects never hold up the others;
+    awake again, it finishes its project and leaves if the pool is full.
+    """
+
+    def __init__(
+        self,
+        group: anyio.abc.TaskGroup,
+        projects: Iterator[list[Action]],
+        size: int,
+        work: Callable[[list[Action]], Awaitable[None]],
+    ) -> None:
+        self._group = group
+        self._projects = projects
+        self._size = max(1, size)
+        self._work = work
+        self._active = 0  # workers not asleep
+
+    def start(self) -> None:
+        for _ in range(self._size):
+            self._spawn()
+
+    def _spawn(self) -> None:
+        self._active += 1
+        self._group.start_soon(self._run)
+
+    async def _run(self) -> None:
+        try:
+            while self._active <= self._size:
+                actions = next(self._projects, None)
+                if actions is None:
+                    return
+                await self._work(actions)
+        finally:
+            self._active -= 1
+
+    @contextmanager
+    def aside(self) -> Iterator[None]:
+        self._active -= 1
+        if self._active < self._size:
+            self._spawn()
+        try:
+            yield
+        finally:
+            self._active += 1
+
+
 def idempotency_key(run_id: str, action_key: str) -> str:
     """A deterministic key per (run, action): the same on every resend and on resume."""
     digest = hashlib.sha256(f"{run_id}\x00{action_key}".encode()).digest()
@@ -377,6 +431,7 @@ class Engine:
         self._known_jobs = ledger.known_job_ids()
         self._failures = 0
         self.on_job: Callable[[Action, Job], None] | None = None  # e.g. the follower's add
+        self._workers: _Workers | None = None
 
     # -- the trigger phase ----------------------------------------------------------------------
 
@@ -387,8 +442,11 @@ class Engine:
             by_project[action.project_id].append(action)
         self._count_known_progress(actions)
         async with anyio.create_task_group() as group:
-            for project_actions in by_project.values():
-                group.start_soon(self._trigger_project, project_actions)
+            self._workers = _Workers(
+                group, iter(by_project.values()), self.limiter.concurrency, self._trigger_project
+            )
+            self._workers.start()
+        self._workers = None
         if self.stop_reason:
             self._skip_remaining(actions)
 
@@ -508,7 +566,15 @@ class Engine:
                 self._fail(action, sent.number, f"gave up after {safe_failures} attempts")
                 return
             if outcome == "backoff":
-                await self.clock.sleep(self.gateway.backoff(safe_failures))
+                await self._sleep_aside(self.gateway.backoff(safe_failures))
+
+    async def _sleep_aside(self, seconds: float) -> None:
+        """Sleep without holding up other projects: the worker steps aside while it sleeps."""
+        if self._workers is None:
+            await self.clock.sleep(seconds)
+            return
+        with self._workers.aside():
+            await self.clock.sleep(seconds)
 
     def _retries_exhausted(self, failures: int, started: float) -> bool:
         elapsed = self.clock.monotonic() - started
@@ -737,7 +803,7 @@ class Engine:
         started = self.clock.monotonic()
         failures = [0]
         for at in self._settle_schedule():
-            await self.clock.sleep(started + at - self.clock.monotonic())
+            await self._sleep_aside(started + at - self.clock.monotonic())
             final = at >= self.options.settle_grace
             try:
                 candidates = await self._look(action, since_wall, final=final, failures=failures)
@@ -771,7 +837,7 @@ class Engine:
                     raise _LookupFailed(f"could not read the job list: {exc}") from exc
                 if not final:
                     return None
-                await self.clock.sleep(self.gateway.backoff(failures[0]))
+                await self._sleep_aside(self.gateway.backoff(failures[0]))
 
     def _not_created(self, action: Action, attempt: int) -> bool:
         if attempt >= self.options.max_attempts:

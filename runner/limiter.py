@@ -555,6 +555,11 @@ class RateLimiter:
         return self._in_flight
 
     @property
+    def concurrency(self) -> int:
+        """Requests allowed in flight at once."""
+        return self._concurrency
+
+    @property
     def waiting(self) -> int:
         """Tasks currently waiting for a permit."""
         return self._waiting

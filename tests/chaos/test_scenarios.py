@@ -326,7 +326,9 @@ async def test_cancelled_with_ten_triggers_in_flight_every_one_is_recorded_then_
     tmp_path: Path,
 ) -> None:
     config = SandboxConfig(seed=11, faults=Faults(latency=Latency(5000, 5000)))
-    harness = ChaosHarness(tmp_path, config=config, wait=False, concurrency=10)
+    # No in-flight guard reads: every worker's next request is a trigger, so ten go out together.
+    engine = EngineOptions(settle_grace=60.0, allow_stacking=True)
+    harness = ChaosHarness(tmp_path, config=config, wait=False, concurrency=10, engine=engine)
     actions = job_actions(30)
     await harness.run_until(lambda: _in_flight(harness) >= 10, actions)
     states = Counter(harness.states().values())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import anyio
 import pytest
 from runner.engine import EngineOptions
 from runner.ledger import ActionState
@@ -63,6 +64,21 @@ async def test_a_late_appearing_job_is_adopted_not_resent(tmp_path: Path) -> Non
     harness.assert_exactly_once(actions)
     records = harness.ledger.actions(harness.run_id or "")
     assert {r.settled_by for r in records} == {"adopted from the job list"}
+
+
+async def test_a_project_waiting_to_settle_does_not_hold_up_the_others(tmp_path: Path) -> None:
+    # One request at a time, and every trigger's outcome is unknown until the job shows in the
+    # list 40 s later: each project sleeps between its looks, and the others go on meanwhile.
+    faults = Faults(lost_response=1.0, lost_response_kind="reset", list_lag=40.0, target="triggers")
+    config = SandboxConfig(seed=1, faults=faults)
+    harness = Harness(tmp_path, config=config, wait=False, concurrency=1)
+    actions = job_actions(10)
+    started = anyio.current_time()
+    await harness.run(actions)
+    elapsed = anyio.current_time() - started
+    harness.assert_exactly_once(actions)
+    # Ten settles one after the other would take 10 x 40 s and more.
+    assert elapsed < 120.0, elapsed
 
 
 async def test_an_ambiguous_cached_trigger_is_reported_unknown_never_resent(tmp_path: Path) -> None:
