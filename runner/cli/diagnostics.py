@@ -126,23 +126,15 @@ def render_github(outcome: Outcome) -> str:
 
 def github_annotation(diagnostic: Diagnostic) -> str:
     """A workflow command: ``::error file=...,line=...,col=...,title=mlrun validate::message``."""
-    properties = [f"file={escape_property(diagnostic.file)}"]
-    if diagnostic.line is not None:
-        properties.append(f"line={diagnostic.line}")
-    if diagnostic.column is not None:
-        properties.append(f"col={diagnostic.column}")
-    properties.append(f"title={escape_property('mlrun validate')}")
+    from runner.annotations import Annotation  # noqa: PLC0415 - only for --format github
+    from runner.manifest.model import SourceRef  # noqa: PLC0415
+
     message = text_lines(diagnostic)[0].split(f"{diagnostic.severity}: ", 1)[1]
     if diagnostic.hint:
         message += f"\nhint: {diagnostic.hint}"
-    return f"::{diagnostic.severity} {','.join(properties)}::{escape_data(message)}"
-
-
-def escape_data(text: str) -> str:
-    """Escape a workflow command's message, as the GitHub Actions toolkit does."""
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def escape_property(text: str) -> str:
-    """Escape a workflow command's property value (also ``:`` and ``,``)."""
-    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+    line, column = diagnostic.line, diagnostic.column
+    source = None if line is None or column is None else SourceRef(diagnostic.file, line, column)
+    annotation = Annotation(
+        diagnostic.severity, "mlrun validate", message, source=source, file=diagnostic.file
+    )
+    return annotation.render()

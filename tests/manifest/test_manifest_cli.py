@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from runner.cli.diagnostics import escape_data, escape_property, github_annotation
+from runner.annotations import escape_data, escape_property
+from runner.cli.diagnostics import github_annotation
 from runner.errors import Diagnostic
 from runner.exitcodes import ExitCode
 
