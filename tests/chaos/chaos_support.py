@@ -7,24 +7,35 @@ JSON too); ``docs/reliability.md`` quotes a full run's.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import socket
 import subprocess
-import sys
-import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
+from served_sandbox import (
+    CANARY_KEY,
+    ServedSandbox,
+    clean_env,
+    free_port,
+    mlrun_command,
+    start_served_sandbox,
+)
+
+__all__ = [  # the served sandbox's helpers, named here too for the chaos suite's imports
+    "CANARY_KEY",
+    "ServedSandbox",
+    "clean_env",
+    "free_port",
+    "mlrun_command",
+    "start_served_sandbox",
+]
 
 REPO = Path(__file__).resolve().parents[2]
-CANARY_KEY = "ml_live_" + "chaosCANARY0123456789abcdef"
 ORG = "01234567-89ab-cdef-0123-456789abcdef"
 MODEL_SETS: tuple[tuple[str, ...], ...] = (
     ("gpt-5-mini", "claude-haiku-4-5"),
@@ -48,23 +59,6 @@ def record(scenario: str, **figures: Any) -> None:
     FIGURES.append({"scenario": scenario, **figures})
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The current environment without any MentionLab or mlrun variable, plus ``extra``."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("MENTIONLAB_", "MLRUN_"))}
-    return {**base, **extra}
-
-
-def mlrun_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "runner", *args]
-
-
 def run_mlrun(
     *args: str, cwd: Path, env: dict[str, str], timeout: float = 120.0
 ) -> subprocess.CompletedProcess[str]:
@@ -77,71 +71,6 @@ def run_mlrun(
         timeout=timeout,
         check=False,
     )
-
-
-@dataclass
-class ServedSandbox:
-    """``mlrun sandbox serve`` in a subprocess, and its ground truth over HTTP."""
-
-    process: subprocess.Popen[bytes]
-    url: str
-    log: Path
-
-    def truth(self) -> dict[str, Any]:
-        response = httpx.get(f"{self.url}/_sandbox/truth", timeout=10.0)
-        response.raise_for_status()
-        data: dict[str, Any] = response.json()
-        return data
-
-    def configure(self, **changes: Any) -> None:
-        response = httpx.post(f"{self.url}/_sandbox/config", json=changes, timeout=10.0)
-        response.raise_for_status()
-
-    def env(self, api_key: str = CANARY_KEY) -> dict[str, str]:
-        return clean_env(MENTIONLAB_BASE_URL=self.url, MENTIONLAB_API_KEY=api_key)
-
-
-@contextlib.contextmanager
-def start_served_sandbox(
-    directory: Path,
-    *,
-    seed: int,
-    time_scale: float = 50.0,
-    extra: Sequence[str] = (),
-) -> Iterator[ServedSandbox]:
-    """Serve a sandbox on a free loopback port until the block ends; always terminated."""
-    directory.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    log = directory / f"serve-{port}.log"
-    args = ["sandbox", "serve", "--port", str(port), "--time-scale", str(time_scale)]
-    args += ["--seed", str(seed), *extra]
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            mlrun_command(*args), stdout=out, stderr=subprocess.STDOUT, env=clean_env()
-        )
-    served = ServedSandbox(process, f"http://127.0.0.1:{port}", log)
-    try:
-        _wait_until_up(served)
-        yield served
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _wait_until_up(served: ServedSandbox) -> None:
-    deadline = time.monotonic() + 15.0
-    while time.monotonic() < deadline:
-        if served.process.poll() is not None:
-            raise RuntimeError(f"the sandbox exited: {served.log.read_text(errors='replace')}")
-        with contextlib.suppress(httpx.HTTPError):
-            served.truth()
-            return
-        time.sleep(0.05)
-    raise RuntimeError("the sandbox did not come up within 15 s")
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +12,7 @@ from runner.status import outstanding_jobs, refreshed_status
 
 from report.report_support import standard_scenario
 from runs.runs_support import QUICKSTART, mlrun, read_json
+from served_sandbox import start_served_sandbox
 
 KEY = {"MENTIONLAB_API_KEY": "ml_live_status"}
 
@@ -65,42 +62,11 @@ def test_the_run_status_after_a_refresh(
 # -- end to end, against a served sandbox ----------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`mlrun sandbox serve` on loopback, jobs lasting a few seconds."""
-    port = _free_port()
-    log = tmp_path_factory.mktemp("served") / "stderr.log"
-    command = [sys.executable, "-m", "runner", "sandbox", "serve", "--port", str(port)]
-    with log.open("wb") as stderr:
-        process = subprocess.Popen(
-            [*command, "--time-scale", "300"], stdout=subprocess.DEVNULL, stderr=stderr
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(url, process)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 20.0
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the served sandbox exited"
-        try:
-            httpx.get(f"{url}/_sandbox/health", timeout=0.5)
-        except httpx.TransportError:
-            time.sleep(0.05)
-        else:
-            return
-    pytest.fail("the served sandbox did not start")
+    with start_served_sandbox(tmp_path_factory.mktemp("served"), time_scale=300) as sandbox:
+        yield sandbox.url
 
 
 def _triggers(url: str) -> int:

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+from served_sandbox import start_served_sandbox
 
 KEY = "ml_live_served"
 PROJECT = "fedcba98-7654-3210-fedc-ba9876543210"
@@ -41,45 +39,13 @@ SEED_CACHED_BODY = """
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    log = tmp_path_factory.mktemp("served") / "stderr.log"
-    command = [sys.executable, "-m", "runner", "sandbox", "serve", "--port", str(port)]
-    with log.open("wb") as stderr:
-        process = subprocess.Popen(
-            [*command, "--seed", "7", "--rate-limits", "off"],
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(url, process, log)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-    assert "Traceback" not in log.read_text(encoding="utf-8")
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 20.0
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"sandbox exited: {log.read_text(encoding='utf-8')}")
-        try:
-            httpx.get(f"{url}/_sandbox/health", timeout=0.5)
-        except httpx.TransportError:
-            time.sleep(0.05)
-        else:
-            return
-    raise RuntimeError("the served sandbox did not start")
+    directory = tmp_path_factory.mktemp("served")
+    extra = ("--rate-limits", "off")
+    with start_served_sandbox(directory, seed=7, time_scale=1, extra=extra) as sandbox:
+        yield sandbox.url
+    assert "Traceback" not in sandbox.log.read_text(encoding="utf-8")
 
 
 @pytest.fixture
