@@ -140,3 +140,31 @@ def test_status_usage_errors(
     result = mlrun("status", *args, cwd=tmp_path)
     assert result.returncode == code
     assert message in result.stderr
+
+
+def test_a_resumed_run_keeps_the_settings_it_was_started_with(served: str, tmp_path: Path) -> None:
+    manifest = tmp_path / "weekly.yaml"
+    manifest.write_text(
+        "version: 1\n"
+        "defaults: {organisation: 01234567-89ab-cdef-0123-456789abcdef}\n"
+        "settings:\n"
+        "  follow: false\n"
+        "  reports: {dir: weekly, formats: [json]}\n"
+        "projects:\n"
+        "  - name: resumed\n"
+        "    id: 5d0c1e2f-3a4b-4c5d-8e6f-7a8b9c0d1e2f\n"
+        "    jobs: [{models: [gpt-5-mini]}]\n"
+    )
+    env = {**KEY, "MENTIONLAB_BASE_URL": served}
+    applied = mlrun("apply", str(manifest), "-q", cwd=tmp_path, env=env)
+    assert applied.returncode == 0, applied.stderr + applied.stdout
+    sent = _triggers(served)
+
+    resumed = mlrun("apply", "--resume", "-q", cwd=tmp_path, env=env)  # no manifest given
+
+    assert resumed.returncode == 0, resumed.stderr + resumed.stdout
+    assert _triggers(served) == sent
+    (run_dir,) = (tmp_path / "weekly").iterdir()
+    assert sorted(p.name for p in run_dir.iterdir()) == ["report.json"]  # the run's formats
+    assert not (tmp_path / "mlrun-reports").exists()  # not the defaults
+    assert read_json(run_dir / "report.json")["run"]["followed"] is False  # follow: false kept
