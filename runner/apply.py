@@ -172,7 +172,8 @@ def apply(
             raise UsageError("a saved plan runs exactly as planned; --changed-since goes to `plan`")
         plan, settings = split_for_shard(plan, settings, request.shard)
         out = Output(say, view, stream)
-        return anyio.run(_apply_new, replace(request, offline=True), plan, settings, out, env)
+        result = anyio.run(_apply_new, replace(request, offline=True), plan, settings, out, env)
+        return replace(result, problems=saved.problems)  # what planning found, said again
     plan, settings = load_plan(request)
     return anyio.run(_apply_new, request, plan, settings, Output(say, view, stream), env)
 

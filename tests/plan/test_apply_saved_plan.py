@@ -77,6 +77,7 @@ def test_apply_runs_exactly_the_saved_plan_without_planning_again(
     # Reachable projects went as asked (--no-wait: running); the two unreachable ones exit 1.
     assert {a.outcome for a in applied.report.actions} <= {Outcome.OK, Outcome.RUNNING}
     assert [p for p, _why in applied.report.run.unreachable_projects] == ["initech", "ghost"]
+    assert applied.problems == saved.problems  # the CLI warns of them, as after planning
     assert applied.report.exit_code() == 1
     data = applied.report.to_json()
     assert schema_problem(data) is None
