@@ -28,7 +28,9 @@ import sqlite3
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -86,16 +88,21 @@ def _phase(ledger: Path) -> tuple[str, int]:
 
 
 def _kill_after(
-    command: list[str], cwd: Path, env: dict[str, str], delay: float, *, anchor: Path | None
+    command: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    delay: float,
+    *,
+    anchor: Callable[[], bool] | None,
 ) -> int | None:
-    """Start the command, SIGKILL it ``delay`` s later (counted from the moment ``anchor``, a
-    ledger, holds a run, if given); None if it was killed, else its exit code."""
+    """Start the command, SIGKILL it ``delay`` s later (counted from the moment ``anchor`` holds,
+    if given); None if it was killed, else its exit code."""
     process = subprocess.Popen(
         command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     if anchor is not None:
         deadline = time.monotonic() + 30.0
-        while not _has_run(anchor) and process.poll() is None and time.monotonic() < deadline:
+        while not anchor() and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
     try:
         process.wait(timeout=delay)
@@ -107,13 +114,21 @@ def _kill_after(
 
 
 def _has_run(ledger: Path) -> bool:
+    return _count(ledger, "runs") > 0
+
+
+def _more_rows(ledger: Path, table: str, before: int) -> bool:
+    return _count(ledger, table) > before
+
+
+def _count(ledger: Path, table: str) -> int:
     if not ledger.exists():
-        return False
+        return 0
     try:
         with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True) as db:
-            return bool(db.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+            return int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
     except sqlite3.Error:
-        return False
+        return 0
 
 
 def _killed_run(
@@ -137,10 +152,18 @@ def _killed_run(
     while done < kills:
         ledger = state / "ledger.sqlite"
         fresh_run = not _has_run(ledger)
-        # Most kills of a fresh apply count from the moment its run is recorded (planning
-        # first takes a few seconds); one in five may land during planning.
-        anchor = ledger if fresh_run and rng.random() < 0.8 else None
+        # Half the kills count from the process's first new trigger intent and land while
+        # triggers are on the wire; of a fresh apply, three in ten count from the moment its run
+        # is recorded (the in-flight guard's reads come first) and one in five from the start
+        # (planning); the others from the start.
+        draw = rng.random()
+        anchor: Callable[[], bool] | None = None
         delay = rng.uniform(0.05, 2.0) if rng.random() < 0.8 else rng.uniform(2.0, 5.0)
+        if draw < 0.5:
+            anchor = partial(_more_rows, ledger, "attempts", _count(ledger, "attempts"))
+            delay = rng.uniform(0.0, 0.3)
+        elif fresh_run and draw < 0.8:
+            anchor = partial(_has_run, ledger)
         code = _kill_after(
             fresh if fresh_run else resume, workdir, env, min(delay, longest), anchor=anchor
         )
