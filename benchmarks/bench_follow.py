@@ -18,8 +18,9 @@ by loopback and scheduler jitter.
 
 Two shapes: one job per project (every status read is a GET) and ten jobs per project (list
 sweeps). The result passes only if every shape meets both targets; under the documented limits
-the lateness target is missed today (docs/performance.md says why, with the arithmetic). Trio
-shuffles ready tasks, so repeated runs differ by a few percent. Run::
+that takes the limiter's poll reserve (triggers leave 20 % of every window free while jobs are
+followed; docs/performance.md has the arithmetic). Trio shuffles ready tasks, so repeated runs
+differ by a few percent. Run::
 
     python benchmarks/bench_follow.py            # 500 jobs per shape
     python benchmarks/bench_follow.py --quick    # 150 jobs per shape

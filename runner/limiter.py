@@ -33,13 +33,40 @@ hands its slots back (:meth:`Permit.refund`).
 4. With no configured windows (limits unknown), each ``X-RateLimit-Limit`` seen with a reset becomes
    a learned window whose length is the longest ``reset - Date`` observed, so that 429s stay rare.
 
-**Priorities and shares.** Waiters queue per :class:`RequestKind`, FIFO within a kind. ``URGENT``
-(retries of safe failures, reconciliation reads) always goes first. Between polls and triggers, a
-credit counter over exact integers decides: when both wait, polls get ``poll_share`` of the
-admissions (within one) and triggers the rest, so neither starves; after a run of triggers with
-no poll waiting, the next poll to arrive goes ahead of the queued triggers (the credit holds one
-poll's worth, never a burst); when no trigger waits, polls take everything, and vice versa.
-``poll_share=1.0`` gives strict URGENT > POLL > TRIGGER; ``0.0`` lets triggers always go first.
+**Priorities and reserves.** Waiters queue per :class:`RequestKind`, FIFO within a kind.
+``URGENT`` (retries of safe failures, reconciliation reads) always goes first. Between polls and
+triggers the rule is that following jobs notices completions soon after they happen (issue 6)
+and that neither kind ever starves the other. Per window, with ``room`` its limit less what is
+held for a neighbour:
+
+* ``T = ceil(trigger_reserve * room)`` slots are the triggers' (default 20 %), and
+* ``R = floor(poll_reserve * room)`` slots are the polls' (default 20 %; never the last slot,
+  never into ``T``); the polls' *budget* is ``P = room - T``.
+
+1. *Polls go first within their budget.* When both kinds wait, a poll goes ahead of the triggers
+   while every window holds fewer than ``P`` polls; beyond that, triggers go first.
+2. *Triggers leave the poll reserve free.* While polling is active in a window (a poll admitted
+   within the window's span, or a poll waiting), a trigger needs room in the window *and* must
+   leave ``min(R, P - polls)`` slots free: it may fill the window up to ``room - R``, or with up
+   to ``room - P`` admissions other than polls. So a poll that falls due finds a slot at once
+   even in the middle of a trigger phase, and triggers lose nothing to the reserve once the
+   polls have used their budget. With no poll waiting, the reserve lifts as the window's last
+   poll leaves it (the waiting triggers are woken for that instant).
+3. *A kind that waits alone takes everything it may*: polls the whole window, triggers all but
+   the poll reserve while polling is active. Runs that never poll (``--no-wait``) never pay for
+   the reserve.
+
+Why: under the documented limits (10/s, 300/min), a trigger phase fills each minute in 30 s at
+10/s; with polls behind triggers, a due poll found no slot for the next 30 s and completions were
+seen 40 % to 90 % of a job's duration late. So while both kinds saturate, polls get ``P`` of every
+window (``room - T``) and triggers ``T``; when polls need less, triggers get the rest but ``R``.
+
+With no windows (limits unknown and not yet learned), or a window too small for a budget
+(``P = 0``, as with a limit of 1), a credit counter over exact integers decides instead: polls
+get ``poll_share`` of the contested admissions (within one) and triggers the rest; after a run of
+triggers with no poll waiting, the next poll to arrive goes ahead of the queued triggers (the
+credit holds one poll's worth, never a burst). ``poll_reserve=0`` turns the reserve off;
+``trigger_reserve=0`` gives strict URGENT > POLL > TRIGGER within the windows.
 
 **Concurrency and waiting.** At most ``concurrency`` permits are held at once. Admission happens in
 one synchronous step (``_dispatch``) run whenever something changes: a request arrives, a permit is
@@ -142,7 +169,7 @@ class RequestKind(IntEnum):
     URGENT = 0
     """Retries of safe failures and reconciliation reads: ahead of everything."""
     POLL = 1
-    """Status polls: behind urgent work, but guaranteed ``poll_share`` against triggers."""
+    """Status polls: behind urgent work, ahead of triggers within their budget."""
     TRIGGER = 2
     """First attempts of triggers: the point of the run, and the bulk of it."""
 
@@ -208,17 +235,39 @@ def _parse_epoch(value: str | None) -> float | None:
 class SlidingLog:
     """An exact sliding log over several windows. Pure: no clock, no I/O, no waiting.
 
+    Polls are logged apart from the other admissions, so that a trigger can be kept out of the
+    slots of each window set aside for polls (:meth:`set_poll_priority`, :meth:`trigger_ready_at`).
     Times passed in must never decrease from one call to the next (a monotonic clock).
     """
 
-    __slots__ = ("_logs", "_reserved", "_windows", "margin")
+    __slots__ = (
+        "_logs",
+        "_others",
+        "_poll_reserve",
+        "_polls",
+        "_reserved",
+        "_trigger_reserve",
+        "_windows",
+        "margin",
+    )
 
-    def __init__(self, windows: Sequence[Window], history: Iterable[float] = ()) -> None:
-        """Start with ``windows`` and, optionally, past admission times (``history``)."""
+    def __init__(
+        self, windows: Sequence[Window], history: Iterable[float] = (), polls: Iterable[float] = ()
+    ) -> None:
+        """Start with ``windows`` and, optionally, past admission times (``history``), of which
+        ``polls`` were polls.
+
+        Raises:
+            ValueError: a time in ``polls`` is not in ``history``.
+        """
         self._windows = tuple(windows)
-        past = sorted(history)
+        past, past_polls = sorted(history), sorted(polls)
+        others = _without(past, past_polls)
         self._logs = tuple(deque(past) for _ in self._windows)
+        self._polls = tuple(deque(past_polls) for _ in self._windows)
+        self._others = tuple(deque(others) for _ in self._windows)
         self._reserved = [0] * len(self._windows)
+        self._poll_reserve = self._trigger_reserve = Fraction(0)
         # Seconds added to every window: requests admitted W apart may *arrive* closer together
         # (one waited longer in our loop, on the wire or in the server's queue); a margin of the
         # longest recent round trip keeps them W apart at the server too.
@@ -230,17 +279,52 @@ class SlidingLog:
         index = self._windows.index(window)
         self._reserved[index] = max(0, min(slots, window.limit - 1))
 
+    def set_poll_priority(self, poll_reserve: Fraction, trigger_reserve: Fraction) -> None:
+        """Set the shares of every window kept for polls and for triggers (see
+        :meth:`poll_slots`)."""
+        for share in (poll_reserve, trigger_reserve):
+            if not 0 <= share <= 1:
+                raise ValueError(f"a reserve is a share between 0 and 1, got {share!r}")
+        self._poll_reserve, self._trigger_reserve = poll_reserve, trigger_reserve
+
+    def poll_slots(self, window: Window) -> tuple[int, int]:
+        """The polls' reserve ``R`` in ``window`` and their budget ``P``.
+
+        Of the window's ``room`` (its limit, less what is held for a neighbour), triggers keep
+        ``T = ceil(trigger_reserve * room)`` and polls ``R = floor(poll_reserve * room)``, never
+        the last slot and never into ``T``; ``P = room - T``. While polling is active, triggers
+        leave ``min(R, P - polls)`` slots free; polls go ahead of triggers while fewer than
+        ``P``.
+        """
+        return self._poll_slots(self._windows.index(window))
+
+    def _poll_slots(self, index: int) -> tuple[int, int]:
+        room = self._windows[index].limit - self._reserved[index]
+        polls, triggers = self._poll_reserve, self._trigger_reserve
+        reserve = max(0, min(room * polls.numerator // polls.denominator, room - 1))
+        kept = min(-(-room * triggers.numerator // triggers.denominator), room - reserve)  # ceil
+        return reserve, room - kept
+
     def count(self, window: Window, now: float) -> int:
         """Admissions inside ``window`` at ``now``."""
         self.ready_at(now)
         return len(self._logs[self._windows.index(window)])
 
+    def poll_count(self, window: Window, now: float) -> int:
+        """Polls inside ``window`` at ``now``."""
+        self.ready_at(now)
+        return len(self._polls[self._windows.index(window)])
+
     def entries(self) -> list[float]:
         """Every admission still inside the longest window (enough to rebuild any log)."""
-        if not self._windows:
-            return []
-        longest = max(range(len(self._windows)), key=lambda i: self._windows[i].seconds)
-        return list(self._logs[longest])
+        return list(self._logs[self._longest()]) if self._windows else []
+
+    def poll_entries(self) -> list[float]:
+        """The polls among :meth:`entries`."""
+        return list(self._polls[self._longest()]) if self._windows else []
+
+    def _longest(self) -> int:
+        return max(range(len(self._windows)), key=lambda i: self._windows[i].seconds)
 
     @property
     def windows(self) -> tuple[Window, ...]:
@@ -250,14 +334,69 @@ class SlidingLog:
     def ready_at(self, now: float) -> float:
         """The earliest instant, not before ``now``, at which every window has room."""
         ready = now
-        for window, log, held in zip(self._windows, self._logs, self._reserved, strict=True):
+        for index, window in enumerate(self._windows):
             seconds = window.seconds + self.margin
-            while log and log[0] + seconds <= now:
-                log.popleft()
-            excess = len(log) - (window.limit - held)
+            log = self._logs[index]
+            if log and log[0] + seconds <= now:
+                self._purge(index, seconds, now)
+            excess = len(log) - (window.limit - self._reserved[index])
             if excess >= 0:
                 ready = max(ready, log[excess] + seconds)
         return ready
+
+    def trigger_ready_at(self, now: float, *, polls_waiting: bool) -> float:
+        """When a trigger may go: every window has room, and no window where polling is active
+        (a poll inside it, or ``polls_waiting``) loses its poll reserve to it.
+
+        In such a window a trigger leaves ``min(R, P - polls)`` slots free (see
+        :meth:`poll_slots`): ``R`` while the polls are well within their budget, none once they
+        have used it up. That is: room, and either fewer than ``room - R`` admissions or fewer
+        than ``room - P`` other than polls. With no poll waiting, the reserve lifts when the
+        window's last poll leaves it.
+        """
+        ready = self.ready_at(now)
+        for index, window in enumerate(self._windows):
+            polls = self._polls[index]
+            if not (polls or polls_waiting):
+                continue
+            reserve, budget = self._poll_slots(index)
+            room = window.limit - self._reserved[index]
+            log, others = self._logs[index], self._others[index]
+            crowded = len(log) - (room - reserve)
+            if reserve == 0 or crowded < 0:
+                continue
+            seconds = window.seconds + self.margin
+            others_over = len(others) - (room - budget)
+            if others_over < 0:
+                within_others = now
+            elif others_over < len(others):
+                within_others = others[others_over] + seconds
+            else:  # the polls' budget is the whole window: the reserve never lifts for others
+                within_others = math.inf
+            lifted = math.inf if polls_waiting else polls[-1] + seconds
+            ready = max(ready, min(log[crowded] + seconds, within_others, lifted))
+        return ready
+
+    def poll_budget_applies(self) -> bool:
+        """Whether every window gives polls a budget of one slot at least (not so with no
+        windows, or a window whose every slot the triggers' reserve takes, as a limit of 1)."""
+        return bool(self._windows) and all(
+            self._poll_slots(index)[1] >= 1 for index in range(len(self._windows))
+        )
+
+    def polls_within_budget(self, now: float) -> bool:
+        """Whether every window holds fewer polls than its budget ``P`` at ``now``."""
+        self.ready_at(now)
+        return all(
+            len(self._polls[index]) < self._poll_slots(index)[1]
+            for index in range(len(self._windows))
+        )
+
+    def _purge(self, index: int, seconds: float, now: float) -> None:
+        """Drop the admissions that have left window ``index`` (``seconds`` long) by ``now``."""
+        for entries in (self._logs[index], self._polls[index], self._others[index]):
+            while entries and entries[0] + seconds <= now:
+                entries.popleft()
 
     def remaining(self) -> dict[int, int]:
         """Slots left per window limit, as of the last admission or ``ready_at``."""
@@ -277,8 +416,8 @@ class SlidingLog:
         )
         return min(counts, default=None)
 
-    def admit(self, now: float) -> None:
-        """Take a slot in every window at once.
+    def admit(self, now: float, *, poll: bool = False) -> None:
+        """Take a slot in every window at once (logged as a poll's when ``poll``).
 
         Raises:
             ValueError: some window has no room at ``now``, or ``now`` is before the last admission.
@@ -288,26 +427,46 @@ class SlidingLog:
         for log in self._logs:
             if log and log[-1] > now:
                 raise ValueError(f"time went backwards: {now!r} is before {log[-1]!r}")
+        for log, kind_log in zip(self._logs, self._polls if poll else self._others, strict=True):
             log.append(now)
+            kind_log.append(now)
 
-    def refund(self, admitted_at: float) -> None:
+    def refund(self, admitted_at: float, *, poll: bool = False) -> None:
         """Give back the slots of a request admitted at ``admitted_at`` that was never sent.
 
         A no-op in windows the admission has already left.
         """
-        for log in self._logs:
-            _remove_latest(log, admitted_at)
+        kind_logs = self._polls if poll else self._others
+        for log, kind_log in zip(self._logs, kind_logs, strict=True):
+            if _remove_latest(kind_log, admitted_at):
+                _remove_latest(log, admitted_at)
 
 
-def _remove_latest(log: deque[float], value: float) -> None:
-    """Remove one occurrence of ``value`` from a sorted deque, searching from the recent end."""
+def _without(values: list[float], removed: list[float]) -> list[float]:
+    """``values`` less one occurrence of each of ``removed`` (both sorted)."""
+    kept: list[float] = []
+    pending = deque(removed)
+    for value in values:
+        if pending and pending[0] == value:
+            pending.popleft()
+        else:
+            kept.append(value)
+    if pending:
+        raise ValueError(f"polls must be among the admissions: {pending[0]!r} is not")
+    return kept
+
+
+def _remove_latest(log: deque[float], value: float) -> bool:
+    """Remove one occurrence of ``value`` from a sorted deque, searching from the recent end;
+    whether there was one."""
     for index in range(len(log) - 1, -1, -1):
         entry = log[index]
         if entry == value:
             del log[index]
-            return
+            return True
         if entry < value:
-            return
+            return False
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -430,13 +589,15 @@ class RateLimiter:
             permit.observe(parse_rate_limit_headers(response.headers, response.status_code))
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - keyword-only settings, each named at the call site
         self,
         windows: Sequence[Window],
         *,
         clock: Clock,
         concurrency: int,
         poll_share: float = 0.2,
+        poll_reserve: float = 0.2,
+        trigger_reserve: float = 0.2,
         max_pause: float = 300.0,
         random: Callable[[], float] | None = None,
         probe_first: bool = False,
@@ -446,16 +607,29 @@ class RateLimiter:
 
         ``probe_first``: a slow start. Admit one request and wait for its answer before the
         next ones, so that the server's headers (a neighbour already using part of the key's
-        budget) are known before a burst goes out; it costs one round trip per run."""
-        _check_limiter_args(concurrency, poll_share, max_pause)
+        budget) are known before a burst goes out; it costs one round trip per run.
+
+        ``poll_reserve``, ``trigger_reserve`` and ``poll_share`` set the priorities between
+        polls and triggers (see the module docstring): while polling is active, triggers leave
+        ``poll_reserve`` of every window free for polls and polls go first, but never into the
+        ``trigger_reserve`` of a window; with no windows, polls get ``poll_share`` of the
+        contested admissions."""
+        shares = {
+            "poll_share": poll_share,
+            "poll_reserve": poll_reserve,
+            "trigger_reserve": trigger_reserve,
+        }
+        _check_limiter_args(concurrency, shares, max_pause)
         self._clock = clock
         self._concurrency = concurrency
         share = Fraction(poll_share).limit_denominator(_POLL_SHARE_DENOMINATOR)
         self._poll_num, self._poll_den = share.numerator, share.denominator
+        self._poll_reserve = Fraction(poll_reserve).limit_denominator(_POLL_SHARE_DENOMINATOR)
+        self._trigger_reserve = Fraction(trigger_reserve).limit_denominator(_POLL_SHARE_DENOMINATOR)
         self._max_pause = max_pause
         self._random = random if random is not None else _random.Random().random
         self._configured = tuple(windows)
-        self._log: SlidingLog | None = SlidingLog(self._configured) if self._configured else None
+        self._log = self._new_log(self._configured) if self._configured else None
         self._learned: dict[int, float] = {}
         self._init_state()
         self._probe_first = probe_first  # armed on the first admission decision (in the loop)
@@ -474,6 +648,7 @@ class RateLimiter:
         self._caps: dict[float, _Cap] = {}
         self._reserved: dict[Window, tuple[int, float]] = {}  # held for a neighbour, until
         self._recent: deque[float] = deque()
+        self._recent_polls: deque[float] = deque()
         self._seq = 0
         self._throttle_since = -math.inf
         self._throttle_streak = 0
@@ -571,9 +746,10 @@ class RateLimiter:
             raise RuntimeError("a permit can be entered only once; acquire a new one")
         await checkpoint_if_cancelled()
         now = self._clock.monotonic()
-        if self._waiting == 0 and self._in_flight < self._concurrency and self._ready(now):
-            if permit.kind == RequestKind.TRIGGER:
-                self._account_poll_share(permit.kind, contested=False)
+        kind = permit.kind
+        if self._waiting == 0 and self._in_flight < self._concurrency and self._ready(now, kind):
+            if kind == RequestKind.TRIGGER:
+                self._account_poll_share(kind, contested=False)
             self._grant(permit, now)
             await cancel_shielded_checkpoint()
             return
@@ -586,11 +762,12 @@ class RateLimiter:
             self._abandon(permit)
             raise
 
-    def _ready(self, now: float) -> bool:
-        return self._ready_at(now) <= now
+    def _ready(self, now: float, kind: RequestKind) -> bool:
+        return self._ready_at(now, kind) <= now
 
-    def _ready_at(self, now: float) -> float:
-        """When the pause, the windows and the learned caps all allow an admission."""
+    def _ready_at(self, now: float, kind: RequestKind) -> float:
+        """When the pause, the windows (and for a trigger, the poll reserve) and the learned caps
+        all allow an admission of ``kind``."""
         ready = self._pause_until
         if self._probe_first:
             self._probe_first = False
@@ -598,7 +775,11 @@ class RateLimiter:
         if self._reserved:
             self._apply_reservations(now)
         if self._log is not None:
-            ready = max(ready, self._log.ready_at(now))
+            if kind == RequestKind.TRIGGER:
+                polls_waiting = self._live[RequestKind.POLL] > 0
+                ready = max(ready, self._log.trigger_ready_at(now, polls_waiting=polls_waiting))
+            else:
+                ready = max(ready, self._log.ready_at(now))
         if self._caps:
             ready = max(ready, self._caps_ready_at(now))
         return ready
@@ -647,24 +828,32 @@ class RateLimiter:
             return
         now = self._clock.monotonic()
         while self._waiting and self._in_flight < self._concurrency:
-            kind = self._next_kind()
+            kind, contested = self._next_kind(now)
+            ready_at = self._ready_at(now, kind)
+            if ready_at > now and kind == RequestKind.TRIGGER and self._live[RequestKind.POLL]:
+                # Triggers are held out of the poll reserve, polls are not: one may go sooner.
+                kind, contested = RequestKind.POLL, False
+                ready_at = self._ready_at(now, kind)
             head = self._head(kind)
-            ready_at = self._ready_at(now)
             if ready_at > now:
                 self._arm_timer(head, ready_at)
                 return
-            self._pop(kind)
+            self._pop(kind, contested=contested)
             self._grant(head, now)
             head._wake()
 
-    def _next_kind(self) -> RequestKind:
+    def _next_kind(self, now: float) -> tuple[RequestKind, bool]:
+        """The kind whose head goes next, and whether polls and triggers contested the pick."""
         live = self._live
         if live[RequestKind.URGENT]:
-            return RequestKind.URGENT
+            return RequestKind.URGENT, False
         if live[RequestKind.POLL] and live[RequestKind.TRIGGER]:
+            if self._log is not None and self._log.poll_budget_applies():
+                within = self._log.polls_within_budget(now)
+                return (RequestKind.POLL if within else RequestKind.TRIGGER), False
             polls_due = self._poll_num > 0 and self._poll_credit + self._poll_num >= self._poll_den
-            return RequestKind.POLL if polls_due else RequestKind.TRIGGER
-        return RequestKind.POLL if live[RequestKind.POLL] else RequestKind.TRIGGER
+            return (RequestKind.POLL if polls_due else RequestKind.TRIGGER), True
+        return (RequestKind.POLL if live[RequestKind.POLL] else RequestKind.TRIGGER), False
 
     def _head(self, kind: RequestKind) -> Permit:
         queue = self._queues[kind]
@@ -672,9 +861,8 @@ class RateLimiter:
             queue.popleft()
         return queue[0]
 
-    def _pop(self, kind: RequestKind) -> None:
+    def _pop(self, kind: RequestKind, *, contested: bool) -> None:
         if kind != RequestKind.URGENT:
-            contested = self._live[RequestKind.POLL] > 0 and self._live[RequestKind.TRIGGER] > 0
             self._account_poll_share(kind, contested=contested)
         self._queues[kind].popleft()
         self._live[kind] -= 1
@@ -707,12 +895,13 @@ class RateLimiter:
 
     def _grant(self, permit: Permit, now: float) -> None:
         self._in_flight += 1
+        poll = permit.kind is RequestKind.POLL
         if self._log is not None:
-            self._log.admit(now)
+            self._log.admit(now, poll=poll)
         for cap in self._caps.values():
             cap.allowance -= 1
         self._seq += 1
-        self._remember(now)
+        self._remember(now, poll=poll)
         permit._seq = self._seq
         if self._log is not None:
             self._predicted[self._seq] = self._log.remaining()
@@ -724,12 +913,11 @@ class RateLimiter:
         if self._timer is permit:
             self._timer = None
 
-    def _remember(self, now: float) -> None:
-        recent = self._recent
-        recent.append(now)
+    def _remember(self, now: float, *, poll: bool) -> None:
         horizon = now - _RECENT_HORIZON
-        while recent[0] < horizon:
-            recent.popleft()
+        _append_recent(self._recent, now, horizon)
+        if poll:
+            _append_recent(self._recent_polls, now, horizon)
 
     # -- leaving -----------------------------------------------------------------------------------
 
@@ -775,7 +963,7 @@ class RateLimiter:
     def _give_back(self, permit: Permit) -> None:
         """Return an unsent request's window slots, and its share of the learned caps."""
         if self._log is not None:
-            self._log.refund(permit._admitted_at)
+            self._log.refund(permit._admitted_at, poll=permit.kind == RequestKind.POLL)
         for cap in self._caps.values():
             if permit._seq > cap.after_seq:
                 cap.allowance += 1
@@ -844,9 +1032,19 @@ class RateLimiter:
             return
         self._learned[limit] = reset_after
         learned = [Window(n, s) for n, s in sorted(self._learned.items())]
-        history = self._log.entries() if self._log is not None else list(self._recent)
-        self._log = SlidingLog([*self._configured, *learned], history=history)
+        if self._log is not None:
+            history, polls = self._log.entries(), self._log.poll_entries()
+        else:
+            history, polls = list(self._recent), list(self._recent_polls)
+        self._log = self._new_log([*self._configured, *learned], history=history, polls=polls)
         self._reserved.clear()
+
+    def _new_log(
+        self, windows: Sequence[Window], history: Iterable[float] = (), polls: Iterable[float] = ()
+    ) -> SlidingLog:
+        log = SlidingLog(windows, history=history, polls=polls)
+        log.set_poll_priority(self._poll_reserve, self._trigger_reserve)
+        return log
 
     def _learn_cap(
         self,
@@ -967,6 +1165,12 @@ class RateLimiter:
         self._pauses.append(PauseRecord(reason, seconds, requested, now))
 
 
+def _append_recent(recent: deque[float], now: float, horizon: float) -> None:
+    recent.append(now)
+    while recent[0] < horizon:
+        recent.popleft()
+
+
 def _seconds_until(target: float, now: float) -> float:
     """A sleep that ends at or after ``target`` despite float rounding in ``now + seconds``."""
     seconds = max(0.0, target - now)
@@ -975,10 +1179,11 @@ def _seconds_until(target: float, now: float) -> float:
     return seconds
 
 
-def _check_limiter_args(concurrency: int, poll_share: float, max_pause: float) -> None:
+def _check_limiter_args(concurrency: int, shares: Mapping[str, float], max_pause: float) -> None:
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ValueError(f"concurrency must be an integer >= 1, got {concurrency!r}")
-    if not 0.0 <= poll_share <= 1.0:
-        raise ValueError(f"poll_share must be between 0 and 1, got {poll_share!r}")
+    for name, share in shares.items():
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"{name} must be between 0 and 1, got {share!r}")
     if not (math.isfinite(max_pause) and max_pause > 0):
         raise ValueError(f"max_pause must be positive and finite, got {max_pause!r}")

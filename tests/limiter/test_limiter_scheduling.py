@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 import anyio
 import pytest
@@ -355,3 +357,224 @@ def test_invalid_limiter_settings_are_refused(
             poll_share=poll_share,
             max_pause=max_pause,
         )
+
+
+@pytest.mark.parametrize("setting", ["poll_reserve", "trigger_reserve"])
+@pytest.mark.parametrize("value", [-0.1, 1.5])
+def test_reserves_outside_0_to_1_are_refused(setting: str, value: float) -> None:
+    shares = {"poll_reserve": 0.2, "trigger_reserve": 0.2} | {setting: value}
+    with pytest.raises(ValueError, match=setting):
+        RateLimiter(
+            [],
+            clock=LoopClock(),
+            concurrency=1,
+            poll_reserve=shares["poll_reserve"],
+            trigger_reserve=shares["trigger_reserve"],
+        )
+
+
+# -- the poll reserve (issue 6): polls find a slot at once, and neither kind starves
+
+
+@dataclass
+class KindVisit:
+    """A visit and what it was for."""
+
+    order: int
+    kind: RequestKind
+    arrived: float
+    admitted: float
+
+
+async def drive_kinds(
+    limiter: RateLimiter, requests: list[tuple[float, float, RequestKind]]
+) -> list[KindVisit]:
+    """Like :func:`drive`, each request with its own kind; sorted by the order of admission."""
+    visits: list[KindVisit] = []
+
+    async def client(delay: float, hold: float, kind: RequestKind) -> None:
+        await anyio.sleep(delay)
+        arrived = anyio.current_time()
+        async with limiter.acquire(kind) as permit:
+            visits.append(KindVisit(permit._seq, kind, arrived, anyio.current_time()))
+            await anyio.sleep(hold)
+
+    async with anyio.create_task_group() as tg:
+        for delay, hold, kind in requests:
+            tg.start_soon(client, delay, hold, kind)
+    return sorted(visits, key=lambda v: v.order)
+
+
+def poll_slots(
+    limit: int, poll_reserve: float = 0.2, trigger_reserve: float = 0.2
+) -> tuple[int, int]:
+    """``R`` and ``P`` of a window, as the module docstring defines them (no neighbour)."""
+    reserve = max(0, min(math.floor(limit * Fraction(poll_reserve)), limit - 1))
+    triggers = min(math.ceil(limit * Fraction(trigger_reserve)), limit - reserve)
+    return reserve, limit - triggers
+
+
+def test_due_polls_find_a_slot_in_the_middle_of_a_trigger_phase() -> None:
+    """Under the documented limits, triggers fill each minute in 30 s; a poll every 3 s."""
+    requests = [(0.0, 0.2, TRIGGER)] * 1500 + [(1.0 + 3 * k, 0.2, POLL) for k in range(60)]
+
+    def poll_waits(poll_reserve: float = 0.2) -> list[float]:
+        async def main() -> list[KindVisit]:
+            limiter = RateLimiter(
+                DOCUMENTED, clock=LoopClock(), concurrency=10, poll_reserve=poll_reserve
+            )
+            return await drive_kinds(limiter, requests)
+
+        visits = run_virtual(main)
+        assert violations([v.admitted for v in visits], DOCUMENTED) == []
+        return [v.admitted - v.arrived for v in visits if v.kind == POLL]
+
+    # With the reserve a poll waits at most for the 1 s window (the minute keeps 60 for it)...
+    assert max(poll_waits()) <= 1.0
+    # ...without it, for the minute to open again: up to half of it.
+    assert max(poll_waits(poll_reserve=0.0)) >= 20.0
+
+
+def test_under_a_flood_each_kind_keeps_its_reserve() -> None:
+    """Polls go first up to their budget P = 8 of 10; the triggers' reserve T = 2 is theirs."""
+
+    async def main() -> list[KindVisit]:
+        limiter = RateLimiter([Window(10, 1.0)], clock=LoopClock(), concurrency=100)
+        fill = [(0.0, 0.0, TRIGGER)] * 10  # the window is full: everybody else queues
+        return await drive_kinds(limiter, fill + [(0.5, 0.0, POLL), (0.5, 0.0, TRIGGER)] * 100)
+
+    visits = run_virtual(main)
+    for second in range(1, 11):
+        inside = [v.kind for v in visits if second <= v.admitted < second + 1]
+        assert (inside.count(POLL), inside.count(TRIGGER)) == (8, 2)
+        # Polls first, within their budget; then the triggers.
+        assert inside == [POLL] * 8 + [TRIGGER] * 2
+
+
+def test_triggers_get_the_rest_of_every_window_but_the_poll_reserve() -> None:
+    """Two polls a second beside a flood of triggers: every poll goes the moment it arrives, and
+    triggers get at least ``limit - R - polls`` = 10 - 2 - 2 of every second."""
+
+    async def main() -> list[KindVisit]:
+        limiter = RateLimiter([Window(10, 1.0)], clock=LoopClock(), concurrency=100)
+        triggers = [(0.0, 0.0, TRIGGER)] * 80
+        polls = [(second + offset, 0.0, POLL) for second in range(8) for offset in (0.25, 0.75)]
+        return await drive_kinds(limiter, triggers + polls)
+
+    visits = run_virtual(main)
+    assert violations([v.admitted for v in visits], [Window(10, 1.0)]) == []
+    polls = [v for v in visits if v.kind == POLL]
+    assert all(v.admitted == v.arrived for v in polls if v.arrived >= 1.0)
+    last_trigger = max(v.admitted for v in visits if v.kind == TRIGGER)
+    for second in range(1, math.floor(last_trigger)):
+        inside = [v.kind for v in visits if second <= v.admitted < second + 1]
+        assert inside.count(TRIGGER) >= 10 - 2 - 2
+
+
+def test_the_reserve_lifts_when_the_last_poll_leaves_and_none_waits() -> None:
+    async def main() -> list[KindVisit]:
+        limiter = RateLimiter([Window(10, 1.0)], clock=LoopClock(), concurrency=100)
+        return await drive_kinds(limiter, [(0.0, 0.0, POLL)] + [(0.1, 0.0, TRIGGER)] * 30)
+
+    triggers = [v.admitted for v in run_virtual(main) if v.kind == TRIGGER]
+    # 7 leave R = 2 free beside the poll; when the poll leaves at 1.0, the 3 slots are the
+    # triggers' at once, and from then on the whole window is.
+    expected = [0.1] * 7 + [1.0] * 3 + [1.1] * 7 + [2.0] * 3 + [2.1] * 7 + [3.0] * 3
+    assert triggers == pytest.approx(expected)
+
+
+def test_a_trigger_waits_for_the_reserve_to_lift_not_for_the_window() -> None:
+    async def main() -> list[KindVisit]:
+        limiter = RateLimiter([Window(10, 1.0)], clock=LoopClock(), concurrency=100)
+        # Urgent work does not leave the reserve free: 10 in the window, one a poll.
+        requests = [(0.0, 0.0, POLL)] + [(0.1, 0.0, URGENT)] * 9 + [(0.2, 0.0, TRIGGER)]
+        return await drive_kinds(limiter, requests)
+
+    trigger = next(v for v in run_virtual(main) if v.kind == TRIGGER)
+    # 2 would have to leave for R = 2 to be free (at 1.1); the poll leaving lifts it at 1.0.
+    assert trigger.admitted == 1.0
+
+
+def test_a_poll_goes_while_the_reserve_of_another_window_holds_the_triggers() -> None:
+    """The polls have used their budget in the short window (triggers' turn), but the long
+    window keeps its reserve from the triggers: the poll goes rather than nobody."""
+    windows = [Window(5, 1.0), Window(12, 10.0)]  # (R, P): (1, 4) and (2, 9)
+
+    async def main() -> list[KindVisit]:
+        limiter = RateLimiter(windows, clock=LoopClock(), concurrency=100)
+        requests = [(0.0, 0.0, TRIGGER)] * 6 + [(2.0, 0.0, POLL)] * 4
+        requests += [(2.4, 0.0, TRIGGER), (2.5, 0.0, POLL)]
+        return await drive_kinds(limiter, requests)
+
+    visits = run_virtual(main)
+    assert [v.admitted for v in visits if v.kind == POLL] == [2.0] * 4 + [2.5]
+    assert violations([v.admitted for v in visits], windows) == []
+
+
+def test_without_polls_triggers_keep_the_whole_window() -> None:
+    """A run that does not follow (``--no-wait``) never pays for the reserve."""
+
+    async def main() -> list[KindVisit]:
+        limiter = RateLimiter([Window(10, 1.0)], clock=LoopClock(), concurrency=100)
+        return await drive_kinds(limiter, [(0.0, 0.0, TRIGGER)] * 30)
+
+    assert [v.admitted for v in run_virtual(main)] == [0.0] * 10 + [1.0] * 10 + [2.0] * 10
+
+
+mixed_requests_strategy = st.lists(
+    st.tuples(
+        st.sampled_from([0.0, 0.25, 0.5, 0.7, 1.0, 1.5, 3.0]),
+        st.sampled_from([0.0, 0.1, 0.5, 1.0]),
+        st.sampled_from(RequestKind),
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    windows=st.lists(
+        st.builds(
+            Window,
+            limit=st.integers(min_value=1, max_value=12),
+            seconds=st.sampled_from([0.5, 1.0, 1.5, 3.0]),
+        ),
+        max_size=3,
+    ),
+    concurrency=st.integers(min_value=1, max_value=6),
+    requests=mixed_requests_strategy,
+    shares=st.sampled_from([(0.2, 0.2), (0.5, 0.0), (0.0, 0.5), (0.3, 0.3)]),
+)
+def test_mixed_kinds_are_exact_and_triggers_leave_the_poll_reserve(
+    windows: list[Window],
+    concurrency: int,
+    requests: list[tuple[float, float, RequestKind]],
+    shares: tuple[float, float],
+) -> None:
+    poll_reserve, trigger_reserve = shares
+
+    async def main() -> list[KindVisit]:
+        limiter = RateLimiter(
+            windows,
+            clock=LoopClock(),
+            concurrency=concurrency,
+            poll_reserve=poll_reserve,
+            trigger_reserve=trigger_reserve,
+        )
+        visits = await drive_kinds(limiter, requests)
+        assert (limiter.in_flight, limiter.waiting) == (0, 0)
+        return visits
+
+    visits = run_virtual(main)
+    assert len(visits) == len(requests)
+    assert violations([v.admitted for v in visits], windows) == []
+    for k, visit in enumerate(visits):
+        if visit.kind != TRIGGER:
+            continue
+        for w in windows:
+            before = [v for v in visits[:k] if v.admitted + w.seconds > visit.admitted]
+            polls = sum(1 for v in before if v.kind == POLL)
+            if polls:  # polling is active in this window: the trigger left the reserve free
+                reserve, budget = poll_slots(w.limit, poll_reserve, trigger_reserve)
+                assert len(before) + max(0, min(reserve, budget - polls)) < w.limit

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import operator
 from collections.abc import Sequence
+from fractions import Fraction
 
 import aiolimiter
 import pytest
@@ -198,3 +201,182 @@ def test_aiolimiter_itself_fails_the_exactness_check() -> None:
     times = asyncio.run(main())
     assert max_in_any_window(times, 1.0) == 19
     assert violations(times, [Window(10, 1.0)]) == [Window(10, 1.0)]
+
+
+# -- the poll reserve and the polls' budget
+
+reserve_windows_strategy = st.lists(
+    st.builds(
+        Window,
+        limit=st.integers(min_value=1, max_value=12),
+        seconds=st.sampled_from([0.5, 1.0, 1.5, 3.7]),
+    ),
+    min_size=1,
+    max_size=3,
+)
+mixed_steps_strategy = st.lists(
+    st.tuples(
+        st.sampled_from([0.0, 0.1, 0.25, 0.5, 1.0, 1.7]),
+        st.sampled_from(["poll", "trigger", "urgent"]),
+        st.booleans(),  # polls waiting, when a trigger asks
+    ),
+    max_size=80,
+)
+SHARES = st.sampled_from([Fraction(0), Fraction(1, 5), Fraction(1, 2), Fraction(1)])
+
+
+def slots(window: Window, poll_reserve: Fraction, trigger_reserve: Fraction) -> tuple[int, int]:
+    """``R`` and ``P`` as the module docstring defines them (no neighbour: room is the limit)."""
+    room = window.limit
+    reserve = max(0, min(math.floor(poll_reserve * room), room - 1))
+    triggers = min(math.ceil(trigger_reserve * room), room - reserve)
+    return reserve, room - triggers
+
+
+def brute_force_trigger_ready_at(
+    admissions: Sequence[tuple[float, bool]],
+    windows: Sequence[Window],
+    shares: tuple[Fraction, Fraction],
+    now: float,
+    *,
+    polls_waiting: bool,
+) -> float:
+    """The first candidate instant at which every window lets a trigger in, from the rule."""
+
+    def allows(window: Window, t: float) -> bool:
+        inside = [poll for a, poll in admissions if a + window.seconds > t]
+        total, polls = len(inside), sum(inside)
+        if total >= window.limit:
+            return False
+        if not (polls or polls_waiting):
+            return True
+        reserve, budget = slots(window, *shares)
+        return total + max(0, min(reserve, budget - polls)) < window.limit
+
+    candidates = sorted({now} | {a + w.seconds for a, _ in admissions for w in windows})
+    for t in candidates:
+        if t >= now and all(allows(w, t) for w in windows):
+            return t
+    return math.inf  # held for waiting polls that never come: only with polls_waiting
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    windows=reserve_windows_strategy,
+    steps=mixed_steps_strategy,
+    poll_reserve=SHARES,
+    trigger_reserve=SHARES,
+)
+def test_trigger_ready_at_keeps_the_poll_reserve_exactly(
+    windows: list[Window],
+    steps: list[tuple[float, str, bool]],
+    poll_reserve: Fraction,
+    trigger_reserve: Fraction,
+) -> None:
+    log = SlidingLog(windows)
+    log.set_poll_priority(poll_reserve, trigger_reserve)
+    admitted: list[tuple[float, bool]] = []
+    now = 0.0
+    for advance, kind, polls_waiting in steps:
+        now += advance
+        shares = (poll_reserve, trigger_reserve)
+        expected = brute_force_ready_at([a for a, _ in admitted], windows, now)
+        assert log.ready_at(now) == expected
+        if kind == "trigger":
+            expected = brute_force_trigger_ready_at(
+                admitted, windows, shares, now, polls_waiting=polls_waiting
+            )
+            assert log.trigger_ready_at(now, polls_waiting=polls_waiting) == expected
+        budgets = [slots(w, *shares)[1] for w in windows]
+        assert log.poll_budget_applies() == all(budget >= 1 for budget in budgets)
+        inside = [sum(p for a, p in admitted if a + w.seconds > now) for w in windows]
+        assert log.polls_within_budget(now) == all(map(operator.lt, inside, budgets))
+        if expected <= now:
+            log.admit(now, poll=kind == "poll")
+            admitted.append((now, kind == "poll"))
+    assert violations([a for a, _ in admitted], windows) == []
+
+
+def test_the_documented_limits_keep_a_fifth_for_each_kind() -> None:
+    log = SlidingLog(DOCUMENTED)
+    log.set_poll_priority(Fraction(1, 5), Fraction(1, 5))
+    assert [log.poll_slots(w) for w in DOCUMENTED] == [(2, 8), (60, 240), (2000, 8000)]
+    assert log.poll_budget_applies()
+
+
+@pytest.mark.parametrize(
+    ("limit", "expected"), [(1, (0, 0)), (2, (0, 1)), (4, (0, 3)), (5, (1, 4)), (9, (1, 7))]
+)
+def test_small_windows_never_give_the_last_slot_away(limit: int, expected: tuple[int, int]) -> None:
+    log = SlidingLog([Window(limit, 1.0)])
+    log.set_poll_priority(Fraction(1, 5), Fraction(1, 5))
+    assert log.poll_slots(Window(limit, 1.0)) == expected
+    assert log.poll_budget_applies() == (expected[1] >= 1)
+
+
+def test_a_neighbour_shrinks_the_room_both_reserves_are_taken_from() -> None:
+    log = SlidingLog([Window(10, 1.0)])
+    log.set_poll_priority(Fraction(1, 5), Fraction(1, 5))
+    log.reserve(Window(10, 1.0), 5)
+    assert log.poll_slots(Window(10, 1.0)) == (1, 4)
+
+
+def test_the_reserve_counts_the_polls_already_in_the_window() -> None:
+    window = Window(10, 1.0)
+    log = SlidingLog([window])
+    log.set_poll_priority(Fraction(1, 5), Fraction(1, 5))  # R = 2, P = 8
+    log.admit(0.0, poll=True)
+    for _ in range(7):
+        assert log.trigger_ready_at(0.0, polls_waiting=False) == 0.0
+        log.admit(0.0)
+    # 8 admissions, one a poll: the next trigger would leave one slot, not R = 2.
+    assert log.trigger_ready_at(0.0, polls_waiting=True) == 1.0
+    # With no poll waiting, the reserve lifts when the window's only poll leaves it: the same
+    # instant here, as everything leaves together.
+    assert log.trigger_ready_at(0.0, polls_waiting=False) == 1.0
+    assert log.ready_at(0.0) == 0.0  # a poll may go now
+
+
+def test_with_no_poll_in_sight_triggers_take_the_whole_window() -> None:
+    log = SlidingLog([Window(10, 1.0)])
+    log.set_poll_priority(Fraction(1, 5), Fraction(1, 5))
+    for _ in range(10):
+        assert log.trigger_ready_at(0.0, polls_waiting=False) == 0.0
+        log.admit(0.0)
+    assert log.trigger_ready_at(0.5, polls_waiting=False) == 1.0
+
+
+def test_the_reserve_lifts_when_the_last_poll_leaves_the_window() -> None:
+    log = SlidingLog([Window(10, 1.0)])
+    log.set_poll_priority(Fraction(1, 5), Fraction(1, 5))  # R = 2, P = 8
+    log.admit(0.0, poll=True)
+    for t in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
+        log.admit(t)
+    # 9 in the window, one a poll: a trigger must leave 2 free, so 2 must leave first (at 1.1)
+    # while polls wait; with none waiting, the reserve goes with the poll, at 1.0.
+    assert log.trigger_ready_at(0.8, polls_waiting=True) == 1.1
+    assert log.trigger_ready_at(0.8, polls_waiting=False) == 1.0
+
+
+@pytest.mark.parametrize(("polls", "free"), [(1, 2), (6, 2), (7, 1), (8, 0)])
+def test_the_reserve_shrinks_as_polls_use_their_budget(polls: int, free: int) -> None:
+    log = SlidingLog([Window(10, 1.0)])
+    log.set_poll_priority(Fraction(1, 5), Fraction(1, 5))  # R = 2, P = 8
+    for _ in range(polls):
+        log.admit(0.0, poll=True)
+    while log.trigger_ready_at(0.0, polls_waiting=True) == 0.0:
+        log.admit(0.0)
+    assert log.allowance(0.0) == free  # min(R, P - polls): the polls' budget, never more
+
+
+def test_a_rebuilt_log_remembers_which_admissions_were_polls() -> None:
+    log = SlidingLog([Window(10, 1.0)], history=[0.0, 0.1, 0.2, 0.2], polls=[0.2])
+    log.set_poll_priority(Fraction(1, 5), Fraction(1, 5))
+    assert log.poll_count(Window(10, 1.0), 0.3) == 1
+    log.refund(0.2)  # the trigger's: the poll stays
+    assert log.poll_count(Window(10, 1.0), 0.3) == 1
+    log.refund(0.2, poll=True)
+    assert log.poll_count(Window(10, 1.0), 0.3) == 0
+    assert log.count(Window(10, 1.0), 0.3) == 2
+    with pytest.raises(ValueError, match="polls must be among"):
+        SlidingLog([Window(10, 1.0)], history=[0.0], polls=[0.5])

@@ -11,6 +11,7 @@ import math
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import anyio
@@ -33,7 +34,8 @@ from .limiter_support import violations
 WINDOWS = st.lists(
     st.builds(
         Window,
-        limit=st.integers(min_value=1, max_value=4),
+        # up to 12, for the reserves to be whole slots; not 10, the limit the headers report
+        limit=st.sampled_from([1, 2, 3, 4, 5, 7, 12]),
         seconds=st.sampled_from([0.5, 1.0, 2.0, 5.0]),
     ),
     min_size=1,
@@ -74,9 +76,11 @@ class LimiterMachine(RuleBasedStateMachine):
         self.portal = self.portal_cm.__enter__()
         self.clients: list[Client] = []
         self.admissions: list[float] = []  # sent requests: admitted and not refunded
+        self.polls: list[float] = []  # the polls among them
         self.blocked_until = -math.inf  # by the pauses and caps this test asked for
         self.windows: list[Window] = []
         self.concurrency = 1
+        self.shares = (0.2, 0.2)  # poll_reserve, trigger_reserve
         self.limiter: RateLimiter | None = None
 
     # -- plumbing ----------------------------------------------------------------------------------
@@ -99,6 +103,8 @@ class LimiterMachine(RuleBasedStateMachine):
                 client.permit = permit
                 client.admitted_at = anyio.current_time()
                 self.admissions.append(client.admitted_at)
+                if client.kind == RequestKind.POLL:
+                    self.polls.append(client.admitted_at)
                 if not client.brief:
                     await client.release.wait()
         client.done = True
@@ -113,11 +119,24 @@ class LimiterMachine(RuleBasedStateMachine):
         windows=WINDOWS,
         concurrency=st.integers(min_value=1, max_value=3),
         share=st.sampled_from([0.0, 0.2, 1.0]),
+        shares=st.sampled_from([(0.2, 0.2), (0.0, 0.2), (0.2, 0.0), (0.5, 0.5), (0.0, 0.0)]),
     )
-    def setup(self, windows: list[Window], concurrency: int, share: float) -> None:
-        self.windows, self.concurrency = windows, concurrency
+    def setup(
+        self,
+        windows: list[Window],
+        concurrency: int,
+        share: float,
+        shares: tuple[float, float],
+    ) -> None:
+        self.windows, self.concurrency, self.shares = windows, concurrency, shares
         self.limiter = RateLimiter(
-            windows, clock=LoopClock(), concurrency=concurrency, poll_share=share, max_pause=4.0
+            windows,
+            clock=LoopClock(),
+            concurrency=concurrency,
+            poll_share=share,
+            poll_reserve=shares[0],
+            trigger_reserve=shares[1],
+            max_pause=4.0,
         )
 
     @rule(kind=st.sampled_from(RequestKind), brief=st.booleans(), count=st.integers(1, 3))
@@ -165,6 +184,8 @@ class LimiterMachine(RuleBasedStateMachine):
         self.portal.call(client.permit.refund)
         client.refunded = True
         self.admissions.remove(client.admitted_at)  # type: ignore[arg-type]
+        if client.kind == RequestKind.POLL:
+            self.polls.remove(client.admitted_at)  # type: ignore[arg-type]
         self.settle()
 
     @precondition(lambda self: any(c.holding for c in self.clients))
@@ -233,16 +254,32 @@ class LimiterMachine(RuleBasedStateMachine):
 
     @invariant()
     def no_idle_gap(self) -> None:
-        """Work waits and a slot is free: then some window (or a pause/cap we caused) is full."""
+        """Work waits and a slot is free: then some window (or a pause/cap we caused) is full,
+        or only triggers wait and some window's poll reserve holds them."""
         if self.limiter is None or not self.lim.waiting or self.lim.in_flight >= self.concurrency:
             return
         now = self.now()
-        margin = self.lim.margin  # windows widen by the recent round trip (arrival jitter)
-        full = any(
-            sum(1 for a in self.admissions if a + w.seconds + margin > now) >= w.limit
-            for w in self.windows
-        )
-        assert full or now < self.blocked_until
+        # Every window enforced, the learned ones too; each widened by the recent round trip.
+        windows = self.lim.windows
+        full = any(self.inside(self.admissions, w, now) >= w.limit for w in windows)
+        only_triggers = all(c.kind == RequestKind.TRIGGER for c in self.clients if c.waiting)
+        held = only_triggers and any(self.reserve_holds(w, now) for w in windows)
+        assert full or held or now < self.blocked_until
+
+    def inside(self, times: list[float], window: Window, now: float) -> int:
+        return sum(1 for a in times if a + window.seconds + self.lim.margin > now)
+
+    def reserve_holds(self, window: Window, now: float) -> bool:
+        """With no poll waiting: a poll in the window, and a trigger would not leave the
+        ``min(R, P - polls)`` slots the module docstring says it must."""
+        polls = self.inside(self.polls, window, now)
+        if not polls:
+            return False
+        limit = window.limit
+        reserve = max(0, min(math.floor(limit * Fraction(self.shares[0])), limit - 1))
+        triggers = min(math.ceil(limit * Fraction(self.shares[1])), limit - reserve)
+        free = max(0, min(reserve, limit - triggers - polls))
+        return self.inside(self.admissions, window, now) + free >= limit
 
     def teardown(self) -> None:
         def cancel_all() -> None:
