@@ -164,12 +164,17 @@ async def run_engine(
     clock: Clock | None = None,
     synchronous: str | None = None,
 ) -> EngineRun:
-    """``runner.run.execute`` with a real client over loopback, a ledger at ``ledger_path``."""
+    """``runner.run.execute`` with a real client over loopback, a ledger at ``ledger_path``.
+
+    ``synchronous``: None, the ledger as ``mlrun apply`` opens it (intents synced off the event
+    loop, shared: group commit); ``"INLINE"``, each intent committed with ``synchronous=FULL`` on
+    the event loop (the policy before the background sync); ``"FULL"``/``"OFF"``, that level held
+    for every commit on the event loop, and no other sync (``OFF``: no fsync at all).
+    """
     clock = clock or SystemClock()
-    ledger = Ledger.open(ledger_path, background_sync=True)  # as `mlrun apply` opens it
-    if synchronous is not None:
-        # Measuring the ledger's cost only. Production syncs intents (FULL) and commits the rest
-        # with NORMAL, switching per transaction; hold one level for every commit instead.
+    ledger = Ledger.open(ledger_path, background_sync=synchronous is None)
+    if synchronous not in (None, "INLINE"):
+        # Measuring the ledger's cost only: hold one level for every commit.
         ledger._db.execute(f"PRAGMA synchronous={synchronous}")  # noqa: SLF001
         ledger._set_synchronous = _keep_synchronous  # type: ignore[method-assign]  # noqa: SLF001
     try:
