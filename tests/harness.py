@@ -93,15 +93,19 @@ class Harness:
         )
         return self.run_id
 
+    def new_limiter(self) -> RateLimiter:
+        """The run's limiter, built as `mlrun apply` builds it (a probe first, the slow start)."""
+        return RateLimiter(
+            list(self.windows), clock=self.clock, concurrency=self.concurrency, probe_first=True
+        )
+
     async def run(
         self, actions: list[Action] | None = None, *, api_key: str = API_KEY
     ) -> RunSummary:
         if actions is not None:
             self.start(actions)
         assert self.run_id is not None
-        limiter = RateLimiter(
-            list(self.windows), clock=self.clock, concurrency=self.concurrency, probe_first=True
-        )
+        limiter = self.new_limiter()
         async with self.client(api_key) as client:
             return await execute(
                 run_id=self.run_id,

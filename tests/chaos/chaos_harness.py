@@ -18,9 +18,8 @@ from runner.ledger import ActionState
 from runner.limiter import RateLimiter
 from runner.plan import Action
 from runner.report import build_report
-from runner.run import RunOptions, RunSummary, execute
 
-from harness import API_KEY, Harness
+from harness import Harness
 
 TERMINAL_REPORT = {"OK", "FAILED", "PARTIAL", "UNKNOWN", "TIMEOUT"}
 
@@ -42,24 +41,6 @@ class ChaosHarness(Harness):
             probe_first=True,  # as `mlrun apply` does
         )
         return self.limiter
-
-    async def run(
-        self, actions: list[Action] | None = None, *, api_key: str = API_KEY
-    ) -> RunSummary:
-        if actions is not None:
-            self.start(actions)
-        assert self.run_id is not None
-        limiter = self.new_limiter()
-        async with self.client(api_key) as client:
-            return await execute(
-                run_id=self.run_id,
-                client=client,
-                limiter=limiter,
-                ledger=self.ledger,
-                clock=self.clock,
-                rng=random.Random(self.seed),
-                options=RunOptions(engine=self.engine, follow=self.follow, wait=self.wait),
-            )
 
     async def run_until(
         self, stop: Callable[[], bool], actions: list[Action] | None = None

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -17,12 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from served_sandbox import (
+from subprocesses import (
     CANARY_KEY,
     ServedSandbox,
     clean_env,
     free_port,
     mlrun_command,
+    run_mlrun,
     start_served_sandbox,
 )
 
@@ -32,6 +32,7 @@ __all__ = [  # the served sandbox's helpers, named here too for the chaos suite'
     "clean_env",
     "free_port",
     "mlrun_command",
+    "run_mlrun",
     "start_served_sandbox",
 ]
 
@@ -57,20 +58,6 @@ def full_counts(config: Any) -> bool:
 def record(scenario: str, **figures: Any) -> None:
     """Keep one scenario's figures for the session summary."""
     FIGURES.append({"scenario": scenario, **figures})
-
-
-def run_mlrun(
-    *args: str, cwd: Path, env: dict[str, str], timeout: float = 120.0
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        mlrun_command(*args),
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
+
+from subprocesses import PRIVATE, run_mlrun
 
 ROOT = Path(__file__).resolve().parents[2]
 ORG = "01234567-89ab-cdef-0123-456789abcdef"
@@ -22,20 +22,7 @@ def mlrun(
     *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
     """``python -m runner ARGS`` in ``cwd``; no MENTIONLAB_/MLRUN_/GITHUB_ variable leaks in."""
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("MENTIONLAB_", "MLRUN_", "GITHUB_"))
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "runner", *args],
-        cwd=cwd,
-        env={**base, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return run_mlrun(*args, cwd=cwd, env=env, timeout=timeout, drop=(*PRIVATE, "GITHUB_"))
 
 
 def git(repo: Path, *args: str) -> str:

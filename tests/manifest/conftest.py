@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +9,8 @@ from pathlib import Path
 import pytest
 from runner.errors import Diagnostic, ManifestError
 from runner.manifest import LoadedManifest, load_manifest
+
+from subprocesses import run_mlrun
 
 REPO = Path(__file__).resolve().parents[2]
 HEADER = "version: 1\n"
@@ -90,14 +90,7 @@ def mlrun() -> Callable[..., CliResult]:
     """Run the real command, as a user does: ``python -m runner ARGS``."""
 
     def _run(*args: str | Path, env: dict[str, str] | None = None) -> CliResult:
-        result = subprocess.run(
-            [sys.executable, "-m", "runner", *map(str, args)],
-            capture_output=True,
-            text=True,
-            check=False,
-            env=env,
-            timeout=60,
-        )
+        result = run_mlrun(*args, env=env, timeout=60)
         return CliResult(result.returncode, result.stdout, result.stderr)
 
     return _run

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ from report.report_support import (
     job_action,
     standard_scenario,
 )
+from subprocesses import run_mlrun
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "examples" / "quickstart.yaml"
@@ -32,16 +31,7 @@ def mlrun(
     *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
     """``mlrun ARGS`` as a user runs it, in ``cwd``, without the caller's MENTIONLAB_/MLRUN_."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("MENTIONLAB_", "MLRUN_"))}
-    return subprocess.run(
-        [sys.executable, "-m", "runner", *args],
-        cwd=cwd,
-        env={**base, "NO_COLOR": "1", **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return run_mlrun(*args, cwd=cwd, env={"NO_COLOR": "1", **(env or {})}, timeout=timeout)
 
 
 def standard_report(state_dir: Path) -> Report:

@@ -12,7 +12,7 @@ from runner.status import outstanding_jobs, refreshed_status
 
 from report.report_support import standard_scenario
 from runs.runs_support import QUICKSTART, mlrun, read_json
-from served_sandbox import start_served_sandbox
+from subprocesses import start_served_sandbox
 
 KEY = {"MENTIONLAB_API_KEY": "ml_live_status"}
 

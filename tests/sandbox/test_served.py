@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from served_sandbox import start_served_sandbox
+from subprocesses import start_served_sandbox
 
 KEY = "ml_live_served"
 PROJECT = "fedcba98-7654-3210-fedc-ba9876543210"

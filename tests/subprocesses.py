@@ -1,7 +1,7 @@
-"""``mlrun sandbox serve`` in a subprocess for tests that need a real server on loopback.
+"""mlrun as a user runs it, in a subprocess: a command, and the served sandbox.
 
-One place for starting it, waiting until it answers, and always stopping it; plus the small
-helpers that run mlrun as a user does (a clean environment, the command line).
+One place for running ``python -m runner ARGS`` with a clean environment, and for starting
+``mlrun sandbox serve`` on loopback, waiting until it answers, and always stopping it.
 """
 
 from __future__ import annotations
@@ -29,14 +29,36 @@ def free_port() -> int:
         return port
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    """The current environment without any MentionLab or mlrun variable, plus ``extra``."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("MENTIONLAB_", "MLRUN_"))}
+PRIVATE = ("MENTIONLAB_", "MLRUN_")  # what the caller's environment must not lend a command
+
+
+def clean_env(*, drop: tuple[str, ...] = PRIVATE, **extra: str) -> dict[str, str]:
+    """The current environment without the variables ``drop`` starts, plus ``extra``."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
     return {**base, **extra}
 
 
 def mlrun_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "runner", *args]
+
+
+def run_mlrun(
+    *args: str | Path,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120.0,
+    drop: tuple[str, ...] = PRIVATE,
+) -> subprocess.CompletedProcess[str]:
+    """``mlrun ARGS`` as a user runs it, in ``cwd``: a clean environment plus ``env``."""
+    return subprocess.run(
+        mlrun_command(*map(str, args)),
+        cwd=cwd,
+        env={**clean_env(drop=drop), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 @dataclass
