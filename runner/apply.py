@@ -38,6 +38,7 @@ from runner.run import RunOptions, RunSummary, execute, run_metadata, start_run
 from runner.shard import Shard, shard_settings, split_for_shard
 
 SANDBOX_KEY = "ml_live_sandbox"
+PLANNING_PROGRESS_EVERY = 5.0  # seconds between the planning's progress lines
 SANDBOX_TIME_SCALE = 60.0  # a ten-minute job takes ten seconds in the quickstart
 
 
@@ -185,7 +186,7 @@ async def _apply_new(
     ledger_path = request.ledger_path or default_ledger_path()
     async with make_client(request, settings, env) as client:
         limiter = make_limiter(settings, clock, request.concurrency)
-        plan, facts = await _prepare(request, plan, client, limiter, clock)
+        plan, facts = await _prepare(request, plan, client, limiter, clock, out.say)
         verdict = plan.budget()
         if verdict.refused:
             raise BudgetExceeded(verdict.message())
@@ -230,17 +231,22 @@ async def _prepare(
     client: MentionLabClient,
     limiter: RateLimiter,
     clock: Clock,
+    say: Say | None = None,
 ) -> tuple[Plan, RemoteFacts]:
     """The plan completed with what only the API knows (unless --offline)."""
     if request.offline:
         return plan, RemoteFacts({}, (), 0)
-    facts = await _remote_facts(plan, client, limiter, clock)
+    facts = await _remote_facts(plan, client, limiter, clock, say)
     plan = plan.with_query_counts(facts.query_counts)
     return _without_unreachable(plan, facts.problems), facts
 
 
-def plan_only(request: ApplyRequest, *, env: Mapping[str, str] | None = None) -> ApplyResult:
-    """``mlrun plan``: the plan, completed remotely unless --offline. Sends no trigger."""
+def plan_only(
+    request: ApplyRequest, *, env: Mapping[str, str] | None = None, say: Say | None = None
+) -> ApplyResult:
+    """``mlrun plan``: the plan, completed remotely unless --offline. Sends no trigger.
+
+    ``say`` gets the progress lines of a long remote plan."""
     env = os.environ if env is None else env
     plan, settings = load_plan(request)
     ledger_path = request.ledger_path or default_ledger_path()
@@ -251,7 +257,7 @@ def plan_only(request: ApplyRequest, *, env: Mapping[str, str] | None = None) ->
         clock = SystemClock()
         async with make_client(request, settings, env) as client:
             limiter = make_limiter(settings, clock, request.concurrency)
-            planned, facts = await _prepare(request, plan, client, limiter, clock)
+            planned, facts = await _prepare(request, plan, client, limiter, clock, say)
         return ApplyResult(planned, settings, None, facts.problems, ledger_path)
 
     return anyio.run(remote)
@@ -299,7 +305,7 @@ async def _resume_async(
 
 
 async def _remote_facts(
-    plan: Plan, client: MentionLabClient, limiter: RateLimiter, clock: Clock
+    plan: Plan, client: MentionLabClient, limiter: RateLimiter, clock: Clock, say: Say | None
 ) -> RemoteFacts:
     gateway = Gateway(
         limiter=limiter,
@@ -308,11 +314,29 @@ async def _remote_facts(
         options=EngineOptions(),
         progress=RunProgress(),
     )
-    facts = await resolve_query_counts(plan, client=client, request=gateway.read)
+    on_read = None if say is None else _planning_progress(say, clock)
+    facts = await resolve_query_counts(plan, client=client, request=gateway.read, on_read=on_read)
     refused = [p for p in facts.problems if p.kind == "unauthorized"]
     if refused:
         raise AuthError(refused[0].message, status=401)
     return facts
+
+
+def _planning_progress(say: Say, clock: Clock) -> Callable[[int, int], None]:
+    """A line every ``PLANNING_PROGRESS_EVERY`` seconds while the projects are read; a plan that
+    reads in less time says nothing."""
+    started = last = clock.monotonic()
+
+    def report(done: int, total: int) -> None:
+        nonlocal last
+        now = clock.monotonic()
+        if now - last < PLANNING_PROGRESS_EVERY and (done < total or last == started):
+            return
+        last = now
+        took = f" in {now - started:,.0f} s" if done == total else ""
+        say(f"planning: {done:,} of {total:,} projects read{took}")
+
+    return report
 
 
 def _without_unreachable(plan: Plan, problems: Sequence[ProjectProblem]) -> Plan:

@@ -46,16 +46,31 @@ class RemoteFacts:
 
 
 async def resolve_query_counts(
-    plan: Plan, *, client: MentionLabClient, request: Requester
+    plan: Plan,
+    *,
+    client: MentionLabClient,
+    request: Requester,
+    on_read: Callable[[int, int], None] | None = None,
 ) -> RemoteFacts:
-    """Each planned project's query count, one request per project."""
+    """Each planned project's query count, one request per project.
+
+    ``on_read(done, total)`` is called as each project is read (or found unreachable).
+    """
     first_action: dict[str, Action] = {}
     for action in plan.actions:
         first_action.setdefault(action.project, action)
     counts: dict[str, int] = {}
     problems: list[ProjectProblem] = []
+    done = 0
 
     async def count(action: Action) -> None:
+        nonlocal done
+        await read(action)
+        done += 1
+        if on_read is not None:
+            on_read(done, len(first_action))
+
+    async def read(action: Action) -> None:
         try:
             reply = await request(
                 RequestKind.TRIGGER,

@@ -175,7 +175,7 @@ def _remote_plan(
         changed_since=asked.changed_since,
         shard=asked.shard,
     )
-    result = plan_only(request, env=env)
+    result = plan_only(request, env=env, say=echo_err)
     return asked.plan_file(result.plan, offline=False, problems=result.problems)
 
 

@@ -7,17 +7,21 @@ import uuid
 from pathlib import Path
 
 import pytest
+from runner.apply import ApplyRequest, _prepare
 from runner.clock import LoopClock
 from runner.engine import EngineOptions
 from runner.errors import AuthError
 from runner.exitcodes import ExitCode
-from runner.plan import Selection
+from runner.limiter import RateLimiter
+from runner.manifest import load_manifest
+from runner.plan import Selection, build_plan
 from runner.planfile import PlanFile
 from runner.report.plan import problem_line, render_plan_text
 from runner.sandbox import Faults, Sandbox, SandboxConfig
 
 from .plan_support import (
     ACME,
+    DOCUMENTED,
     GHOST,
     GLOBEX,
     INITECH,
@@ -25,6 +29,7 @@ from .plan_support import (
     OTHER_KEY,
     OTHER_ORG,
     REACHABLE_TOTAL,
+    client,
     remote_plan,
     run_plan,
     strict_sandbox,
@@ -167,3 +172,33 @@ async def test_a_project_the_api_never_answers_for_is_left_out_as_an_error_after
     assert all(s.error for s in planned.plan.skipped)
     assert planned.plan.actions == ()
     assert sandbox.truth()["paths"]["POST /api/queries/list"] == 2 * EngineOptions().max_attempts
+
+
+async def test_a_long_remote_plan_says_how_far_it_has_read(tmp_path: Path) -> None:
+    # 60 projects under the documented limits (10/s after the slow start): several seconds of
+    # reads, so progress lines every 5 s and a last one with the total time.
+    manifest = _many_projects(tmp_path, 60)
+    lines: list[str] = []
+    plan = build_plan(load_manifest([manifest], env={}).manifest)
+    clock = LoopClock()
+    limiter = RateLimiter(list(DOCUMENTED), clock=clock, concurrency=8, probe_first=True)
+    sandbox = Sandbox(SandboxConfig(seed=11), clock=LoopClock())
+    async with client(sandbox) as api:
+        await _prepare(ApplyRequest(), plan, api, limiter, clock, lines.append)
+
+    assert lines, "no progress was said"
+    pattern = re.compile(r"planning: \d+ of 60 projects read( in \d+ s)?")
+    assert all(pattern.fullmatch(line) for line in lines), lines
+    assert lines[-1].startswith("planning: 60 of 60 projects read in ")
+    done = [int(line.split()[1]) for line in lines]
+    assert done == sorted(done)
+
+
+async def test_a_quick_remote_plan_says_nothing_of_its_progress(tmp_path: Path) -> None:
+    lines: list[str] = []
+    plan = build_plan(load_manifest([write_manifest(tmp_path)], env={}).manifest)
+    clock = LoopClock()
+    limiter = RateLimiter(list(DOCUMENTED), clock=clock, concurrency=8)
+    async with client(strict_sandbox()) as api:
+        await _prepare(ApplyRequest(), plan, api, limiter, clock, lines.append)
+    assert lines == []
