@@ -214,7 +214,7 @@ class Ledger:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            connection.execute("PRAGMA journal_mode=WAL")
+            journal = str(connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]).lower()
             connection.execute("PRAGMA synchronous=FULL")
             connection.execute("PRAGMA busy_timeout=5000")
             connection.executescript(_SCHEMA)
@@ -223,7 +223,9 @@ class Ledger:
             )
         except (sqlite3.Error, OSError) as exc:
             raise LedgerError(f"cannot open the ledger {path}: {exc}") from exc
-        ledger = cls(connection, path, background_sync=background_sync)
+        # Without a WAL (a filesystem that cannot share memory maps), there is no log to sync
+        # apart: each intent then commits with synchronous=FULL on the caller's thread.
+        ledger = cls(connection, path, background_sync=background_sync and journal == "wal")
         ledger._check_version()
         return ledger
 

@@ -91,3 +91,12 @@ def test_a_failed_fsync_is_final_and_every_waiting_intent_fails(
                 backend="asyncio",
             )
     assert calls == 1
+
+
+def test_without_a_write_ahead_log_intents_are_synced_inline() -> None:
+    # SQLite keeps its journal in memory here (as it falls back from WAL on filesystems that
+    # cannot share memory maps): there is no log file to sync apart, and intents still record.
+    with Ledger.open(":memory:", background_sync=True) as ledger:
+        ledger.create_run("r", Plan(tuple(ACTIONS), "d"), base_url="x", meta={}, now=0.0)
+        assert _record_all(ledger) == [1] * len(ACTIONS)
+        assert ledger.synchronous_full
