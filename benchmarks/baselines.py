@@ -16,13 +16,15 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import anyio
 import httpx
 from aiolimiter import AsyncLimiter
 from runner import __version__
+from runner.ledger import ActionState, Ledger
 from runner.limiter import Window
-from runner.plan import Action
+from runner.plan import Action, Plan
 
 MAX_ATTEMPTS = 50
 
@@ -136,6 +138,67 @@ def bare_loop(url: str, key: str, actions: Sequence[Action], concurrency: int) -
                 for _ in range(concurrency):
                     group.start_soon(worker, client)
             seconds = time.perf_counter() - started
+        return ClientResult(seconds, next(counts), created, 0, 0)
+
+    return anyio.run(main)
+
+
+def bare_loop_with_ledger(
+    url: str, key: str, actions: Sequence[Action], concurrency: int, ledger_path: Path
+) -> ClientResult:
+    """:func:`bare_loop` keeping mlrun's journal as it goes: each request's intent on disk
+    before it is sent (``Ledger.record_intent_durably``, the ledger opened as ``mlrun apply``
+    opens it), its outcome and job row after. What a bare loop pays for the same durability;
+    the engine's distance from it is what the runner adds beyond the journal."""
+
+    async def main() -> ClientResult:
+        queue = iter(actions)
+        counts = itertools.count()
+        created = 0
+        with Ledger.open(ledger_path, background_sync=True) as ledger:
+            ledger.create_run("bare", Plan(tuple(actions), "bench"), base_url=url, meta={}, now=0)
+
+            async def worker(client: httpx.AsyncClient) -> None:
+                nonlocal created
+                for action in queue:
+                    headers, body = _request(action)
+                    attempt = await ledger.record_intent_durably(
+                        "bare", action.key, idempotency_key=headers["idempotency-key"], now=0
+                    )
+                    response = await client.post("/api/jobs/trigger", headers=headers, json=body)
+                    next(counts)
+                    created += response.status_code == 201
+                    job = response.json()
+                    with ledger.transaction():
+                        ledger.record_outcome(
+                            "bare",
+                            action.key,
+                            attempt=attempt,
+                            outcome="accepted",
+                            now=0,
+                            http_status=response.status_code,
+                            state=ActionState.TRIGGERED,
+                            job_ids=(job["id"],),
+                            settled_by="response",
+                        )
+                        ledger.upsert_job(
+                            "bare",
+                            job["id"],
+                            key=action.key,
+                            kind="job",
+                            status=job["status"],
+                            counters={"total": job["totalExecutions"]},
+                            created_at=job["createdAt"],
+                            now=0,
+                            terminal=False,
+                        )
+
+            async with _client(url, key, concurrency) as client:
+                started = time.perf_counter()
+                async with anyio.create_task_group() as group:
+                    for _ in range(concurrency):
+                        group.start_soon(worker, client)
+                seconds = time.perf_counter() - started
         return ClientResult(seconds, next(counts), created, 0, 0)
 
     return anyio.run(main)
