@@ -42,8 +42,26 @@ def outcome_counts(tally: Tally) -> str:
     return f"{tally.actions:,}" + (f": {parts}" if parts else "")
 
 
+NOT_COUNTED = "—"  # execution columns of a group of cached-jobs triggers only
+
+
+def execution_cells(tally: Tally) -> tuple[str, str, str, str]:
+    """Expected, total, success, failed of ``tally`` (``—`` where no execution is counted)."""
+    if not tally.counts_executions:
+        return (NOT_COUNTED,) * 4
+    counters = tally.counters
+    return (
+        number(tally.expected),
+        f"{counters.total:,}",
+        f"{counters.success:,}",
+        f"{counters.failed:,}",
+    )
+
+
 def executions(tally: Tally) -> str:
     """The execution counters of ``tally`` on one line."""
+    if not tally.counts_executions:
+        return "none counted: cached jobs recur, and no job counter reports their runs"
     counters = tally.counters
     return (
         f"expected {number(tally.expected)} · total {counters.total:,} · success "

@@ -17,7 +17,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from runner.report._format import EXIT_MEANINGS, duration, left_out, number, ok_count
+from runner.report._format import (
+    EXIT_MEANINGS,
+    duration,
+    execution_cells,
+    left_out,
+    number,
+    ok_count,
+)
 from runner.report.model import ActionResult, Outcome, Report, Tally
 from runner.report.redact import redact
 
@@ -481,10 +488,7 @@ def _tally_table(name: str, tallies: Sequence[Tally]) -> str:
             f"{t.actions:,}",
             f"{ok_count(t):,}",
             f"{t.problems:,}",
-            number(t.expected),
-            f"{t.counters.total:,}",
-            f"{t.counters.success:,}",
-            f"{t.counters.failed:,}",
+            *execution_cells(t),
         )
         for t in tallies[:MAX_TABLE_ROWS]
     ]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from runner.report._format import (
     duration,
+    execution_cells,
     executions,
     exit_line,
     largest_fitting,
@@ -160,8 +161,7 @@ def _project_table(tallies: Sequence[Tally]) -> _Table:
     rows = tuple(
         redact(
             f"| {cell(t.name)} | {t.actions:,} | {ok_count(t):,} | {t.problems:,} | "
-            f"{number(t.expected)} | {t.counters.total:,} | {t.counters.success:,} | "
-            f"{t.counters.failed:,} |"
+            f"{' | '.join(execution_cells(t))} |"
         )
         for t in projects_by_problems(tuple(tallies))
     )

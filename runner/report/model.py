@@ -350,6 +350,14 @@ class Tally:
     expected: int | None = 0
     counters: Counters = field(default_factory=Counters)
     outcomes: tuple[tuple[Outcome, int], ...] = ()  # (outcome, count), worst first, no zeros
+    # Actions of the group that create one-off jobs: a group of cached-jobs triggers only has no
+    # execution counts (cached jobs recur; no counter reports their runs). Not in the JSON.
+    job_actions: int = 0
+
+    @property
+    def counts_executions(self) -> bool:
+        """Whether the execution columns apply (some action of the group creates a job)."""
+        return self.job_actions > 0 or self.actions == 0
 
     @property
     def problems(self) -> int:

@@ -246,7 +246,8 @@ def tally(name: str, rows: Sequence[tuple[ActionResult, int | None, Counters]]) 
         counters += action_counters
     outcomes = Counter(action.outcome for action, _, _ in rows)
     ordered = tuple(sorted(outcomes.items(), key=lambda item: item[0].rank))
-    return Tally(name, len(rows), expected, counters, ordered)
+    jobs = sum(_is_job(action) for action, _, _ in rows)
+    return Tally(name, len(rows), expected, counters, ordered, job_actions=jobs)
 
 
 def _is_job(action: ActionResult) -> bool:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from runner.report._format import (
     duration,
+    execution_cells,
     executions,
     exit_line,
     left_out,
-    number,
     ok_count,
     outcome_counts,
     projects_by_problems,
@@ -106,10 +106,7 @@ def _projects(tallies: tuple[Tally, ...], max_rows: int) -> list[str]:
             f"{t.actions:,}",
             f"{ok_count(t):,}",
             f"{t.problems:,}",
-            number(t.expected),
-            f"{t.counters.total:,}",
-            f"{t.counters.success:,}",
-            f"{t.counters.failed:,}",
+            *execution_cells(t),
         )
         for t in shown
     ]

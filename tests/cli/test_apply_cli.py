@@ -33,6 +33,12 @@ def test_quickstart_on_the_sandbox_completes_and_writes_every_report(tmp_path: P
     ]
     assert {"report.md", "junit.xml"} <= {p.name for p in run_dirs[0].iterdir()}
     assert (tmp_path / ".mlrun" / "ledger.sqlite").exists()
+    # acme-us asks for cached jobs only: no execution is counted for it, and the tables say so.
+    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line.strip()}
+    assert rows["acme-us"][4:] == ["—", "—", "—", "—"]
+    assert rows["acme-eu"][4:] == ["72", "72", "72", "0"]
+    markdown = (run_dirs[0] / "report.md").read_text()
+    assert "| acme-us | 1 | 1 | 0 | — | — | — | — |" in markdown
 
 
 def test_without_an_api_key_apply_refuses_before_any_request(tmp_path: Path) -> None:
