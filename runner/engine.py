@@ -332,7 +332,7 @@ class _Workers:
 
     A worker that finishes a project takes the next one, so while the limiter has room nothing
     waits in it or is woken (one task per project would queue thousands and wake one per
-    request: a fifth of the engine's CPU with limits off). A worker about to sleep (a backoff, a
+    request: about 0.1 ms of CPU per trigger with limits off). A worker about to sleep (a backoff, a
     settle look) steps aside: another one starts, so sleeping projects never hold up the others;
     awake again, it finishes its project and leaves if the pool is full.
     """
