@@ -116,10 +116,22 @@ def leaky_bucket(
     return asyncio.run(main())
 
 
-def bare_loop(url: str, key: str, actions: Sequence[Action], concurrency: int) -> ClientResult:
-    """``concurrency`` anyio workers sending the triggers back to back over one httpx client."""
+def bare_loop(
+    url: str,
+    key: str,
+    actions: Sequence[Action],
+    concurrency: int,
+    journal: Path | None = None,
+) -> ClientResult:
+    """``concurrency`` anyio workers sending the triggers back to back over one httpx client.
 
-    async def main() -> ClientResult:
+    With ``journal`` (a ledger path), the loop keeps mlrun's journal as it goes: each request's
+    intent on disk before it is sent (``Ledger.record_intent_durably``, the ledger opened as
+    ``mlrun apply`` opens it), its outcome and job row after. What a bare loop pays for the same
+    durability; the engine's distance from it is what the runner adds beyond the journal.
+    """
+
+    async def main(ledger: Ledger | None) -> ClientResult:
         queue = iter(actions)
         counts = itertools.count()
         created = 0
@@ -128,9 +140,16 @@ def bare_loop(url: str, key: str, actions: Sequence[Action], concurrency: int) -
             nonlocal created
             for action in queue:
                 headers, body = _request(action)
+                attempt = 0
+                if ledger is not None:
+                    attempt = await ledger.record_intent_durably(
+                        "bare", action.key, idempotency_key=headers["idempotency-key"], now=0
+                    )
                 response = await client.post("/api/jobs/trigger", headers=headers, json=body)
                 next(counts)
                 created += response.status_code == 201
+                if ledger is not None:
+                    _journal_outcome(ledger, action, attempt, response)
 
         async with _client(url, key, concurrency) as client:
             started = time.perf_counter()
@@ -140,65 +159,38 @@ def bare_loop(url: str, key: str, actions: Sequence[Action], concurrency: int) -
             seconds = time.perf_counter() - started
         return ClientResult(seconds, next(counts), created, 0, 0)
 
-    return anyio.run(main)
+    if journal is None:
+        return anyio.run(main, None)
+    with Ledger.open(journal, background_sync=True) as ledger:
+        ledger.create_run("bare", Plan(tuple(actions), "bench"), base_url=url, meta={}, now=0)
+        return anyio.run(main, ledger)
 
 
-def bare_loop_with_ledger(
-    url: str, key: str, actions: Sequence[Action], concurrency: int, ledger_path: Path
-) -> ClientResult:
-    """:func:`bare_loop` keeping mlrun's journal as it goes: each request's intent on disk
-    before it is sent (``Ledger.record_intent_durably``, the ledger opened as ``mlrun apply``
-    opens it), its outcome and job row after. What a bare loop pays for the same durability;
-    the engine's distance from it is what the runner adds beyond the journal."""
-
-    async def main() -> ClientResult:
-        queue = iter(actions)
-        counts = itertools.count()
-        created = 0
-        with Ledger.open(ledger_path, background_sync=True) as ledger:
-            ledger.create_run("bare", Plan(tuple(actions), "bench"), base_url=url, meta={}, now=0)
-
-            async def worker(client: httpx.AsyncClient) -> None:
-                nonlocal created
-                for action in queue:
-                    headers, body = _request(action)
-                    attempt = await ledger.record_intent_durably(
-                        "bare", action.key, idempotency_key=headers["idempotency-key"], now=0
-                    )
-                    response = await client.post("/api/jobs/trigger", headers=headers, json=body)
-                    next(counts)
-                    created += response.status_code == 201
-                    job = response.json()
-                    with ledger.transaction():
-                        ledger.record_outcome(
-                            "bare",
-                            action.key,
-                            attempt=attempt,
-                            outcome="accepted",
-                            now=0,
-                            http_status=response.status_code,
-                            state=ActionState.TRIGGERED,
-                            job_ids=(job["id"],),
-                            settled_by="response",
-                        )
-                        ledger.upsert_job(
-                            "bare",
-                            job["id"],
-                            key=action.key,
-                            kind="job",
-                            status=job["status"],
-                            counters={"total": job["totalExecutions"]},
-                            created_at=job["createdAt"],
-                            now=0,
-                            terminal=False,
-                        )
-
-            async with _client(url, key, concurrency) as client:
-                started = time.perf_counter()
-                async with anyio.create_task_group() as group:
-                    for _ in range(concurrency):
-                        group.start_soon(worker, client)
-                seconds = time.perf_counter() - started
-        return ClientResult(seconds, next(counts), created, 0, 0)
-
-    return anyio.run(main)
+def _journal_outcome(
+    ledger: Ledger, action: Action, attempt: int, response: httpx.Response
+) -> None:
+    """The outcome and the job row of one trigger, in one commit, as the engine writes them."""
+    job = response.json()
+    with ledger.transaction():
+        ledger.record_outcome(
+            "bare",
+            action.key,
+            attempt=attempt,
+            outcome="accepted",
+            now=0,
+            http_status=response.status_code,
+            state=ActionState.TRIGGERED,
+            job_ids=(job["id"],),
+            settled_by="response",
+        )
+        ledger.upsert_job(
+            "bare",
+            job["id"],
+            key=action.key,
+            kind="job",
+            status=job["status"],
+            counters={"total": job["totalExecutions"]},
+            created_at=job["createdAt"],
+            now=0,
+            terminal=False,
+        )

@@ -51,7 +51,7 @@ from runner.engine import EngineOptions
 from runner.limiter import Window
 from runner.run import RunOptions
 
-from baselines import ClientResult, bare_loop, bare_loop_with_ledger, leaky_bucket, naive
+from baselines import ClientResult, bare_loop, leaky_bucket, naive
 from served import (
     EngineRun,
     KeyTraffic,
@@ -392,12 +392,12 @@ def scenario_off(sizes: Sizes, verdicts: list[Verdict]) -> None:
             )
             rates[BARE].append(count / bare.seconds)
             requests[BARE] = bare.requests
-            journaled = bare_loop_with_ledger(
+            journaled = bare_loop(
                 url,
                 api_key(f"j{round_}"),
                 trigger_actions(count, salt=f"j{round_}"),
                 CONCURRENCY,
-                d / f"bare.{round_}.sqlite",
+                journal=d / f"bare.{round_}.sqlite",
             )
             rates[BARE_JOURNAL].append(count / journaled.seconds)
             requests[BARE_JOURNAL] = journaled.requests
