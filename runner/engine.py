@@ -432,6 +432,9 @@ class Engine:
         self._failures = 0
         self.on_job: Callable[[Action, Job], None] | None = None  # e.g. the follower's add
         self._workers: _Workers | None = None
+        # Each action's state when trigger() began (what earlier processes left): read once,
+        # not per action, so the hot path never waits for the ledger's queued writes.
+        self._states_at_start: dict[str, ActionState] = {}
 
     # -- the trigger phase ----------------------------------------------------------------------
 
@@ -440,6 +443,7 @@ class Engine:
         by_project: dict[str, list[Action]] = defaultdict(list)
         for action in actions:
             by_project[action.project_id].append(action)
+        self._states_at_start = {r.action.key: r.state for r in self.ledger.actions(self.run_id)}
         self._count_known_progress(actions)
         async with anyio.create_task_group() as group:
             self._workers = _Workers(
@@ -452,7 +456,7 @@ class Engine:
 
     def _count_known_progress(self, actions: Sequence[Action]) -> None:
         """Start the progress counters from the ledger (a resumed run has history)."""
-        states = {record.action.key: record.state for record in self.ledger.actions(self.run_id)}
+        states = self._states_at_start
         self.progress.total = len(actions)
         settled = {
             ActionState.TRIGGERED: "triggered",
@@ -476,7 +480,7 @@ class Engine:
 
     async def _project_busy(self, actions: list[Action]) -> bool:
         """The in-flight guard: skip a project whose last job (not ours) is still running."""
-        states = {self.ledger.action_state(self.run_id, action.key) for action in actions}
+        states = {self._state_at_start(action) for action in actions}
         if states != {ActionState.PENDING}:
             return False  # this run already started the project: its jobs are ours
         first = actions[0]
@@ -525,8 +529,12 @@ class Engine:
                 )
                 self.progress.note(action.project, skipped=1)
 
+    def _state_at_start(self, action: Action) -> ActionState:
+        state = self._states_at_start.get(action.key)
+        return self.ledger.action_state(self.run_id, action.key) if state is None else state
+
     async def _trigger_action(self, action: Action) -> None:
-        state = self.ledger.action_state(self.run_id, action.key)
+        state = self._state_at_start(action)
         if state in {ActionState.IN_FLIGHT, ActionState.AMBIGUOUS}:
             # A previous process sent (or may have sent) this trigger: look before resending.
             last = self.ledger.attempts(self.run_id, action.key)[-1]

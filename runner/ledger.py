@@ -7,11 +7,16 @@ server's state, never resent blindly. Reports, ``--resume``, ``mlrun runs`` and 
 are all views of this file.
 
 Intents are the one write on the hot path that must be durable before the next step (the
-request). ``Ledger.open(path, background_sync=True)`` (what ``mlrun apply`` uses) commits them
-like the rest and then makes them durable with an ``fsync`` of the write-ahead log in a worker
-thread, off the event loop, one ``fsync`` for every intent committed before it started (a group
-commit): exactly what ``synchronous=FULL`` does after each commit, shared and without blocking
-the other requests. An ``fsync`` error stops the run: nothing more may be sent.
+request). ``Ledger.open(path, background_sync=True)`` (what ``mlrun apply`` uses) takes every
+write off the event loop: writes are queued (a transaction as one item), and a worker thread
+commits everything queued in one transaction and then ``fsync``s the write-ahead log, once for
+every intent queued before it started (a group commit). An intent returns once that sync is
+done: exactly the durability of ``synchronous=FULL``, shared and without blocking the other
+requests. Other writes ride along with the next sync, or are committed when the queue grows old
+(:data:`MAX_QUEUE_SECONDS`) or large, and before every read and at close: a killed process may
+lose the last outcomes, never an intent, and resume settles those triggers from the server's
+state as it settles any intent without an outcome. An error in the thread (``fsync`` or SQL) is
+final: every later write raises it, and nothing more may be sent.
 
 One run at a time per ledger: an exclusive ``flock`` on a lock file beside it. The kernel releases
 it when the process dies, so a killed run never blocks the next one.
@@ -27,6 +32,7 @@ import json
 import os
 import sqlite3
 import time
+from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -40,6 +46,13 @@ from runner.errors import LedgerError
 from runner.plan import Action, Plan
 
 SCHEMA_VERSION = 1
+
+# With the background writer: queued writes older than this are committed by the next write,
+# so a reader in another process (``mlrun status``) is never further behind.
+MAX_QUEUE_SECONDS = 0.5
+MAX_QUEUE_ITEMS = 512
+
+_Op = tuple[str, tuple[Any, ...]]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -196,8 +209,13 @@ class Ledger:
         self._lock_file: TextIO | None = None
         self._depth = 0  # open transactions (nested ones join the outermost)
         self._full_sync = True  # open() sets synchronous=FULL
-        wal = path.with_name(path.name + "-wal")
-        self._wal_sync = WalSync(wal) if background_sync else None
+        self._writer: GroupCommit | None = None
+        self._tx_ops: list[_Op] | None = None  # the open transaction's writes (background)
+        self._attempt_counts: dict[str, dict[str, int]] = {}  # run -> key -> attempts
+        if background_sync:
+            self._set_synchronous(full=False)  # the writer syncs the log itself
+            wal = path.with_name(path.name + "-wal")
+            self._writer = GroupCommit(connection, wal, path)
 
     # -- opening, locking -----------------------------------------------------------------------
 
@@ -264,21 +282,28 @@ class Ledger:
         self._lock_file = handle
 
     def close(self) -> None:
-        if self._lock_file is not None:
-            with contextlib.suppress(OSError):
-                fcntl.flock(self._lock_file, fcntl.LOCK_UN)
-            self._lock_file.close()
-            self._lock_file = None
-        with contextlib.suppress(sqlite3.Error):
-            self._db.close()
-        if self._wal_sync is not None:
-            self._wal_sync.close()
+        """Commit what is queued, release the lock, close. A failed final commit raises."""
+        try:
+            if self._writer is not None:
+                self._writer.close()
+        finally:
+            if self._lock_file is not None:
+                with contextlib.suppress(OSError):
+                    fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+                self._lock_file.close()
+                self._lock_file = None
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
 
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc_info: object) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        with contextlib.suppress(LedgerError):  # the error under way says more
+            self.close()
 
     # -- low level ------------------------------------------------------------------------------
 
@@ -288,17 +313,35 @@ class Ledger:
         except sqlite3.Error as exc:
             raise LedgerError(f"the ledger {self.path} cannot be written: {exc}") from exc
 
+    def _write(self, sql: str, params: tuple[Any, ...]) -> None:
+        """A write: executed now, or queued for the background writer (in its transaction)."""
+        if self._writer is None:
+            self._execute(sql, params)
+        elif self._tx_ops is not None:
+            self._tx_ops.append((sql, params))
+        else:
+            self._writer.put([(sql, params)])
+
     def _query_one(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
-        try:
-            return self._db.execute(sql, params).fetchone()
-        except sqlite3.Error as exc:
-            raise LedgerError(f"the ledger {self.path} cannot be read: {exc}") from exc
+        with self._reading():
+            try:
+                return self._db.execute(sql, params).fetchone()
+            except sqlite3.Error as exc:
+                raise LedgerError(f"the ledger {self.path} cannot be read: {exc}") from exc
 
     def _query_all(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        try:
-            return self._db.execute(sql, params).fetchall()
-        except sqlite3.Error as exc:
-            raise LedgerError(f"the ledger {self.path} cannot be read: {exc}") from exc
+        with self._reading():
+            try:
+                return self._db.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise LedgerError(f"the ledger {self.path} cannot be read: {exc}") from exc
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Reads see every write made before them: the queue is committed first."""
+        if self._writer is not None:
+            self._writer.commit_queued()
+        yield
 
     @contextlib.contextmanager
     def transaction(self, *, durable: bool = False) -> Iterator[None]:
@@ -318,6 +361,10 @@ class Ledger:
             finally:
                 self._depth -= 1
             return
+        if self._writer is not None:
+            with self._queued_transaction(durable=durable):
+                yield
+            return
         self._set_synchronous(full=durable)
         self._execute("BEGIN IMMEDIATE")
         self._depth = 1
@@ -330,6 +377,21 @@ class Ledger:
         finally:
             self._depth = 0
         self._execute("COMMIT")
+
+    @contextlib.contextmanager
+    def _queued_transaction(self, *, durable: bool) -> Iterator[None]:
+        """The background writer's transaction: its writes queued as one item, or none."""
+        assert self._writer is not None
+        self._depth, self._tx_ops = 1, []
+        try:
+            yield
+            ops = self._tx_ops
+        finally:
+            self._depth, self._tx_ops = 0, None
+        if ops:
+            self._writer.put(ops)
+        if durable:
+            self._writer.commit_and_sync()
 
     def _set_synchronous(self, *, full: bool) -> None:
         if self._full_sync != full:
@@ -347,7 +409,7 @@ class Ledger:
         self, run_id: str, plan: Plan, *, base_url: str, meta: Mapping[str, Any], now: float
     ) -> None:
         with self.transaction(durable=True):
-            self._execute(
+            self._write(
                 "INSERT INTO runs VALUES (?, ?, NULL, ?, ?, ?, ?, ?, NULL)",
                 (
                     run_id,
@@ -360,7 +422,7 @@ class Ledger:
                 ),
             )
             for position, action in enumerate(plan.actions):
-                self._execute(
+                self._write(
                     "INSERT INTO actions (run_id, key, position, action_json, state, updated_at)"
                     " VALUES (?, ?, ?, ?, ?, ?)",
                     (run_id, action.key, position, json.dumps(action.to_json()), "pending", now),
@@ -368,12 +430,12 @@ class Ledger:
 
     def set_run_status(self, run_id: str, status: RunStatus, *, now: float) -> None:
         finished = None if status == RunStatus.RUNNING else now
-        self._execute(
+        self._write(
             "UPDATE runs SET status=?, finished_at=? WHERE run_id=?", (status, finished, run_id)
         )
 
     def set_created_by(self, run_id: str, user_id: str) -> None:
-        self._execute("UPDATE runs SET created_by=? WHERE run_id=?", (user_id, run_id))
+        self._write("UPDATE runs SET created_by=? WHERE run_id=?", (user_id, run_id))
 
     def run(self, run_id: str) -> RunRecord:
         row = self._query_one("SELECT * FROM runs WHERE run_id=?", (run_id,))
@@ -430,17 +492,43 @@ class Ledger:
         Returns once the intent is on disk. If cancelled while waiting for the sync, the intent
         is committed but maybe not synced, and nothing was sent: resume settles it as any intent.
         """
-        if self._wal_sync is None:
+        if self._writer is None:
             return self.record_intent(run_id, key, idempotency_key=idempotency_key, now=now)
-        attempt = self._write_intent(
-            run_id, key, idempotency_key=idempotency_key, now=now, full=False
-        )
-        await self._wal_sync.sync()
+        attempt = self._queue_intent(run_id, key, idempotency_key=idempotency_key, now=now)
+        await self._writer.sync()
+        return attempt
+
+    def _queue_intent(self, run_id: str, key: str, *, idempotency_key: str, now: float) -> int:
+        """The background writer's intent: the attempt number counted here, not read back."""
+        assert self._writer is not None
+        counts = self._attempt_counts.get(run_id)
+        if counts is None:
+            rows = self._query_all("SELECT key, attempts FROM actions WHERE run_id=?", (run_id,))
+            counts = self._attempt_counts[run_id] = {row[0]: int(row[1]) for row in rows}
+        if key not in counts:
+            raise LedgerError(f"no action {key!r} in run {run_id!r}")
+        attempt = counts[key] = counts[key] + 1
+        with self.transaction():
+            self._write(
+                "UPDATE actions SET state=?, attempts=?, updated_at=?,"
+                " first_sent_at=COALESCE(first_sent_at, ?) WHERE run_id=? AND key=?",
+                (ActionState.IN_FLIGHT, attempt, now, now, run_id, key),
+            )
+            self._write(
+                "INSERT INTO attempts (run_id, key, attempt, idempotency_key, intent_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (run_id, key, attempt, idempotency_key, now),
+            )
         return attempt
 
     def _write_intent(
         self, run_id: str, key: str, *, idempotency_key: str, now: float, full: bool
     ) -> int:
+        if self._writer is not None:
+            attempt = self._queue_intent(run_id, key, idempotency_key=idempotency_key, now=now)
+            if full:
+                self._writer.commit_and_sync()
+            return attempt
         with self.transaction(durable=full):
             row = self._execute(
                 "UPDATE actions SET state=?, attempts=attempts+1, updated_at=?,"
@@ -475,14 +563,14 @@ class Ledger:
     ) -> None:
         """The outcome of an attempt, and the action's new state, in one commit."""
         with self.transaction():
-            self._execute(
+            self._write(
                 "UPDATE attempts SET outcome=?, http_status=COALESCE(?, http_status),"
                 " error=COALESCE(?, error), finished_at=?"
                 " WHERE run_id=? AND key=? AND attempt=?",
                 (outcome, http_status, error, now, run_id, key, attempt),
             )
             if outcome == "rate_limited":
-                self._execute(
+                self._write(
                     "UPDATE actions SET rate_limited=rate_limited+1 WHERE run_id=? AND key=?",
                     (run_id, key),
                 )
@@ -514,7 +602,7 @@ class Ledger:
         settled_by: str | None,
     ) -> None:
         triggered_at = now if state == ActionState.TRIGGERED else None
-        self._execute(
+        self._write(
             "UPDATE actions SET state=?, updated_at=?,"
             " job_ids_json=COALESCE(?, job_ids_json), detail=COALESCE(?, detail),"
             " settled_by=COALESCE(?, settled_by), triggered_at=COALESCE(?, triggered_at)"
@@ -563,7 +651,7 @@ class Ledger:
         anomaly: str | None = None,
     ) -> None:
         with self.transaction():
-            self._execute(
+            self._write(
                 "INSERT INTO jobs (run_id, job_id, key, kind, status, counters_json, created_at,"
                 " first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (run_id, job_id) DO UPDATE SET status=excluded.status,"
@@ -571,7 +659,7 @@ class Ledger:
                 (run_id, job_id, key, kind, status, json.dumps(counters), created_at, now, now),
             )
             if terminal:
-                self._execute(
+                self._write(
                     "UPDATE jobs SET terminal_at=COALESCE(terminal_at, ?)"
                     " WHERE run_id=? AND job_id=?",
                     (now, run_id, job_id),
@@ -584,15 +672,12 @@ class Ledger:
             self._add_anomaly(run_id, job_id, anomaly)
 
     def _add_anomaly(self, run_id: str, job_id: str, anomaly: str) -> None:
-        row = self._query_one(
-            "SELECT anomalies_json FROM jobs WHERE run_id=? AND job_id=?", (run_id, job_id)
-        )
-        anomalies = json.loads(row[0]) if row else []
-        if anomaly not in anomalies:
-            anomalies.append(anomaly)
-        self._execute(
-            "UPDATE jobs SET anomalies_json=? WHERE run_id=? AND job_id=?",
-            (json.dumps(anomalies), run_id, job_id),
+        # Appended in SQL, not read back and rewritten: the write may wait in the queue.
+        self._write(
+            "UPDATE jobs SET anomalies_json=json_insert(anomalies_json, '$[#]', ?)"
+            " WHERE run_id=? AND job_id=? AND NOT EXISTS"
+            " (SELECT 1 FROM json_each(jobs.anomalies_json) WHERE json_each.value=?)",
+            (anomaly, run_id, job_id, anomaly),
         )
 
     def jobs(self, run_id: str) -> list[JobRecord]:
@@ -622,7 +707,7 @@ class Ledger:
     def record_event(
         self, run_id: str, kind: str, *, now: float, key: str | None = None, **detail: Any
     ) -> None:
-        self._execute(
+        self._write(
             "INSERT INTO events (run_id, at, kind, key, detail_json) VALUES (?, ?, ?, ?, ?)",
             (run_id, now, kind, key, json.dumps(detail)),
         )
@@ -662,26 +747,53 @@ def _action_record(row: Any) -> ActionRecord:
     )
 
 
-class WalSync:
-    """Group commit: ``fsync`` of the write-ahead log in a worker thread, shared by its waiters.
+class GroupCommit:
+    """The background writer: writes queued by the event loop, the log synced in a worker thread.
 
-    A caller needs a sync that *starts* after its commit; callers arriving while one runs wait
-    for it to end, then one of them starts the next, which covers them all. An ``fsync`` error
-    is final (after one, the kernel may have dropped the pages: a later success proves nothing).
+    The event loop only queues (a transaction is one item). :meth:`sync` returns once every
+    write queued before it is committed and on disk: a caller needs a run that *starts* after
+    its write was queued; callers arriving while one runs wait for it to end, then one of them
+    starts the next, which covers them all. A run commits the queue in one transaction on the
+    event loop (a few statements per trigger; in the thread they would wait for the GIL between
+    statements, and the intents with them) and ``fsync``s the log in a worker thread, which
+    never touches the connection.
+
+    An error is final: after a failed ``fsync`` the kernel may have dropped the pages, so a
+    later success proves nothing; after a failed commit the queued writes are gone.
     """
 
-    def __init__(self, wal: Path) -> None:
+    def __init__(self, connection: sqlite3.Connection, wal: Path, path: Path) -> None:
+        self._db = connection
         self._wal = wal
+        self._path = path
         self._fd: int | None = None
-        self._started = 0  # syncs started
-        self._done = 0  # the last sync finished
+        self._queue: deque[list[_Op]] = deque()
+        self._oldest = 0.0  # when the queue last went from empty to not empty
+        self._started = 0  # sync runs started
+        self._done = 0  # the last sync run finished
         self._running = False
         self._finished = anyio.Event()
         self._failure: LedgerError | None = None
         self.syncs = 0  # fsync calls made (group commit shares them)
 
+    def put(self, ops: list[_Op]) -> None:
+        """Queue one transaction's writes; commit the queue now if it is old or large."""
+        if self._failure is not None:
+            raise self._failure
+        queue = self._queue
+        if not queue:
+            self._oldest = time.monotonic()
+        queue.append(ops)
+        if len(queue) >= MAX_QUEUE_ITEMS or time.monotonic() - self._oldest > MAX_QUEUE_SECONDS:
+            self.commit_queued()
+
+    def commit_and_sync(self) -> None:
+        """Everything queued committed and on disk, on the caller's thread."""
+        self.commit_queued()
+        self._fsync()
+
     async def sync(self) -> None:
-        """Return once every commit made before this call is on disk."""
+        """Return once every write queued before this call is committed and on disk."""
         target = self._started + 1
         while self._done < target:
             if self._failure is not None:
@@ -694,7 +806,7 @@ class WalSync:
             raise self._failure
 
     async def _run_one(self) -> None:
-        # Let the tasks that are ready commit their intents first: one fsync then covers them.
+        # Let the tasks that are ready queue their intents first: one run then covers them.
         await anyio.lowlevel.checkpoint()
         if self._running:
             return
@@ -702,24 +814,52 @@ class WalSync:
         self._started += 1
         number, finished = self._started, self._finished
         try:
+            self.commit_queued()
             await anyio.to_thread.run_sync(self._fsync)
             self._done = number
-        except OSError as exc:
-            self._failure = LedgerError(f"the ledger's log {self._wal} cannot be synced: {exc}")
-            raise self._failure from exc
         finally:
             self._running = False
             self._finished = anyio.Event()
             finished.set()
 
+    def commit_queued(self) -> None:
+        """Commit every queued write in one transaction (not synced: reads need no more)."""
+        if self._failure is not None:
+            raise self._failure
+        queue = self._queue
+        if not queue:
+            return
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            while queue:
+                for sql, params in queue.popleft():
+                    db.execute(sql, params)
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            queue.clear()
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            self._failure = LedgerError(f"the ledger {self._path} cannot be written: {exc}")
+            raise self._failure from exc
+
     def _fsync(self) -> None:
-        if self._fd is None:
-            self._fd = os.open(self._wal, os.O_RDONLY | os.O_CLOEXEC)
-        os.fsync(self._fd)
+        try:
+            if self._fd is None:
+                self._fd = os.open(self._wal, os.O_RDONLY | os.O_CLOEXEC)
+            os.fsync(self._fd)
+        except OSError as exc:
+            self._failure = LedgerError(f"the ledger's log {self._wal} cannot be synced: {exc}")
+            raise self._failure from exc
         self.syncs += 1
 
     def close(self) -> None:
-        if self._fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(self._fd)
-            self._fd = None
+        """Commit what is still queued (a failure raises), then let go of the log."""
+        try:
+            if self._failure is None:
+                self.commit_queued()
+        finally:
+            if self._fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(self._fd)
+                self._fd = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sqlite3
 from pathlib import Path
 
 import anyio
@@ -100,3 +101,94 @@ def test_without_a_write_ahead_log_intents_are_synced_inline() -> None:
         ledger.create_run("r", Plan(tuple(ACTIONS), "d"), base_url="x", meta={}, now=0.0)
         assert _record_all(ledger) == [1] * len(ACTIONS)
         assert ledger.synchronous_full
+
+
+def _outside_view(path: Path) -> dict[str, ActionState]:
+    """What another process reading the file sees (``mlrun status`` during a run, or resume)."""
+    with Ledger.open(path) as other:
+        return {r.action.key: r.state for r in other.actions("r")}
+
+
+def test_a_synced_intent_is_on_disk_before_it_returns_even_if_the_process_dies(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "ledger.sqlite"
+    ledger = _ledger(path)
+    key = ACTIONS[0].key
+    assert anyio.run(
+        lambda: ledger.record_intent_durably("r", key, idempotency_key="k", now=1.0),
+        backend="asyncio",
+    )
+    # Not closed (a killed process closes nothing): the intent is already in the file.
+    assert _outside_view(path)[key] == ActionState.IN_FLIGHT
+    ledger.close()
+
+
+def test_queued_writes_are_seen_by_reads_and_committed_when_old_or_at_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "ledger.sqlite"
+    first, second, third = (a.key for a in ACTIONS[:3])
+    with _ledger(path) as ledger:
+        ledger.set_action_state("r", first, ActionState.FAILED, now=1.0, detail="x")
+        # This process reads its own writes at once; another sees them once committed.
+        assert ledger.action_state("r", first) == ActionState.FAILED
+        assert _outside_view(path)[first] == ActionState.FAILED
+        ledger.set_action_state("r", second, ActionState.SKIPPED, now=2.0)
+        assert _outside_view(path)[second] == ActionState.PENDING  # still queued
+        monkeypatch.setattr("runner.ledger.MAX_QUEUE_SECONDS", 0.0)
+        ledger.set_action_state("r", third, ActionState.SKIPPED, now=3.0)  # the queue is old
+        assert _outside_view(path)[second] == ActionState.SKIPPED
+    assert _outside_view(path)[third] == ActionState.SKIPPED  # close committed the rest
+
+
+def test_a_failed_transaction_queues_none_of_its_writes(tmp_path: Path) -> None:
+    key = ACTIONS[0].key
+    with _ledger(tmp_path / "ledger.sqlite") as ledger:
+
+        def fail_midway() -> None:
+            with ledger.transaction():
+                ledger.set_action_state("r", key, ActionState.FAILED, now=1.0)
+                raise RuntimeError
+
+        with pytest.raises(RuntimeError):
+            fail_midway()
+        assert ledger.action_state("r", key) == ActionState.PENDING
+
+
+def test_a_write_the_database_refuses_is_final(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    ledger = _ledger(path)
+    # Another connection holds the write lock past the busy timeout: the queued commit fails.
+    blocker = sqlite3.connect(path, isolation_level=None, timeout=0)
+    blocker.execute("BEGIN IMMEDIATE")
+    ledger._db.execute("PRAGMA busy_timeout=10")  # fail fast instead of after 5 s
+    ledger.set_action_state("r", ACTIONS[0].key, ActionState.FAILED, now=1.0)
+    with pytest.raises(LedgerError, match="cannot be written"):
+        ledger.actions("r")
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    with pytest.raises(LedgerError, match="cannot be written"):
+        ledger.set_action_state("r", ACTIONS[1].key, ActionState.FAILED, now=2.0)
+    ledger.close()  # closes without retrying what failed
+
+
+@pytest.mark.parametrize("background", [True, False])
+def test_job_anomalies_are_appended_once_each(tmp_path: Path, *, background: bool) -> None:
+    with Ledger.open(tmp_path / "ledger.sqlite", background_sync=background) as ledger:
+        ledger.create_run("r", Plan(tuple(ACTIONS), "d"), base_url="x", meta={}, now=0.0)
+        key = ACTIONS[0].key
+
+        def upsert(status: str, anomaly: str) -> None:
+            ledger.upsert_job(
+                "r", "j1", key=key, kind="job", status=status, counters={}, created_at=None,
+                now=1.0, terminal=status == "completed", anomaly=anomaly,
+            )  # fmt: skip
+
+        upsert("pending", "late")
+        ledger.add_job_anomaly("r", "j1", "late")
+        ledger.add_job_anomaly("r", "j1", "lost")
+        upsert("completed", "lost")
+        (job,) = ledger.jobs("r")
+        assert job.anomalies == ("late", "lost")
+        assert job.status == "completed"
