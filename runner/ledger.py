@@ -26,6 +26,7 @@ This is the only module that touches sqlite3; its errors become :class:`LedgerEr
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import json
@@ -47,8 +48,9 @@ from runner.plan import Action, Plan
 
 SCHEMA_VERSION = 1
 
-# With the background writer: queued writes older than this are committed by the next write,
-# so a reader in another process (``mlrun status``) is never further behind.
+# With the background writer: queued writes are committed within this many seconds (by a timer
+# on the event loop, or by the next write), so a crash loses no more, and a reader in another
+# process (``mlrun status``) is never further behind.
 MAX_QUEUE_SECONDS = 0.5
 MAX_QUEUE_ITEMS = 512
 
@@ -774,6 +776,8 @@ class GroupCommit:
         self._running = False
         self._finished = anyio.Event()
         self._failure: LedgerError | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_loop: asyncio.AbstractEventLoop | None = None
         self.syncs = 0  # fsync calls made (group commit shares them)
 
     def put(self, ops: list[_Op]) -> None:
@@ -783,9 +787,27 @@ class GroupCommit:
         queue = self._queue
         if not queue:
             self._oldest = time.monotonic()
+            self._arm_timer()
         queue.append(ops)
         if len(queue) >= MAX_QUEUE_ITEMS or time.monotonic() - self._oldest > MAX_QUEUE_SECONDS:
             self.commit_queued()
+
+    def _arm_timer(self) -> None:
+        """Commit what waits once it is old, even if nothing else is written meanwhile."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no asyncio loop (sync code, trio): the next write or read commits
+            return
+        if self._timer is not None and self._timer_loop is loop:
+            return  # armed already (a timer of a loop that has ended never fires: re-arm)
+        self._timer, self._timer_loop = loop.call_later(MAX_QUEUE_SECONDS, self._on_timer), loop
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self._queue and self._failure is None:
+            # A failure is kept and raised to the next caller; a timer has none to tell.
+            with contextlib.suppress(LedgerError):
+                self.commit_queued()
 
     def commit_and_sync(self) -> None:
         """Everything queued committed and on disk, on the caller's thread."""
@@ -855,6 +877,9 @@ class GroupCommit:
 
     def close(self) -> None:
         """Commit what is still queued (a failure raises), then let go of the log."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         try:
             if self._failure is None:
                 self.commit_queued()

@@ -192,3 +192,20 @@ def test_job_anomalies_are_appended_once_each(tmp_path: Path, *, background: boo
         (job,) = ledger.jobs("r")
         assert job.anomalies == ("late", "lost")
         assert job.status == "completed"
+
+
+def test_queued_writes_are_committed_within_the_queue_age_without_another_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("runner.ledger.MAX_QUEUE_SECONDS", 0.05)
+    path = tmp_path / "ledger.sqlite"
+    key = ACTIONS[0].key
+    with _ledger(path) as ledger:
+
+        async def write_then_idle() -> None:
+            ledger.set_action_state("r", key, ActionState.FAILED, now=1.0)
+            assert _outside_view(path)[key] == ActionState.PENDING  # queued
+            await anyio.sleep(1.0)  # twenty times the queue's age: the loop's timer commits
+
+        anyio.run(write_then_idle, backend="asyncio")
+        assert _outside_view(path)[key] == ActionState.FAILED
