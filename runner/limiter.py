@@ -27,6 +27,9 @@ hands its slots back (:meth:`Permit.refund`).
    the local wall clock, which may be minutes off, is never consulted. Requests admitted after the
    observed one was sent are already in flight and will spend part of ``remaining``, so they are
    subtracted from it. Caps only ever lower the allowance: the configured windows are never raised.
+   For a window we were told, a server count up to ``concurrency`` above the log's is timing
+   (the server counts arrivals, the log admissions, and requests overtake each other in
+   flight), not news: no cap, no neighbour (see ``_timing_slack``).
 3. A 429 without ``Retry-After`` pauses until the reset when it is known, else for a full-jitter
    backoff that grows with consecutive throttles (a burst of 429s for requests that were already in
    flight counts once).
@@ -1001,7 +1004,11 @@ class RateLimiter:
             self._pause_for(info.retry_after, reason=reason, now=now, retry_after=True)
             return
         expected = None if predicted is None or info.limit is None else predicted.get(info.limit)
-        agrees = expected is not None and info.remaining is not None and info.remaining >= expected
+        agrees = (
+            expected is not None
+            and info.remaining is not None
+            and info.remaining >= expected - self._timing_slack(info.limit)
+        )
         if (
             info.remaining is not None
             and info.reset_epoch is not None
@@ -1016,6 +1023,22 @@ class RateLimiter:
             self._on_throttled(reset_after, sent_at, now)
         elif info.status < 400 and sent_at > self._throttle_since:
             self._throttle_streak = 0
+
+    def _timing_slack(self, limit: int | None) -> int:
+        """How far the server's count of a window we were told may exceed our log's, by timing.
+
+        The log counts admissions; the server counts arrivals. Requests admitted after this one
+        may arrive before it, and requests admitted before the log's window may arrive inside
+        the server's: at most the requests in flight, ``concurrency``. For a configured window
+        the log is exact about our own traffic, so a difference that small is not news (not a
+        neighbour, not a cap): under the documented limits, with 8 requests in flight, the
+        10-per-second window's headers otherwise set a cap every few admissions and cost a
+        tenth of the binding rate. A neighbour larger than that still shows, and any overshoot
+        is a 429 whose Retry-After pauses the run.
+        """
+        if any(w.limit == limit for w in self._configured):
+            return self._concurrency
+        return 0
 
     def _learn_window(self, limit: int | None, reset_after: float) -> None:
         """A limit we were not told (none configured, or the server lowered its limits): make

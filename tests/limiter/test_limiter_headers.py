@@ -222,6 +222,47 @@ def test_remaining_below_the_model_caps_admissions_until_the_server_reset(skew: 
     assert all(t >= 20.5 for t in admitted[7:])
 
 
+@pytest.mark.parametrize(("extra", "capped"), [(1, False), (2, True)])
+def test_a_configured_window_is_capped_only_beyond_what_requests_in_flight_explain(
+    extra: int, *, capped: bool
+) -> None:
+    """The server counts arrivals, the log admissions: up to ``concurrency`` apart is timing.
+
+    Each response reports the 10-per-second window with ``extra`` more of its slots used than
+    the log had admitted when that request went out (as when requests overtake each other in
+    flight). With one request in flight, one more is no news: the window's rate goes on (20 in
+    2 s). One more than could be in flight is: caps (each for at most the window's length, the
+    header naming a window we know) hold some back past the window's own pace.
+    """
+
+    async def main() -> list[float]:
+        windows = [Window(10, 1.0), Window(300, 60.0)]
+        limiter = RateLimiter(windows, clock=LoopClock(SERVER_EPOCH), concurrency=1)
+        admitted: list[float] = []
+
+        async def client() -> None:
+            async with limiter.acquire(TRIGGER) as permit:
+                now = anyio.current_time()
+                mine = sum(1 for t in admitted if t > now - 1.0)  # the log's count, before this
+                admitted.append(now)
+                remaining = max(10 - mine - 1 - extra, 0)
+                headers = server_headers(limit=10, remaining=remaining, reset_in=5)
+                permit.observe(parse_rate_limit_headers(headers, 201))
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(20):
+                tg.start_soon(client)
+        assert violations(admitted, windows) == []
+        assert (limiter.stats.learned_caps > 0) is capped
+        return admitted
+
+    admitted = run_virtual(main)
+    if capped:
+        assert admitted[-1] > 1.0
+    else:
+        assert admitted == [0.0] * 10 + [1.0] * 10
+
+
 def test_remaining_never_raises_the_configured_limits() -> None:
     async def main() -> list[float]:
         windows = [Window(3, 1.0)]
