@@ -44,6 +44,7 @@ from runner.limiter import RateLimitInfo, parse_rate_limit_headers
 T = TypeVar("T")
 
 _QUOTA_WORDS = ("credit", "quota", "insufficient", "balance")
+_URL_CACHE_SIZE = 1024
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,7 @@ class MentionLabClient:
             options.request_timeout, connect=options.connect_timeout, pool=options.connect_timeout
         )
         self._extensions = {"timeout": timeout.as_dict()}
+        self._urls: dict[str, httpx.URL] = {}
         self._headers = {
             "accept": "*/*",
             "accept-encoding": "gzip, deflate",
@@ -273,7 +275,7 @@ class MentionLabClient:
     ) -> Reply[Any]:
         request = httpx.Request(
             method,
-            self._base_url + path,
+            self._url(path),
             params=params,
             headers={**self._headers, **headers},
             json=json,
@@ -303,6 +305,15 @@ class MentionLabClient:
             exc.status, exc.method, exc.path, exc.rate = response.status_code, method, path, rate
             raise
         return Reply(value=value, status=response.status_code, rate=rate, request_id=request_id)
+
+    def _url(self, path: str) -> httpx.URL:
+        """The parsed URL of a path: parsed once per path (a third of building a request)."""
+        url = self._urls.get(path)
+        if url is None:
+            if len(self._urls) >= _URL_CACHE_SIZE:  # job ids make paths unbounded
+                self._urls.clear()
+            url = self._urls[path] = httpx.URL(self._base_url + path)
+        return url
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
         if self._proxied is not None:
