@@ -7,16 +7,16 @@ server's state, never resent blindly. Reports, ``--resume``, ``mlrun runs`` and 
 are all views of this file.
 
 Intents are the one write on the hot path that must be durable before the next step (the
-request). ``Ledger.open(path, background_sync=True)`` (what ``mlrun apply`` uses) takes every
-write off the event loop: writes are queued (a transaction as one item), and a worker thread
-commits everything queued in one transaction and then ``fsync``s the write-ahead log, once for
-every intent queued before it started (a group commit). An intent returns once that sync is
-done: exactly the durability of ``synchronous=FULL``, shared and without blocking the other
-requests. Other writes ride along with the next sync, or are committed when the queue grows old
-(:data:`MAX_QUEUE_SECONDS`) or large, and before every read and at close: a killed process may
-lose the last outcomes, never an intent, and resume settles those triggers from the server's
-state as it settles any intent without an outcome. An error in the thread (``fsync`` or SQL) is
-final: every later write raises it, and nothing more may be sent.
+request). ``Ledger.open(path, background_sync=True)`` (what ``mlrun apply`` uses) batches the
+writes: they are queued (a transaction as one item); a *sync run* commits everything queued in
+one transaction and has a dedicated thread ``fsync`` the write-ahead log, once for every intent
+queued before the run started (a group commit, :class:`GroupCommit`). An intent returns once
+such a run is done: exactly the durability of ``synchronous=FULL``, shared, and without blocking
+the event loop on the disk. Other writes ride along with the next run, or are committed within
+:data:`MAX_QUEUE_SECONDS` (a loop timer), when the queue grows large, before every read and at
+close: a killed process may lose its last outcomes, never an intent, and resume settles those
+triggers from the server's state as it settles any intent without an outcome. A failed commit or
+``fsync`` is final: every later write raises it, and nothing more may be sent.
 
 One run at a time per ledger: an exclusive ``flock`` on a lock file beside it. The kernel releases
 it when the process dies, so a killed run never blocks the next one.
@@ -31,7 +31,9 @@ import contextlib
 import fcntl
 import json
 import os
+import queue
 import sqlite3
+import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping
@@ -39,9 +41,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Self, TextIO
-
-import anyio
-import anyio.lowlevel
 
 from runner.errors import LedgerError
 from runner.plan import Action, Plan
@@ -750,15 +749,20 @@ def _action_record(row: Any) -> ActionRecord:
 
 
 class GroupCommit:
-    """The background writer: writes queued by the event loop, the log synced in a worker thread.
+    """The background writer: writes queued on the event loop, the log synced by a thread.
 
     The event loop only queues (a transaction is one item). :meth:`sync` returns once every
-    write queued before it is committed and on disk: a caller needs a run that *starts* after
-    its write was queued; callers arriving while one runs wait for it to end, then one of them
-    starts the next, which covers them all. A run commits the queue in one transaction on the
-    event loop (a few statements per trigger; in the thread they would wait for the GIL between
-    statements, and the intents with them) and ``fsync``s the log in a worker thread, which
-    never touches the connection.
+    write queued before it is committed and on disk. A *sync run* commits the whole queue in
+    one transaction, on the event loop (a few statements per trigger; in the thread each would
+    wait for the GIL, and the intents with them), then asks the sync thread to ``fsync`` the
+    log; the thread never touches the connection. A caller needs a run that *starts* after
+    its write was queued: with none in progress it starts one at once; otherwise it waits for
+    the one in progress, then the first of its waiters starts the next, which covers them all
+    (a group commit). Every waiter of a run wakes in the same turn of the loop when the thread
+    reports it done.
+
+    This needs an asyncio loop; anywhere else (trio, sync code) :meth:`sync` commits and syncs
+    on the caller's thread.
 
     An error is final: after a failed ``fsync`` the kernel may have dropped the pages, so a
     later success proves nothing; after a failed commit the queued writes are gone.
@@ -771,25 +775,28 @@ class GroupCommit:
         self._fd: int | None = None
         self._queue: deque[list[_Op]] = deque()
         self._oldest = 0.0  # when the queue last went from empty to not empty
-        self._started = 0  # sync runs started
-        self._done = 0  # the last sync run finished
-        self._running = False
-        self._finished = anyio.Event()
-        self._failure: LedgerError | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_loop: asyncio.AbstractEventLoop | None = None
+        self._started = 0  # sync runs started
+        self._done = 0  # the highest run known synced
+        self._run: asyncio.Future[None] | None = None  # the run in progress
+        self._thread: threading.Thread | None = None
+        self._runs: queue.SimpleQueue[_SyncRequest | None] = queue.SimpleQueue()
+        self._failure: LedgerError | None = None
         self.syncs = 0  # fsync calls made (group commit shares them)
+
+    # -- queueing and committing (the event loop's thread) -------------------------------------
 
     def put(self, ops: list[_Op]) -> None:
         """Queue one transaction's writes; commit the queue now if it is old or large."""
         if self._failure is not None:
             raise self._failure
-        queue = self._queue
-        if not queue:
+        waiting = self._queue
+        if not waiting:
             self._oldest = time.monotonic()
             self._arm_timer()
-        queue.append(ops)
-        if len(queue) >= MAX_QUEUE_ITEMS or time.monotonic() - self._oldest > MAX_QUEUE_SECONDS:
+        waiting.append(ops)
+        if len(waiting) >= MAX_QUEUE_ITEMS or time.monotonic() - self._oldest > MAX_QUEUE_SECONDS:
             self.commit_queued()
 
     def _arm_timer(self) -> None:
@@ -809,61 +816,84 @@ class GroupCommit:
             with contextlib.suppress(LedgerError):
                 self.commit_queued()
 
+    def commit_queued(self) -> None:
+        """Commit every queued write in one transaction (not synced: reads need no more)."""
+        if self._failure is not None:
+            raise self._failure
+        waiting = self._queue
+        if not waiting:
+            return
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            while waiting:
+                for sql, params in waiting.popleft():
+                    db.execute(sql, params)
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            waiting.clear()
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            self._failure = LedgerError(f"the ledger {self._path} cannot be written: {exc}")
+            raise self._failure from exc
+
     def commit_and_sync(self) -> None:
         """Everything queued committed and on disk, on the caller's thread."""
         self.commit_queued()
         self._fsync()
 
+    # -- sync runs ------------------------------------------------------------------------------
+
     async def sync(self) -> None:
         """Return once every write queued before this call is committed and on disk."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not asyncio: no thread to report back to this loop
+            self.commit_and_sync()
+            return
         target = self._started + 1
         while self._done < target:
             if self._failure is not None:
                 raise self._failure
-            if self._running:
-                await self._finished.wait()
-                continue
-            await self._run_one()
+            run = self._run
+            if run is None or run.get_loop() is not loop:  # none, or one a closed loop left
+                run = self._start_run(loop)
+            await asyncio.shield(run)  # one waiter cancelled must not cancel the others' run
         if self._failure is not None:
             raise self._failure
 
-    async def _run_one(self) -> None:
-        # Let the tasks that are ready queue their intents first: one run then covers them.
-        await anyio.lowlevel.checkpoint()
-        if self._running:
-            return
-        self._running = True
+    def _start_run(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
+        self.commit_queued()
         self._started += 1
-        number, finished = self._started, self._finished
-        try:
-            self.commit_queued()
-            await anyio.to_thread.run_sync(self._fsync)
-            self._done = number
-        finally:
-            self._running = False
-            self._finished = anyio.Event()
-            finished.set()
+        run: asyncio.Future[None] = loop.create_future()
+        self._run = run
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._sync_forever, name="mlrun-ledger-sync", daemon=True
+            )
+            self._thread.start()
+        self._runs.put(_SyncRequest(loop, run, self._started))
+        return run
 
-    def commit_queued(self) -> None:
-        """Commit every queued write in one transaction (not synced: reads need no more)."""
-        if self._failure is not None:
-            raise self._failure
-        queue = self._queue
-        if not queue:
-            return
-        db = self._db
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            while queue:
-                for sql, params in queue.popleft():
-                    db.execute(sql, params)
-            db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            queue.clear()
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
-            self._failure = LedgerError(f"the ledger {self._path} cannot be written: {exc}")
-            raise self._failure from exc
+    def _sync_forever(self) -> None:
+        """The sync thread: one ``fsync`` per run, reported back to the run's loop."""
+        while (request := self._runs.get()) is not None:
+            try:
+                self._fsync()
+            except LedgerError:
+                pass  # kept in _failure: the waiters raise it
+            except Exception as exc:  # noqa: BLE001 - the thread must report, never die silently
+                self._failure = LedgerError(f"the ledger's log {self._wal} cannot be synced: {exc}")
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
+                request.loop.call_soon_threadsafe(self._run_done, request)
+
+    def _run_done(self, request: _SyncRequest) -> None:
+        if self._failure is None:
+            self._done = max(self._done, request.number)
+        if self._run is request.run:
+            self._run = None
+        if not request.run.done():
+            request.run.set_result(None)
 
     def _fsync(self) -> None:
         try:
@@ -876,10 +906,14 @@ class GroupCommit:
         self.syncs += 1
 
     def close(self) -> None:
-        """Commit what is still queued (a failure raises), then let go of the log."""
+        """Commit what is still queued (a failure raises), then let go of the thread and log."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._thread is not None:
+            self._runs.put(None)
+            self._thread.join()
+            self._thread = None
         try:
             if self._failure is None:
                 self.commit_queued()
@@ -888,3 +922,10 @@ class GroupCommit:
                 with contextlib.suppress(OSError):
                     os.close(self._fd)
                 self._fd = None
+
+
+@dataclass(frozen=True)
+class _SyncRequest:
+    loop: asyncio.AbstractEventLoop
+    run: asyncio.Future[None]
+    number: int

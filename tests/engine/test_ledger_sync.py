@@ -12,6 +12,7 @@ import sqlite3
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import pytest
 from runner.errors import LedgerError
 from runner.ledger import ActionState, Ledger
@@ -53,11 +54,12 @@ def test_concurrent_intents_share_one_fsync_of_the_log_and_are_all_recorded(
         synced.append(str(Path(f"/proc/self/fd/{fd}").readlink()))
         real_fsync(fd)
 
-    monkeypatch.setattr(os, "fsync", spy)
     path = tmp_path / "ledger.sqlite"
     with _ledger(path) as ledger:
+        monkeypatch.setattr(os, "fsync", spy)
         assert _record_all(ledger) == [1] * len(ACTIONS)
-    # 20 intents committed in one tick: the first sync covers them all (group commit).
+    # 20 intents queued in one turn of the loop: the first starts a sync run at once, the 19
+    # others wait for it and share the next one (group commit).
     assert 1 <= len(synced) <= 2
     assert all(name.endswith("ledger.sqlite-wal") for name in synced)
     with Ledger.open(path) as reopened:
@@ -209,3 +211,48 @@ def test_queued_writes_are_committed_within_the_queue_age_without_another_write(
 
         anyio.run(write_then_idle, backend="asyncio")
         assert _outside_view(path)[key] == ActionState.FAILED
+
+
+def test_a_waiter_cancelled_during_a_sync_does_not_cancel_the_others(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    keys = [a.key for a in ACTIONS[:6]]
+    with _ledger(path) as ledger:
+
+        async def main() -> list[int]:
+            attempts: list[int] = []
+
+            async def record(key: str) -> None:
+                attempt = await ledger.record_intent_durably("r", key, idempotency_key="k", now=1.0)
+                attempts.append(attempt)
+
+            async def cancelled(scope: anyio.CancelScope) -> None:
+                with scope:  # the first waiter: it starts the sync run the others wait on
+                    await ledger.record_intent_durably(
+                        "r", ACTIONS[10].key, idempotency_key="k", now=1.0
+                    )
+
+            scope = anyio.CancelScope()
+            async with anyio.create_task_group() as group:
+                group.start_soon(cancelled, scope)
+                for key in keys:
+                    group.start_soon(record, key)
+                await anyio.lowlevel.checkpoint()  # all seven queued, waiting on a sync run
+                scope.cancel()
+            return attempts
+
+        assert anyio.run(main, backend="asyncio") == [1] * len(keys)
+    view = _outside_view(path)
+    assert all(view[key] == ActionState.IN_FLIGHT for key in keys)
+
+
+def test_off_asyncio_intents_are_synced_on_the_callers_thread(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    key = ACTIONS[0].key
+    ledger = _ledger(path)
+    attempt = anyio.run(
+        lambda: ledger.record_intent_durably("r", key, idempotency_key="k", now=1.0),
+        backend="trio",
+    )
+    assert attempt == 1
+    assert _outside_view(path)[key] == ActionState.IN_FLIGHT  # on disk before close
+    ledger.close()
