@@ -5,7 +5,8 @@
 * :func:`leaky_bucket` — the same, plus one ``aiolimiter.AsyncLimiter`` per documented window
   (each ``N`` per ``W``), acquired in turn before every send.
 * :func:`bare_loop` — ``httpx`` + ``anyio``: ``concurrency`` workers sending the same trigger
-  requests back to back, nothing else (the ceiling for "limits off").
+  requests back to back, nothing else (the ceiling for "limits off"); optionally over mlrun's
+  own transport instead of httpx's default one.
 """
 
 from __future__ import annotations
@@ -16,15 +17,14 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import anyio
 import httpx
 from aiolimiter import AsyncLimiter
 from runner import __version__
-from runner.ledger import ActionState, Ledger
+from runner.api.transport import PooledTransport
 from runner.limiter import Window
-from runner.plan import Action, Plan
+from runner.plan import Action
 
 MAX_ATTEMPTS = 50
 
@@ -55,9 +55,13 @@ def _request(action: Action) -> tuple[dict[str, str], dict[str, object]]:
     return headers, body
 
 
-def _client(url: str, key: str, concurrency: int) -> httpx.AsyncClient:
+def _client(
+    url: str, key: str, concurrency: int, transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.AsyncClient:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    return httpx.AsyncClient(base_url=url, headers=_headers(key), limits=limits, timeout=60.0)
+    return httpx.AsyncClient(
+        base_url=url, headers=_headers(key), limits=limits, timeout=60.0, transport=transport
+    )
 
 
 def _retry_after(response: httpx.Response) -> float:
@@ -121,17 +125,17 @@ def bare_loop(
     key: str,
     actions: Sequence[Action],
     concurrency: int,
-    journal: Path | None = None,
+    *,
+    runner_transport: bool = False,
 ) -> ClientResult:
     """``concurrency`` anyio workers sending the triggers back to back over one httpx client.
 
-    With ``journal`` (a ledger path), the loop keeps mlrun's journal as it goes: each request's
-    intent on disk before it is sent (``Ledger.record_intent_durably``, the ledger opened as
-    ``mlrun apply`` opens it), its outcome and job row after. What a bare loop pays for the same
-    durability; the engine's distance from it is what the runner adds beyond the journal.
+    ``runner_transport``: the client sends through mlrun's own transport
+    (:class:`runner.api.transport.PooledTransport`) instead of httpx's default one: what the
+    HTTP stack alone is worth, apart from everything else the engine does.
     """
 
-    async def main(ledger: Ledger | None) -> ClientResult:
+    async def main() -> ClientResult:
         queue = iter(actions)
         counts = itertools.count()
         created = 0
@@ -140,18 +144,15 @@ def bare_loop(
             nonlocal created
             for action in queue:
                 headers, body = _request(action)
-                attempt = 0
-                if ledger is not None:
-                    attempt = await ledger.record_intent_durably(
-                        "bare", action.key, idempotency_key=headers["idempotency-key"], now=0
-                    )
                 response = await client.post("/api/jobs/trigger", headers=headers, json=body)
                 next(counts)
                 created += response.status_code == 201
-                if ledger is not None:
-                    _journal_outcome(ledger, action, attempt, response)
 
-        async with _client(url, key, concurrency) as client:
+        transport = None
+        if runner_transport:
+            limits = httpx.Limits(max_connections=concurrency)
+            transport = PooledTransport(limits=limits)
+        async with _client(url, key, concurrency, transport) as client:
             started = time.perf_counter()
             async with anyio.create_task_group() as group:
                 for _ in range(concurrency):
@@ -159,38 +160,4 @@ def bare_loop(
             seconds = time.perf_counter() - started
         return ClientResult(seconds, next(counts), created, 0, 0)
 
-    if journal is None:
-        return anyio.run(main, None)
-    with Ledger.open(journal, background_sync=True) as ledger:
-        ledger.create_run("bare", Plan(tuple(actions), "bench"), base_url=url, meta={}, now=0)
-        return anyio.run(main, ledger)
-
-
-def _journal_outcome(
-    ledger: Ledger, action: Action, attempt: int, response: httpx.Response
-) -> None:
-    """The outcome and the job row of one trigger, in one commit, as the engine writes them."""
-    job = response.json()
-    with ledger.transaction():
-        ledger.record_outcome(
-            "bare",
-            action.key,
-            attempt=attempt,
-            outcome="accepted",
-            now=0,
-            http_status=response.status_code,
-            state=ActionState.TRIGGERED,
-            job_ids=(job["id"],),
-            settled_by="response",
-        )
-        ledger.upsert_job(
-            "bare",
-            job["id"],
-            key=action.key,
-            kind="job",
-            status=job["status"],
-            counters={"total": job["totalExecutions"]},
-            created_at=job["createdAt"],
-            now=0,
-            terminal=False,
-        )
+    return anyio.run(main)
