@@ -460,6 +460,7 @@ def main() -> None:
     parser.add_argument("--scenario", choices=["default", "unknown", "off", "all"], default="all")
     parser.add_argument("--triggers", type=int, help="override N for the chosen scenario")
     parser.add_argument("--time-scale", type=float, help="override the sandbox's time scale")
+    parser.add_argument("--rounds", type=int, help="override the limits-off rounds (5)")
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
     if args.triggers:
@@ -469,6 +470,8 @@ def main() -> None:
             unknown_triggers=args.triggers,
             off_triggers=args.triggers,
         )
+    if args.rounds:
+        sizes = replace(sizes, off_rounds=args.rounds)
     if args.time_scale:
         sizes = replace(sizes, default_scale=args.time_scale, unknown_scale=args.time_scale)
     print(f"# bench_apply: {machine()}")

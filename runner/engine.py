@@ -207,6 +207,10 @@ class OutageBreaker:
         return pause
 
 
+class _HeldByPause(Exception):
+    """A request admitted before a pause began, not yet sent: it goes through the limiter again."""
+
+
 class Gateway:
     """Every request of a run goes through here: outage breaker, rate limiter, header learning."""
 
@@ -229,9 +233,24 @@ class Gateway:
         self.answered = False  # has anything answered this run (a reply or an HTTP error)?
         self.server_offset = 0.0  # server Date minus our wall clock, from the last response
         self._on_event = on_event
+        self._wire: anyio.Semaphore | None = None  # created in the loop: limiter.concurrency
 
-    async def request(self, kind: RequestKind, call: Callable[[], Awaitable[Reply[T]]]) -> Reply[T]:
-        """One request: breaker, limiter, header learning, outage accounting."""
+    async def request(
+        self,
+        kind: RequestKind,
+        call: Callable[[], Awaitable[Reply[T]]],
+        *,
+        before_wire: Callable[[], Awaitable[None]] | None = None,
+    ) -> Reply[T]:
+        """One request: breaker, limiter, header learning, outage accounting.
+
+        ``before_wire`` runs once the limiter has admitted the request and before it takes one
+        of the ``limiter.concurrency`` places on the wire (a trigger's intent is made durable
+        there, while the limiter's headroom lets other requests use the network). If the
+        limiter was paused since the admission (a 429's Retry-After), the request goes back
+        through the limiter before it is sent: the pause holds it too, and the windows space it
+        again.
+        """
         while True:
             probe = await self.breaker.wait_turn()
             async with self.limiter.acquire(kind) as permit:
@@ -239,7 +258,14 @@ class Gateway:
                     # The breaker opened while this request queued: it waits like the others.
                     permit.refund()
                     continue
-                reply = await self._send(permit, call)
+                if before_wire is not None:
+                    await self._prepare(permit, before_wire)
+                    before_wire = None
+                try:
+                    reply = await self._send(permit, call)
+                except _HeldByPause:
+                    permit.refund()
+                    continue
             self.breaker.success()
             self._track_server_clock(reply.rate.date_epoch)
             return reply
@@ -285,11 +311,19 @@ class Gateway:
             random=self._rng.random,
         )
 
-    async def _send(self, permit: Permit, call: Callable[[], Awaitable[Reply[T]]]) -> Reply[T]:
-        self.progress.requests += 1
-        self.progress.requests_in_flight += 1
+    async def _prepare(self, permit: Permit, before_wire: Callable[[], Awaitable[None]]) -> None:
         try:
-            reply = await call()
+            await before_wire()
+        except Withdrawn:
+            permit.refund()
+            raise
+
+    async def _send(self, permit: Permit, call: Callable[[], Awaitable[Reply[T]]]) -> Reply[T]:
+        try:
+            async with self._wire_slots():
+                if self.limiter.current_pause() is not None:
+                    raise _HeldByPause  # paused since this request was admitted
+                reply = await self._on_the_wire(call)
         except Withdrawn:
             permit.refund()
             raise
@@ -301,11 +335,22 @@ class Gateway:
             self.answered = True
             self._learn_from_error(exc, permit)
             raise
-        finally:
-            self.progress.requests_in_flight -= 1
         self.answered = True
         permit.observe(reply.rate)
         return reply
+
+    def _wire_slots(self) -> anyio.Semaphore:
+        if self._wire is None:
+            self._wire = anyio.Semaphore(self.limiter.concurrency)
+        return self._wire
+
+    async def _on_the_wire(self, call: Callable[[], Awaitable[Reply[T]]]) -> Reply[T]:
+        self.progress.requests += 1
+        self.progress.requests_in_flight += 1
+        try:
+            return await call()
+        finally:
+            self.progress.requests_in_flight -= 1
 
     def _learn_from_error(self, exc: ApiError, permit: Permit) -> None:
         rate = exc.rate
@@ -447,7 +492,7 @@ class Engine:
         self._count_known_progress(actions)
         async with anyio.create_task_group() as group:
             self._workers = _Workers(
-                group, iter(by_project.values()), self.limiter.concurrency, self._trigger_project
+                group, iter(by_project.values()), self.limiter.permits, self._trigger_project
             )
             self._workers.start()
         self._workers = None
@@ -591,7 +636,7 @@ class Engine:
     async def _attempt(self, action: Action, sent: _Sent, key: str, kind: RequestKind) -> str:
         """Send once; record the outcome. Returns done|withdrawn|ambiguous|retry|backoff."""
 
-        async def send() -> Reply[Any]:
+        async def record_intent() -> None:
             # The intent is committed once our turn has come, right before the wire.
             if self.stop_reason:
                 raise Withdrawn
@@ -599,6 +644,10 @@ class Engine:
             sent.number = await self.ledger.record_intent_durably(
                 self.run_id, action.key, idempotency_key=key, now=sent.intent_wall
             )
+
+        async def send() -> Reply[Any]:
+            if self.stop_reason:  # stopped while this one waited for the wire: not sent
+                raise Withdrawn
             self.progress.note(action.project, sent=1, in_flight=1)
             try:
                 return await self._call_trigger(action, key)
@@ -606,8 +655,10 @@ class Engine:
                 self.progress.note(action.project, in_flight=-1)
 
         try:
-            reply = await self.request(kind, send)
+            reply = await self.request(kind, send, before_wire=record_intent)
         except Withdrawn:
+            if sent.number:  # its intent is on disk: say it never left, so it is skipped
+                self._record_withdrawn(action, sent.number)
             return "withdrawn"
         except anyio.get_cancelled_exc_class():
             if sent.number:
@@ -617,6 +668,17 @@ class Engine:
             return self._on_failure(action, sent.number, exc)
         self._accept(action, sent.number, reply)
         return "done"
+
+    def _record_withdrawn(self, action: Action, attempt: int) -> None:
+        self.ledger.record_outcome(
+            self.run_id,
+            action.key,
+            attempt=attempt,
+            outcome="withdrawn",
+            now=self.clock.wall(),
+            state=ActionState.PENDING,
+            detail=f"not sent: {self.stop_reason}",
+        )
 
     def _record_interrupted(self, action: Action, attempt: int) -> None:
         # Interrupted with the request in flight: it may have been processed. The shield keeps

@@ -598,6 +598,7 @@ class RateLimiter:
         *,
         clock: Clock,
         concurrency: int,
+        headroom: int = 0,
         poll_share: float = 0.2,
         poll_reserve: float = 0.2,
         trigger_reserve: float = 0.2,
@@ -607,6 +608,12 @@ class RateLimiter:
     ) -> None:
         """Enforce ``windows`` (empty: limits unknown, learned from headers) with at most
         ``concurrency`` requests in flight. ``random`` feeds the jitter of 429 backoffs.
+
+        ``headroom``: permits beyond ``concurrency`` for requests that prepare something
+        between their admission and the wire (the engine makes each trigger's intent durable
+        there). The limiter then admits up to ``concurrency + headroom`` at once and the caller
+        holds the wire to ``concurrency`` (:class:`runner.engine.Gateway` does); a request
+        waiting on its disk then no longer keeps another from the network.
 
         ``probe_first``: a slow start. Admit one request and wait for its answer before the
         next ones, so that the server's headers (a neighbour already using part of the key's
@@ -623,8 +630,11 @@ class RateLimiter:
             "trigger_reserve": trigger_reserve,
         }
         _check_limiter_args(concurrency, shares, max_pause)
+        if headroom < 0:
+            raise ValueError(f"headroom must be 0 or more, not {headroom}")
         self._clock = clock
         self._concurrency = concurrency
+        self._permits = concurrency + headroom
         share = Fraction(poll_share).limit_denominator(_POLL_SHARE_DENOMINATOR)
         self._poll_num, self._poll_den = share.numerator, share.denominator
         self._poll_reserve = Fraction(poll_reserve).limit_denominator(_POLL_SHARE_DENOMINATOR)
@@ -639,6 +649,7 @@ class RateLimiter:
 
     def _init_state(self) -> None:
         self._in_flight = 0
+        self._pushed_back_at = -math.inf  # the last 429 or 503
         self._predicted: dict[int, dict[int, int]] = {}  # per admission seq: slots left by limit
         self._round_trips: deque[float] = deque(maxlen=_ROUND_TRIPS_KEPT)
         self._queues: tuple[deque[Permit], ...] = tuple(deque[Permit]() for _ in RequestKind)
@@ -734,8 +745,13 @@ class RateLimiter:
 
     @property
     def concurrency(self) -> int:
-        """Requests allowed in flight at once."""
+        """Requests allowed on the wire at once."""
         return self._concurrency
+
+    @property
+    def permits(self) -> int:
+        """Permits that may be held at once: ``concurrency`` plus the headroom."""
+        return self._permits
 
     @property
     def waiting(self) -> int:
@@ -750,7 +766,8 @@ class RateLimiter:
         await checkpoint_if_cancelled()
         now = self._clock.monotonic()
         kind = permit.kind
-        if self._waiting == 0 and self._in_flight < self._concurrency and self._ready(now, kind):
+        room = self._in_flight < self._permits_now(now)
+        if self._waiting == 0 and room and self._ready(now, kind):
             if kind == RequestKind.TRIGGER:
                 self._account_poll_share(kind, contested=False)
             self._grant(permit, now)
@@ -830,7 +847,7 @@ class RateLimiter:
         if not self._waiting:
             return
         now = self._clock.monotonic()
-        while self._waiting and self._in_flight < self._concurrency:
+        while self._waiting and self._in_flight < self._permits_now(now):
             kind, contested = self._next_kind(now)
             ready_at = self._ready_at(now, kind)
             if ready_at > now and kind == RequestKind.TRIGGER and self._live[RequestKind.POLL]:
@@ -993,6 +1010,8 @@ class RateLimiter:
         predicted: Mapping[int, int] | None = None,
     ) -> None:
         now = self._clock.monotonic()
+        if info.status in (429, 503):
+            self._pushed_back_at = now
         self._caps.pop(_PROBE, None)  # any answer ends a probe: its headers say what is left
         reset_after = info.reset_after
         if reset_after is not None:
@@ -1024,6 +1043,14 @@ class RateLimiter:
         elif info.status < 400 and sent_at > self._throttle_since:
             self._throttle_streak = 0
 
+    def _permits_now(self, now: float) -> int:
+        """The headroom holds while the service takes what it is sent: for a minute after a
+        429 or a 503, bursts are ``concurrency`` at most (each permit admitted is a request
+        that will reach a server pushing back)."""
+        if now - self._pushed_back_at < _RECENT_HORIZON:
+            return self._concurrency
+        return self._permits
+
     def _timing_slack(self, limit: int | None) -> int:
         """How far the server's count of a window we were told may exceed our log's, by timing.
 
@@ -1031,13 +1058,14 @@ class RateLimiter:
         may arrive before it, and requests admitted before the log's window may arrive inside
         the server's: at most the requests in flight, ``concurrency``. For a configured window
         the log is exact about our own traffic, so a difference that small is not news (not a
-        neighbour, not a cap): under the documented limits, with 8 requests in flight, the
+        neighbour, not a cap; with headroom, every permit held counts: its request may be
+        between admission and the wire): under the documented limits, with 8 requests in flight, the
         10-per-second window's headers otherwise set a cap every few admissions and cost a
         tenth of the binding rate. A neighbour larger than that still shows, and any overshoot
         is a 429 whose Retry-After pauses the run.
         """
         if any(w.limit == limit for w in self._configured):
-            return self._concurrency
+            return self._permits
         return 0
 
     def _learn_window(self, limit: int | None, reset_after: float) -> None:

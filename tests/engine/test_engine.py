@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
 import anyio
+import httpx
 import pytest
+from runner.api import MentionLabClient
 from runner.engine import EngineOptions
 from runner.ledger import ActionState
+from runner.limiter import RateLimiter
+from runner.run import RunOptions, execute
 from runner.sandbox import Faults, SandboxConfig
+from runner.sandbox.config import Change
+from runner.sandbox.faults import Latency
 
-from harness import Harness, cached_action, job_actions
+from harness import API_KEY, Harness, cached_action, job_actions
 
 pytestmark = pytest.mark.anyio
 
@@ -120,6 +127,9 @@ async def test_running_out_of_credits_stops_sending(tmp_path: Path) -> None:
     assert states.count(ActionState.FAILED) == 1
     assert states.count(ActionState.SKIPPED) >= 1
     assert len(harness.truth()["triggers"]) == states.count(ActionState.TRIGGERED)
+    # A trigger admitted (its intent on disk) while the 402 came back is withdrawn, not sent,
+    # and ends skipped: nothing is left in doubt.
+    assert not {ActionState.IN_FLIGHT, ActionState.AMBIGUOUS, ActionState.UNKNOWN} & set(states)
 
 
 async def test_fail_fast_stops_after_the_first_failure(tmp_path: Path) -> None:
@@ -134,3 +144,70 @@ async def test_fail_fast_stops_after_the_first_failure(tmp_path: Path) -> None:
     states = [harness.states()[action.key] for action in actions]
     assert states == [ActionState.TRIGGERED, ActionState.FAILED] + [ActionState.SKIPPED] * 3
     assert len(harness.truth()["triggers"]) == 1
+
+
+class _WireCounter(httpx.AsyncBaseTransport):
+    """The sandbox's transport, counting the requests on the wire at once."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.now = self.most = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.now += 1
+        self.most = max(self.most, self.now)
+        try:
+            return await self.inner.handle_async_request(request)
+        finally:
+            self.now -= 1
+
+
+async def test_headroom_admits_more_but_never_puts_more_than_concurrency_on_the_wire(
+    tmp_path: Path,
+) -> None:
+    # As `mlrun apply` builds it: `concurrency` places on the wire, as many permits again for
+    # requests whose intent is being made durable. Every answer takes 50-400 ms.
+    config = SandboxConfig(seed=4, faults=Faults(latency=Latency(median_ms=100, p99_ms=400)))
+    harness = Harness(tmp_path, config=config, wait=False, windows=(), concurrency=4)
+    wire = _WireCounter(harness.sandbox.transport())
+    actions = job_actions(40)
+    harness.start(actions)
+    limiter = RateLimiter([], clock=harness.clock, concurrency=4, headroom=4, probe_first=True)
+    client = MentionLabClient(api_key=API_KEY, base_url="https://api.mentionlab.io", transport=wire)
+    async with client:
+        await execute(
+            run_id=harness.run_id or "",
+            client=client,
+            limiter=limiter,
+            ledger=harness.ledger,
+            clock=harness.clock,
+            options=RunOptions(engine=harness.engine, wait=False),
+        )
+    harness.assert_exactly_once(actions)
+    assert wire.most == 4  # the wire is full, and never fuller
+    assert limiter.permits == 8
+
+
+async def test_a_trigger_admitted_when_the_run_stops_is_withdrawn_not_sent(tmp_path: Path) -> None:
+    # One place on the wire, one permit of headroom, answers taking 200 ms. After the first
+    # trigger the credits are gone: while the second is on the wire (its answer will be a 402
+    # that stops the run), the third is admitted and its intent made durable. It must not be
+    # sent after the stop, and must not be left in doubt.
+    exhausted = Change(after_requests=1, credits=0)
+    latency = Faults(latency=Latency(median_ms=200))
+    config = SandboxConfig(seed=2, credits=10_000, faults=latency, schedule=(exhausted,))
+    engine = EngineOptions(allow_stacking=True)
+    harness = Harness(tmp_path, config=config, wait=False, windows=(), concurrency=1, engine=engine)
+    actions = job_actions(4)
+    summary = await harness.run(actions)
+    assert summary.stop_reason is not None
+    assert "QuotaExhausted" in summary.stop_reason
+    assert harness.truth()["requests"] == 2
+    assert len(harness.truth()["triggers"]) == 1
+    states = Counter(harness.states().values())
+    assert states == {ActionState.TRIGGERED: 1, ActionState.FAILED: 1, ActionState.SKIPPED: 2}
+    outcomes = [
+        [a.outcome for a in harness.ledger.attempts(harness.run_id or "", action.key)]
+        for action in actions
+    ]
+    assert outcomes.count(["withdrawn"]) == 1
