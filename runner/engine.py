@@ -151,6 +151,7 @@ class _Sent:
 
     number: int = 0
     intent_wall: float = 0.0
+    on_the_wire: bool = False  # the request may have left: only then is a cancel ambiguous
 
 
 class OutageBreaker:
@@ -648,6 +649,7 @@ class Engine:
         async def send() -> Reply[Any]:
             if self.stop_reason:  # stopped while this one waited for the wire: not sent
                 raise Withdrawn
+            sent.on_the_wire = True
             self.progress.note(action.project, sent=1, in_flight=1)
             try:
                 return await self._call_trigger(action, key)
@@ -661,15 +663,22 @@ class Engine:
                 self._record_withdrawn(action, sent.number)
             return "withdrawn"
         except anyio.get_cancelled_exc_class():
-            if sent.number:
-                self._record_interrupted(action, sent.number)
+            self._record_cancelled(action, sent)
             raise
         except (ApiError, TransportError) as exc:
             return self._on_failure(action, sent.number, exc)
         self._accept(action, sent.number, reply)
         return "done"
 
-    def _record_withdrawn(self, action: Action, attempt: int) -> None:
+    def _record_cancelled(self, action: Action, sent: _Sent) -> None:
+        if sent.on_the_wire:
+            self._record_interrupted(action, sent.number)
+        elif sent.number:  # cancelled between its intent and the wire: it never left
+            with anyio.CancelScope(shield=True):  # noqa: ASYNC100 - shields a sync write on purpose
+                self._record_withdrawn(action, sent.number, reason="interrupted before it was sent")
+
+    def _record_withdrawn(self, action: Action, attempt: int, *, reason: str = "") -> None:
+        """An attempt whose intent is on disk but which provably never left: pending again."""
         self.ledger.record_outcome(
             self.run_id,
             action.key,
@@ -677,7 +686,7 @@ class Engine:
             outcome="withdrawn",
             now=self.clock.wall(),
             state=ActionState.PENDING,
-            detail=f"not sent: {self.stop_reason}",
+            detail=f"not sent: {reason or self.stop_reason}",
         )
 
     def _record_interrupted(self, action: Action, attempt: int) -> None:

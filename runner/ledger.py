@@ -783,6 +783,7 @@ class GroupCommit:
         self._thread: threading.Thread | None = None
         self._runs: queue.SimpleQueue[_SyncRequest | None] = queue.SimpleQueue()
         self._failure: LedgerError | None = None
+        self._closed = False
         self.syncs = 0  # fsync calls made (group commit shares them)
 
     # -- queueing and committing (the event loop's thread) -------------------------------------
@@ -791,6 +792,8 @@ class GroupCommit:
         """Queue one transaction's writes; commit the queue now if it is old or large."""
         if self._failure is not None:
             raise self._failure
+        if self._closed:
+            raise LedgerError(f"the ledger {self._path} is closed: nothing more can be written")
         waiting = self._queue
         if not waiting:
             self._oldest = time.monotonic()
@@ -907,6 +910,7 @@ class GroupCommit:
 
     def close(self) -> None:
         """Commit what is still queued (a failure raises), then let go of the thread and log."""
+        self._closed = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -1064,8 +1064,10 @@ class RateLimiter:
         tenth of the binding rate. A neighbour larger than that still shows, and any overshoot
         is a 429 whose Retry-After pauses the run.
         """
-        if any(w.limit == limit for w in self._configured):
-            return self._permits
+        if limit is not None and any(w.limit == limit for w in self._configured):
+            # At most half the window, though: a server saying a small window is spent (a
+            # neighbour) must still be heard when more permits are out than the window holds.
+            return min(self._permits, max(1, limit // 2))
         return 0
 
     def _learn_window(self, limit: int | None, reset_after: float) -> None:

@@ -211,3 +211,40 @@ async def test_a_trigger_admitted_when_the_run_stops_is_withdrawn_not_sent(tmp_p
         for action in actions
     ]
     assert outcomes.count(["withdrawn"]) == 1
+
+
+async def test_a_trigger_cancelled_before_the_wire_is_pending_again_not_ambiguous(
+    tmp_path: Path,
+) -> None:
+    # One place on the wire, one permit of headroom, answers taking 200 ms; SIGINT (a cancel)
+    # at 0.45 s: one trigger is on the wire (maybe processed: ambiguous), the next has its
+    # intent on disk and waits for the wire. That one provably never left: it must be pending
+    # again (resent on resume), not ambiguous (a cached-jobs trigger would end UNKNOWN).
+    config = SandboxConfig(seed=2, faults=Faults(latency=Latency(median_ms=200)))
+    engine = EngineOptions(allow_stacking=True)
+    harness = Harness(tmp_path, config=config, wait=False, windows=(), concurrency=1, engine=engine)
+    wire = _WireCounter(harness.sandbox.transport())
+    actions = [cached_action(i) for i in range(4)]
+    harness.start(actions)
+    limiter = RateLimiter([], clock=harness.clock, concurrency=1, headroom=1, probe_first=True)
+    client = MentionLabClient(api_key=API_KEY, base_url="https://api.mentionlab.io", transport=wire)
+    with anyio.move_on_after(0.45):
+        async with client:
+            await execute(
+                run_id=harness.run_id or "",
+                client=client,
+                limiter=limiter,
+                ledger=harness.ledger,
+                clock=harness.clock,
+                options=RunOptions(engine=engine, wait=False),
+            )
+    run_id = harness.run_id or ""
+    last = {a.key: harness.ledger.attempts(run_id, a.key) for a in actions}
+    outcomes = Counter(attempts[-1].outcome for attempts in last.values() if attempts)
+    assert outcomes == {"accepted": 2, "interrupted": 1, "withdrawn": 1}
+    withdrawn = next(
+        key
+        for key, attempts in last.items()
+        if attempts[-1:] and attempts[-1].outcome == "withdrawn"
+    )
+    assert harness.states()[withdrawn] == ActionState.PENDING

@@ -256,3 +256,10 @@ def test_off_asyncio_intents_are_synced_on_the_callers_thread(tmp_path: Path) ->
     assert attempt == 1
     assert _outside_view(path)[key] == ActionState.IN_FLIGHT  # on disk before close
     ledger.close()
+
+
+def test_a_write_after_close_is_refused_not_dropped(tmp_path: Path) -> None:
+    ledger = _ledger(tmp_path / "ledger.sqlite")
+    ledger.close()
+    with pytest.raises(LedgerError, match="closed"):
+        ledger.set_action_state("r", ACTIONS[0].key, ActionState.FAILED, now=1.0)

@@ -263,6 +263,21 @@ def test_a_configured_window_is_capped_only_beyond_what_requests_in_flight_expla
         assert admitted == [0.0] * 10 + [1.0] * 10
 
 
+def test_a_spent_small_window_is_heard_even_with_more_permits_than_it_holds() -> None:
+    """Headroom makes the permits (9) more than the window holds (10 per second minus the one
+    sent): the timing slack is at most half the window, so "0 remaining" still caps."""
+
+    async def main() -> int:
+        windows = [Window(10, 1.0)]
+        limiter = RateLimiter(windows, clock=LoopClock(SERVER_EPOCH), concurrency=1, headroom=8)
+        async with limiter.acquire(TRIGGER) as permit:  # the log expects 9 left
+            headers = server_headers(limit=10, remaining=0, reset_in=1)
+            permit.observe(parse_rate_limit_headers(headers, 201))
+        return limiter.stats.learned_caps
+
+    assert run_virtual(main) == 1
+
+
 def test_remaining_never_raises_the_configured_limits() -> None:
     async def main() -> list[float]:
         windows = [Window(3, 1.0)]
