@@ -642,9 +642,10 @@ class Engine:
             if self.stop_reason:
                 raise Withdrawn
             sent.intent_wall = self.clock.wall()
-            sent.number = await self.ledger.record_intent_durably(
+            sent.number = self.ledger.intend(
                 self.run_id, action.key, idempotency_key=key, now=sent.intent_wall
             )
+            await self.ledger.intents_on_disk()
 
         async def send() -> Reply[Any]:
             if self.stop_reason:  # stopped while this one waited for the wire: not sent
@@ -673,7 +674,7 @@ class Engine:
     def _record_cancelled(self, action: Action, sent: _Sent) -> None:
         if sent.on_the_wire:
             self._record_interrupted(action, sent.number)
-        elif sent.number:  # cancelled between its intent and the wire: it never left
+        elif sent.number:  # cancelled after its intent (synced or not), before the wire
             with anyio.CancelScope(shield=True):  # noqa: ASYNC100 - shields a sync write on purpose
                 self._record_withdrawn(action, sent.number, reason="interrupted before it was sent")
 

@@ -488,16 +488,31 @@ class Ledger:
     async def record_intent_durably(
         self, run_id: str, key: str, *, idempotency_key: str, now: float
     ) -> int:
-        """:meth:`record_intent`, the sync off the event loop when the ledger syncs in background.
+        """:meth:`intend`, then :meth:`intents_on_disk`: returns once the intent is on disk."""
+        attempt = self.intend(run_id, key, idempotency_key=idempotency_key, now=now)
+        await self.intents_on_disk()
+        return attempt
 
-        Returns once the intent is on disk. If cancelled while waiting for the sync, the intent
-        is committed but maybe not synced, and nothing was sent: resume settles it as any intent.
+    def intend(self, run_id: str, key: str, *, idempotency_key: str, now: float) -> int:
+        """Record that attempt N of ``key`` is about to be sent; returns N at once.
+
+        Without the background writer the intent is on disk when this returns; with it, the
+        intent is queued, and :meth:`intents_on_disk` waits for it. Knowing N before that wait
+        lets a caller cancelled during it record that the attempt never left.
         """
         if self._writer is None:
             return self.record_intent(run_id, key, idempotency_key=idempotency_key, now=now)
-        attempt = self._queue_intent(run_id, key, idempotency_key=idempotency_key, now=now)
-        await self._writer.sync()
-        return attempt
+        return self._queue_intent(run_id, key, idempotency_key=idempotency_key, now=now)
+
+    async def intents_on_disk(self) -> None:
+        """Return once every intent recorded before this call is on disk (group commit).
+
+        If cancelled meanwhile, the intents are committed but maybe not synced, and nothing
+        was sent: resume settles such an intent as any other, or the caller records it
+        withdrawn.
+        """
+        if self._writer is not None:
+            await self._writer.sync()
 
     def _queue_intent(self, run_id: str, key: str, *, idempotency_key: str, now: float) -> int:
         """The background writer's intent: the attempt number counted here, not read back."""

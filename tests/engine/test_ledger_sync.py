@@ -9,16 +9,23 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 import anyio
 import anyio.lowlevel
 import pytest
+from runner.api import MentionLabClient
+from runner.clock import SystemClock
+from runner.engine import EngineOptions
 from runner.errors import LedgerError
 from runner.ledger import ActionState, Ledger
+from runner.limiter import RateLimiter
 from runner.plan import Plan
+from runner.run import RunOptions, execute, run_metadata, start_run
+from runner.sandbox import Sandbox, SandboxConfig
 
-from harness import job_actions
+from harness import API_KEY, job_actions
 
 ACTIONS = job_actions(20)
 
@@ -263,3 +270,51 @@ def test_a_write_after_close_is_refused_not_dropped(tmp_path: Path) -> None:
     ledger.close()
     with pytest.raises(LedgerError, match="closed"):
         ledger.set_action_state("r", ACTIONS[0].key, ActionState.FAILED, now=1.0)
+
+
+def test_a_trigger_cancelled_while_its_intent_syncs_is_withdrawn_not_left_in_doubt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The disk takes 2 s per fsync; SIGINT (a cancel) comes 0.3 s into the run, while the
+    # first trigger's intent is being synced. It never left: it must be recorded withdrawn
+    # (pending again), not left in flight for resume to settle (UNKNOWN for cached jobs).
+    path = tmp_path / "ledger.sqlite"
+    sandbox = Sandbox(SandboxConfig(seed=1))
+    clock = SystemClock()
+    ledger = Ledger.open(path, background_sync=True)
+    run_id = start_run(
+        ledger, Plan(tuple(ACTIONS[:3]), "d"), clock=clock, base_url="x", meta=run_metadata({})
+    )
+    real_fsync = os.fsync
+
+    def slow_fsync(fd: int) -> None:
+        time.sleep(2.0)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+
+    async def main() -> None:
+        limiter = RateLimiter([], clock=clock, concurrency=1, headroom=1, probe_first=True)
+        client = MentionLabClient(
+            api_key=API_KEY, base_url="https://api.mentionlab.io", transport=sandbox.transport()
+        )
+        options = RunOptions(engine=EngineOptions(allow_stacking=True), wait=False)
+        async with client:
+            with anyio.move_on_after(0.3):
+                await execute(
+                    run_id=run_id,
+                    client=client,
+                    limiter=limiter,
+                    ledger=ledger,
+                    clock=clock,
+                    options=options,
+                )
+
+    anyio.run(main, backend="asyncio")
+    ledger.close()
+    assert sandbox.truth()["requests"] == 0
+    with Ledger.open(path) as reopened:
+        outcomes = [[a.outcome for a in reopened.attempts(run_id, x.key)] for x in ACTIONS[:3]]
+        assert ["withdrawn"] in outcomes
+        assert all(attempts in ([], ["withdrawn"]) for attempts in outcomes)
+        assert {r.state for r in reopened.actions(run_id)} == {ActionState.PENDING}
