@@ -162,6 +162,24 @@ class _WireCounter(httpx.AsyncBaseTransport):
             self.now -= 1
 
 
+async def _run_over(harness: Harness, transport: httpx.AsyncBaseTransport) -> RateLimiter:
+    """The harness's started run, its client over ``transport``; returns the limiter used."""
+    limiter = harness.new_limiter()  # as `mlrun apply` builds it: headroom = concurrency
+    client = MentionLabClient(
+        api_key=API_KEY, base_url="https://api.mentionlab.io", transport=transport
+    )
+    async with client:
+        await execute(
+            run_id=harness.run_id or "",
+            client=client,
+            limiter=limiter,
+            ledger=harness.ledger,
+            clock=harness.clock,
+            options=RunOptions(engine=harness.engine, wait=False),
+        )
+    return limiter
+
+
 async def test_headroom_admits_more_but_never_puts_more_than_concurrency_on_the_wire(
     tmp_path: Path,
 ) -> None:
@@ -172,17 +190,7 @@ async def test_headroom_admits_more_but_never_puts_more_than_concurrency_on_the_
     wire = _WireCounter(harness.sandbox.transport())
     actions = job_actions(40)
     harness.start(actions)
-    limiter = RateLimiter([], clock=harness.clock, concurrency=4, headroom=4, probe_first=True)
-    client = MentionLabClient(api_key=API_KEY, base_url="https://api.mentionlab.io", transport=wire)
-    async with client:
-        await execute(
-            run_id=harness.run_id or "",
-            client=client,
-            limiter=limiter,
-            ledger=harness.ledger,
-            clock=harness.clock,
-            options=RunOptions(engine=harness.engine, wait=False),
-        )
+    limiter = await _run_over(harness, wire)
     harness.assert_exactly_once(actions)
     assert wire.most == 4  # the wire is full, and never fuller
     assert limiter.permits == 8
@@ -223,21 +231,10 @@ async def test_a_trigger_cancelled_before_the_wire_is_pending_again_not_ambiguou
     config = SandboxConfig(seed=2, faults=Faults(latency=Latency(median_ms=200)))
     engine = EngineOptions(allow_stacking=True)
     harness = Harness(tmp_path, config=config, wait=False, windows=(), concurrency=1, engine=engine)
-    wire = _WireCounter(harness.sandbox.transport())
     actions = [cached_action(i) for i in range(4)]
     harness.start(actions)
-    limiter = RateLimiter([], clock=harness.clock, concurrency=1, headroom=1, probe_first=True)
-    client = MentionLabClient(api_key=API_KEY, base_url="https://api.mentionlab.io", transport=wire)
     with anyio.move_on_after(0.45):
-        async with client:
-            await execute(
-                run_id=harness.run_id or "",
-                client=client,
-                limiter=limiter,
-                ledger=harness.ledger,
-                clock=harness.clock,
-                options=RunOptions(engine=engine, wait=False),
-            )
+        await _run_over(harness, harness.sandbox.transport())
     run_id = harness.run_id or ""
     last = {a.key: harness.ledger.attempts(run_id, a.key) for a in actions}
     outcomes = Counter(attempts[-1].outcome for attempts in last.values() if attempts)
