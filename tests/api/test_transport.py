@@ -13,7 +13,9 @@ the behaviour under test.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import gc
 import hashlib
 import json
 import os
@@ -22,6 +24,7 @@ import socket
 import ssl
 import struct
 import sys
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -412,6 +415,232 @@ async def test_abandoned_streamed_response_leaves_the_client_usable() -> None:
     assert server.accepted == 2  # the half-read connection was not put back in the pool
 
 
+async def test_a_slot_given_up_by_a_cancelled_waiter_goes_to_the_next_in_line() -> None:
+    # One connection, held; two more requests wait for it; the first waiter is cancelled.
+    release = anyio.Event()
+
+    async def script(conn: Conn) -> None:
+        request = await conn.request()
+        assert request is not None
+        await release.wait()
+        await conn.respond(request.target.encode())
+        await echo(conn)
+
+    one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    answers: dict[str, bytes] = {}
+    async with serve(script) as server, client(PooledTransport(limits=one)) as http:
+
+        async def get(path: str) -> None:
+            answers[path] = (await http.get(f"{server.url}{path}")).content
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(get, "/holder")
+            await server.until_requests(1)
+            with anyio.CancelScope() as waiter:
+                waiter.cancel()  # cancelled as soon as it has to wait: the slot is taken
+                await get("/cancelled")
+            group.start_soon(get, "/next")
+            await anyio.wait_all_tasks_blocked()
+            release.set()
+        with anyio.fail_after(5):  # a slot lost to the cancelled waiter would hang here
+            await get("/after")
+    assert answers["/holder"] == b"/holder"
+    assert json.loads(answers["/next"])["target"] == "/next"
+    assert "/cancelled" not in answers
+    assert server.accepted == 1
+    assert [r.target for r in server.requests] == ["/holder", "/next", "/after"]
+
+
+async def test_idle_connection_past_keepalive_expiry_is_replaced() -> None:
+    limits = httpx.Limits(max_connections=2, max_keepalive_connections=2, keepalive_expiry=0.05)
+    async with serve(echo) as server, client(PooledTransport(limits=limits)) as http:
+        first = await http.get(f"{server.url}/1")
+        await anyio.sleep(0.2)  # the expiry is the behaviour under test
+        second = await http.get(f"{server.url}/2")
+    assert (first.headers["x-served-by"], second.headers["x-served-by"]) == ("conn-0", "conn-1")
+
+
+async def test_an_idle_connection_to_another_origin_makes_room() -> None:
+    # Room for two idle connections but one open: the cap on open connections wins.
+    one = httpx.Limits(max_connections=1, max_keepalive_connections=2)
+    async with (
+        serve(echo) as first,
+        serve(echo) as second,
+        client(PooledTransport(limits=one)) as http,
+    ):
+        with anyio.fail_after(5):  # the first origin's idle connection must not block the second
+            a = await http.get(f"{first.url}/a")
+            b = await http.get(f"{second.url}/b")
+            again = await http.get(f"{first.url}/c")
+    assert [r.json()["target"] for r in (a, b, again)] == ["/a", "/b", "/c"]
+    assert (first.accepted, second.accepted) == (2, 1)
+
+
+async def test_informational_responses_are_skipped() -> None:
+    async def script(conn: Conn) -> None:
+        await conn.request()
+        await conn.stream.send(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\n\r\n")
+        await conn.respond(b"final")
+        await echo(conn)
+
+    async with serve(script) as server, client() as http:
+        response = await http.get(f"{server.url}/")
+        after = await http.get(f"{server.url}/after")
+    assert (response.status_code, response.content) == (200, b"final")
+    assert after.headers["x-served-by"] == "conn-0"
+
+
+async def test_a_body_that_ends_with_the_connection_is_read_whole() -> None:
+    async def script(conn: Conn) -> None:
+        await conn.request()
+        await conn.stream.send(b"HTTP/1.1 200 OK\r\n\r\nno length, ")
+        await conn.stream.send(b"ends at close")
+        await conn.close()
+
+    async with serve(script) as server, client() as http:
+        response = await http.get(f"{server.url}/")
+    assert response.content == b"no length, ends at close"
+
+
+async def test_a_body_cut_short_is_outcome_unknown() -> None:
+    async def script(conn: Conn) -> None:
+        await conn.request()
+        await conn.stream.send(b'HTTP/1.1 201 Created\r\ncontent-length: 100\r\n\r\n{"id":')
+        await conn.close()
+
+    async with serve(script) as server:
+        async with client() as http:
+            with pytest.raises(httpx.RemoteProtocolError):
+                await http.post(f"{server.url}/api/jobs/trigger", json={"n": 1})
+        async with mentionlab(server.url) as api:
+            with pytest.raises(OutcomeUnknown):
+                await trigger(api)
+
+
+async def test_a_malformed_response_is_outcome_unknown() -> None:
+    async def script(conn: Conn) -> None:
+        await conn.request()
+        await conn.stream.send(b"this is not HTTP\r\n\r\n")
+        await anyio.sleep_forever()
+
+    async with serve(script) as server:
+        async with client() as http:
+            with pytest.raises(httpx.RemoteProtocolError):
+                await http.get(f"{server.url}/")
+        async with mentionlab(server.url) as api:
+            with pytest.raises(OutcomeUnknown):
+                await trigger(api)
+    assert len(server.requests) == 2
+
+
+async def test_a_long_response_head_in_several_reads_is_accepted() -> None:
+    # 20 KB of headers (cookies, a content-security-policy) arriving in three pieces: over h11's
+    # default of 16 KiB for an incomplete head, within httpcore's 100 KiB.
+    policy = "x" * 20_000
+
+    async def script(conn: Conn) -> None:
+        await conn.request()
+        head = f"HTTP/1.1 201 Created\r\ncontent-security-policy: {policy}\r\n".encode()
+        for start in range(0, len(head), 8_000):
+            await conn.stream.send(head[start : start + 8_000])
+            await anyio.wait_all_tasks_blocked()  # the client reads each piece on its own
+        await conn.stream.send(b"content-length: 2\r\n\r\nok")
+        await echo(conn)
+
+    async with serve(script) as server, client() as http:
+        response = await http.post(f"{server.url}/api/jobs/trigger", json={"n": 1})
+    assert (response.status_code, response.content) == (201, b"ok")
+    assert response.headers["content-security-policy"] == policy
+
+
+async def test_bytes_past_the_end_of_a_response_retire_the_connection() -> None:
+    # A misbehaving server or proxy sends more than its content-length: what follows must not be
+    # taken for the answer to the next request (a trigger answered with a stale body).
+    async def script(conn: Conn) -> None:
+        if conn.index == 0:
+            await conn.request()
+            extra = b"HTTP/1.1 201 Created\r\ncontent-length: 5\r\n\r\nstale"
+            await conn.stream.send(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok" + extra)
+            await anyio.sleep_forever()
+        await echo(conn)
+
+    async with serve(script) as server, client() as http:
+        first = await http.get(f"{server.url}/first")
+        second = await http.post(f"{server.url}/api/jobs/trigger", json={"n": 1})
+    assert first.content == b"ok"
+    assert second.json()["target"] == "/api/jobs/trigger"
+    assert server.accepted == 2
+
+
+async def test_a_request_waiting_for_a_slot_is_not_sent_after_the_transport_closes() -> None:
+    release = anyio.Event()
+
+    async def script(conn: Conn) -> None:
+        await conn.request()
+        await release.wait()
+        await conn.respond(b"late")
+        await echo(conn)
+
+    one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    transport = PooledTransport(limits=one)
+    outcome: list[BaseException] = []
+    async with serve(script) as server, client(transport) as http:
+
+        async def waiter() -> None:
+            try:
+                await http.post(f"{server.url}/api/jobs/trigger", json={"n": 1})
+            except RuntimeError as exc:
+                outcome.append(exc)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(http.get, f"{server.url}/holder")
+            await server.until_requests(1)
+            group.start_soon(waiter)
+            await anyio.wait_all_tasks_blocked()  # the trigger waits for the one slot
+            await transport.aclose()
+            release.set()
+    assert [r.target for r in server.requests] == ["/holder"]
+    assert len(outcome) == 1
+
+
+def test_connections_left_from_an_earlier_event_loop_are_not_reused() -> None:
+    import http.server  # noqa: PLC0415 - a threaded server outlives the event loops
+    import threading  # noqa: PLC0415
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive: the connection stays in the pool
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("content-length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: object) -> None:
+            del args
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    transport = PooledTransport(limits=LIMITS)
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+
+    async def get() -> bytes:
+        response = await transport.handle_async_request(httpx.Request("GET", url))
+        return await response.aread()
+
+    try:
+        assert [asyncio.run(get()) for _ in range(3)] == [b"ok"] * 3
+    finally:
+        asyncio.run(transport.aclose())
+        server.shutdown()
+        server.server_close()
+        # An earlier loop's connection is shut down but only its transport's collection
+        # releases the descriptor (with a ResourceWarning): collected here, not in a later test.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            gc.collect()
+
+
 # -- failures and how they are sorted ---------------------------------------------------------
 
 
@@ -688,7 +917,7 @@ async def test_untrusted_certificate_is_connect_error_and_not_sent(
     assert server.requests == []
 
 
-# -- trio: httpcore's anyio backend -----------------------------------------------------------
+# -- trio: httpx's own transport ------------------------------------------------------------
 
 
 @pytest.mark.parametrize("anyio_backend", ["trio"])
