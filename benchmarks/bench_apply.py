@@ -181,7 +181,8 @@ def scenario_default(sizes: Sizes, verdicts: list[Verdict]) -> None:
         engine = engine_once(sandbox.url, keys["engine"], count, windows, d / "ledger.sqlite")
         runs["engine"] = engine.seconds
         client_side["engine"] = (
-            f"{engine.progress.requests} requests, {engine.progress.rate_limited} 429s, "
+            f"{engine.progress.requests} requests, {engine.stats.throttled} 429s "
+            f"({engine.progress.rate_limited} of them on triggers), "
             f"{engine.progress.triggered} triggered"
         )
         baselines: dict[str, Callable[[], ClientResult]] = {
