@@ -38,7 +38,7 @@ import time
 import urllib.request
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Literal
 
 import h11
 import httpx
@@ -414,19 +414,29 @@ class _Connection:
         self._transport.write(data)
         if not receiver.writing_paused:
             return
-        drained: asyncio.Future[None] = self.loop.create_future()
-        receiver.drained = drained
-        timer = None if seconds is None else self.loop.call_later(seconds, _expire, drained)
         try:
-            await drained
+            await self._until(receiver, "drained", seconds)
         except TimeoutError as exc:
             raise httpx.WriteTimeout("timed out sending the request") from exc
-        finally:
-            receiver.drained = None
-            if timer is not None:
-                timer.cancel()
         if receiver.closed:
             raise httpx.WriteError("the connection closed while sending")
+
+    async def _until(
+        self, receiver: _Receiver, name: Literal["waiter", "drained"], seconds: float | None
+    ) -> None:
+        """Until the receiver resolves its future ``name`` (data or the end; room to write).
+
+        Its timeout is one loop timer (TimeoutError), cheaper than a timeout scope per wait.
+        """
+        future: asyncio.Future[None] = self.loop.create_future()
+        setattr(receiver, name, future)
+        timer = None if seconds is None else self.loop.call_later(seconds, _expire, future)
+        try:
+            await future
+        finally:
+            setattr(receiver, name, None)
+            if timer is not None:
+                timer.cancel()
 
     async def _next_event(self, seconds: float | None) -> Any:
         """h11's next event, reading from the socket as long as it needs data."""
@@ -443,17 +453,10 @@ class _Connection:
         """What the loop has buffered; b"" for the end of the stream; waits for something."""
         receiver = self._receiver
         if not receiver.buffer and not receiver.closed:
-            waiter: asyncio.Future[None] = self.loop.create_future()
-            receiver.waiter = waiter
-            timer = None if seconds is None else self.loop.call_later(seconds, _expire, waiter)
             try:
-                await waiter
+                await self._until(receiver, "waiter", seconds)
             except TimeoutError as exc:
                 raise httpx.ReadTimeout("timed out waiting for the response") from exc
-            finally:
-                receiver.waiter = None
-                if timer is not None:
-                    timer.cancel()
         if receiver.buffer:
             data = bytes(receiver.buffer)
             receiver.buffer.clear()
