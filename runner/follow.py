@@ -318,10 +318,13 @@ class Follower:
             offset = tracked.offset
             look = next_look(seen, hyps, earliest - offset, latest - offset)
         if look is None or seen is None:
+            planned = tracked.next_due
             tracked.next_due = now + self._backoff(tracked)
             if self._prior is None and tracked.order >= SCOUTS and not tracked.started:
                 # no basis yet: the scouts' looks will give one soon; wait for it, not forever
                 tracked.next_due = max(tracked.next_due, tracked.first_seen + high / 4)
+            if planned > now:  # a replan without a basis never puts off a look already planned
+                tracked.next_due = min(tracked.next_due, planned)
             return
         margin = 0.05 * low * (1.0 + self.rng.random())
         tracked.next_due = min(latest, look + tracked.offset + margin)

@@ -130,12 +130,10 @@ def hypotheses(seen: Sighting, prior: Prior | None) -> list[tuple[float, float, 
     if seen.points:
         return _on_point(seen, prior)
     base = prior.processing(seen.total) / seen.total
-    return [
-        (seen.created + pending, base * ratio, 1.0)
-        for pending in prior.pending
-        if seen.created + pending > seen.after
-        for ratio in prior.ratios
-    ]
+    starts = [seen.created + p for p in prior.pending if seen.created + p > seen.after]
+    if not starts:  # pending longer than any job of the cohort: it may start at any moment
+        starts = [seen.after]
+    return [(start, base * ratio, 1.0) for start in starts for ratio in prior.ratios]
 
 
 def _on_point(seen: Sighting, prior: Prior) -> list[tuple[float, float, float]]:

@@ -71,6 +71,18 @@ def test_a_look_before_any_job_could_have_started_is_not_worth_its_cost() -> Non
     assert 2.0 < look < 60.0  # in processing, before the longest plausible end
 
 
+def test_a_job_pending_longer_than_the_whole_cohort_may_start_at_any_moment() -> None:
+    prior = known_cohort().prior()
+    assert prior is not None
+    seen = sighting(seen_at=40.0, after=40.0)  # the cohort's jobs all started within 14 s
+    hyps = hypotheses(seen, prior)
+    assert hyps
+    assert min(start for start, _, _ in hyps) >= 40.0
+    look = next_look(seen, hyps, 42.0, 160.0)
+    assert look is not None
+    assert look < 100.0  # not a backoff of up to 120 s
+
+
 def test_one_point_and_the_cohort_bound_the_end() -> None:
     prior = known_cohort().prior()
     # created at 0, processing since about 8 s, 5 of 10 done at 23 s: about 3 s each
@@ -102,4 +114,9 @@ async def test_following_costs_under_three_reads_a_job_and_notices_the_end_promp
         created = datetime.fromisoformat(true["createdAt"]).timestamp()
         assert job.terminal_at >= done
         ratios.append((job.terminal_at - done) / (done - created))
-    assert statistics.fmean(ratios) <= 0.10
+    # A run's jobs share one prior, learned from its first 3 to 24 jobs, and which jobs those are
+    # depends on trio's (unseeded) task order: the mean is a draw over a few cohorts, not over 120
+    # jobs. Measured over 700 runs: median 0.03, p90 0.075, p99 0.11, max 0.13 (0.14 seen on CI);
+    # the median job 0.003 to 0.036. Before the poll reserve the mean was 0.84.
+    assert statistics.median(ratios) <= 0.05
+    assert statistics.fmean(ratios) <= 0.20
