@@ -128,6 +128,13 @@ _THROTTLE_CAP: Final = 60.0
 # Learned windows: a reset further away than a day is not a window; a handful of limits at most.
 _MAX_LEARNED_SECONDS: Final = 86_400.0
 _MAX_LEARNED_WINDOWS: Final = 8
+# A learned window's length is the longest reset - Date seen, which falls short of the window
+# when its headers first show after the window began (another window was tighter until then):
+# a minute's window seen a second late and taken as 59 s frees its slots a second early, and
+# every request in flight at that moment is a 429. Windows are whole seconds, minutes, hours or
+# days (the documented ones are), so a length within this share below one of them is taken as it.
+_STANDARD_WINDOWS: Final = (1.0, 60.0, 3600.0, 86_400.0)
+_STANDARD_SHARE: Final = 0.1
 # When a learned cap expires, one probe request learns the new Remaining before the local model
 # is trusted again: a sliding window's reset frees a slot, not the whole quota (IETF draft:
 # "MUST NOT assume the whole quota comes back"). A probe whose answer never comes is retried.
@@ -198,6 +205,14 @@ class RateLimitInfo:
         if self.reset_epoch is None or self.date_epoch is None:
             return None
         return self.reset_epoch - self.date_epoch
+
+
+def _standard_length(seconds: float) -> float:
+    """``seconds``, or the standard window length it falls short of by less than a tenth."""
+    for standard in _STANDARD_WINDOWS:
+        if standard * (1.0 - _STANDARD_SHARE) <= seconds < standard:
+            return standard
+    return seconds
 
 
 def parse_rate_limit_headers(headers: Mapping[str, str], status: int) -> RateLimitInfo:
@@ -723,7 +738,7 @@ class RateLimiter:
             pauses=tuple(self._pauses),
             capped_retry_afters=tuple(self._capped_retry_afters),
             learned_caps=self._caps_learned,
-            learned_windows=tuple(Window(n, s) for n, s in sorted(self._learned.items())),
+            learned_windows=self._learned_windows(),
             in_flight=self._in_flight,
             waiting=self._waiting,
         )
@@ -1084,13 +1099,16 @@ class RateLimiter:
         if known is None and len(self._learned) >= _MAX_LEARNED_WINDOWS:
             return
         self._learned[limit] = reset_after
-        learned = [Window(n, s) for n, s in sorted(self._learned.items())]
+        learned = self._learned_windows()
         if self._log is not None:
             history, polls = self._log.entries(), self._log.poll_entries()
         else:
             history, polls = list(self._recent), list(self._recent_polls)
         self._log = self._new_log([*self._configured, *learned], history=history, polls=polls)
         self._reserved.clear()
+
+    def _learned_windows(self) -> tuple[Window, ...]:
+        return tuple(Window(n, _standard_length(s)) for n, s in sorted(self._learned.items()))
 
     def _new_log(
         self, windows: Sequence[Window], history: Iterable[float] = (), polls: Iterable[float] = ()

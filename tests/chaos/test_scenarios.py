@@ -168,8 +168,9 @@ async def test_a_rate_storm_is_obeyed_and_the_run_finishes(tmp_path: Path) -> No
     )
     # It slows down to what the headers and 429s say: a drop to a fifth of the limits costs
     # some 429s, not a 429 for every other request (69 % before the limiter learned untold
-    # limits). Measured since: 4.6 % (14 of 304), and up to 6.9 % with a0ce9b7's limiter.
-    assert share_429 <= 0.08, statuses
+    # limits). Measured since: 4.6 % (14 of 304), up to 6.9 % with a0ce9b7's limiter, 5.1 % while
+    # a learned minute could come out a second short; 0.7 % (2 of 302) since it cannot.
+    assert share_429 <= 0.03, statuses
 
 
 async def test_told_the_lower_limits_the_runner_never_exceeds_a_window(tmp_path: Path) -> None:

@@ -386,6 +386,25 @@ def test_unknown_limits_are_learned_so_429s_stay_rare() -> None:
     assert server.refused <= 0.05 * len(server.accepted)
 
 
+@pytest.mark.parametrize(
+    ("reset_in", "learned"),
+    [(57, 60.0), (59, 60.0), (60, 60.0), (40, 40.0), (3_300, 3_600.0), (2, 2.0), (95, 95.0)],
+)
+def test_a_learned_window_just_short_of_a_standard_length_is_taken_as_it(
+    reset_in: int, learned: float
+) -> None:
+    # The headers of a minute's window first show when another window stops being the tighter,
+    # seconds after the minute began: 57 s to its reset is a minute seen 3 s late.
+    async def main() -> tuple[Window, ...]:
+        limiter = RateLimiter([], clock=LoopClock(SERVER_EPOCH), concurrency=1)
+        async with limiter.acquire(TRIGGER) as permit:
+            headers = server_headers(limit=120, remaining=100, reset_in=reset_in)
+            permit.observe(parse_rate_limit_headers(headers, 201))
+        return limiter.stats.learned_windows
+
+    assert run_virtual(main) == (Window(120, learned),)
+
+
 def test_after_a_cap_expires_one_probe_goes_out_until_an_answer_comes() -> None:
     """A sliding window's reset frees a slot, not the whole quota: probe before trusting it."""
 
