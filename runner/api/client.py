@@ -1,6 +1,9 @@
-"""The MentionLab client: one method per endpoint the runner uses, over ``httpx.AsyncClient``.
+"""The MentionLab client: one method per endpoint the runner uses, on httpx's requests.
 
-This is the only module that talks to httpx. Every httpx exception is translated here into the
+Requests are ``httpx.Request`` values sent straight to the transport: the runner's own HTTP/1.1
+(:mod:`runner.api.transport`, half the CPU per request of httpx's default stack), or, when the
+environment configures a proxy, ``httpx.AsyncClient``, which honours it. This module and the
+transport are the only ones that talk to httpx. Every httpx exception is translated here into the
 project's tree (``runner.errors``): what provably never left (connect refused or timed out, no
 pooled connection) is :class:`NotSent`; what may have been processed (read timeout, connection
 closed without an answer) is :class:`OutcomeUnknown`. Error statuses become :class:`ApiError`
