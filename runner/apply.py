@@ -199,7 +199,7 @@ async def _apply_new(
             raise BudgetExceeded(verdict.message())
         if request.dry_run:
             return ApplyResult(plan, settings, None, facts.problems, ledger_path)
-        with Ledger.open(ledger_path, background_sync=True) as ledger:
+        with Ledger.open(ledger_path) as ledger:
             ledger.lock(wait=request.lock_timeout)
             options = run_options(request, settings)
             meta = run_metadata(
@@ -279,7 +279,7 @@ def _resume(request: ApplyRequest, *, out: Output, env: Mapping[str, str]) -> Ap
     ledger_path = request.ledger_path or default_ledger_path()
     if not ledger_path.exists():
         raise ConfigError(f"nothing to resume: no ledger at {ledger_path}")
-    with Ledger.open(ledger_path, background_sync=True) as ledger:
+    with Ledger.open(ledger_path) as ledger:
         ledger.lock(wait=request.lock_timeout)
         run_id = ledger.resolve_run_id(request.resume or "last")
         record = ledger.run(run_id)

@@ -642,10 +642,9 @@ class Engine:
             if self.stop_reason:
                 raise Withdrawn
             sent.intent_wall = self.clock.wall()
-            sent.number = self.ledger.intend(
+            sent.number = self.ledger.record_intent(
                 self.run_id, action.key, idempotency_key=key, now=sent.intent_wall
             )
-            await self.ledger.intents_on_disk()
 
         async def send() -> Reply[Any]:
             if self.stop_reason:  # stopped while this one waited for the wire: not sent
