@@ -34,6 +34,7 @@ from runner.plan import Action, Plan
 from runner.run import RunOptions, RunSummary, execute, run_metadata, start_run
 from runner.sandbox.ratelimit import RateLimitPolicy, SlidingLog
 from runner.sandbox.truth import key_fingerprint
+from runner.target import Target
 
 ORG = "0190c5a2-0000-7000-8000-0000000000b1"
 PROJECT = "fedcba98-7654-3210-fedc-ba9876543210"
@@ -180,7 +181,7 @@ async def run_engine(
     try:
         plan = Plan(actions=tuple(actions), manifest_digest="bench")
         meta = run_metadata({}, wait=options.wait)
-        run_id = start_run(ledger, plan, clock=clock, base_url=url, meta=meta)
+        run_id = start_run(ledger, plan, clock=clock, target=Target(url, key), meta=meta)
         # as `mlrun apply` builds it (runner.apply.make_limiter): a slow start, one probe first,
         # as many permits again as places on the wire for requests whose intent is being synced
         limiter = RateLimiter(

@@ -32,6 +32,7 @@ module that calls each library, chained with ``from exc``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -190,3 +191,25 @@ class BudgetExceeded(MlrunError):
 
 class RunInterrupted(MlrunError):
     """The run was stopped by a signal; it is resumable."""
+
+
+def collapse(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one error a task group's failure stands for: its first mlrun error, else its first.
+
+    Concurrent tasks fail together (a ledger that cannot be written fails every writer), and the
+    CLI renders one error, with its exit code, not a group.
+    """
+    leaves = list(_leaves(group))
+    for kind in (MlrunError, KeyboardInterrupt):
+        for leaf in leaves:
+            if isinstance(leaf, kind):
+                return leaf
+    return leaves[0] if leaves else group
+
+
+def _leaves(error: BaseException) -> Iterator[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield error

@@ -35,7 +35,12 @@ from typing import Any, Self, TextIO
 from runner.errors import LedgerError
 from runner.plan import Action, Plan
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# The statements that take a ledger of version N to N + 1, applied in order on first use.
+_MIGRATIONS: dict[int, str] = {
+    1: "ALTER TABLE runs ADD COLUMN key_fingerprint TEXT",
+}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -48,7 +53,8 @@ CREATE TABLE IF NOT EXISTS runs (
     base_url TEXT NOT NULL,
     plan_json TEXT NOT NULL,
     meta_json TEXT NOT NULL,
-    created_by TEXT
+    created_by TEXT,
+    key_fingerprint TEXT
 );
 CREATE TABLE IF NOT EXISTS actions (
     run_id TEXT NOT NULL,
@@ -174,6 +180,7 @@ class RunRecord:
     plan: Plan
     meta: dict[str, Any]
     created_by: str | None
+    key_fingerprint: str | None = None  # of the key the run was started with; never the key
 
 
 def default_ledger_path() -> Path:
@@ -210,15 +217,23 @@ class Ledger:
         except (sqlite3.Error, OSError) as exc:
             raise LedgerError(f"cannot open the ledger {path}: {exc}") from exc
         ledger = cls(connection, path)
-        ledger._check_version()
+        ledger._migrate()
         return ledger
 
-    def _check_version(self) -> None:
+    def _migrate(self) -> None:
+        """Bring an older ledger to :data:`SCHEMA_VERSION`; refuse a newer one."""
         row = self._query_one("SELECT value FROM meta WHERE key='schema_version'")
-        if row is None or int(row[0]) != SCHEMA_VERSION:
+        version = int(row[0]) if row is not None and str(row[0]).isdigit() else None
+        if version is None or version > SCHEMA_VERSION:
             raise LedgerError(
-                f"the ledger {self.path} has schema version {row and row[0]}, "
-                f"this mlrun reads version {SCHEMA_VERSION}"
+                f"the ledger {self.path} has schema version {row and row[0]}, newer than this "
+                f"mlrun reads ({SCHEMA_VERSION}): upgrade mentionlab-runner"
+            )
+        with self.transaction(durable=True):
+            for step in range(version, SCHEMA_VERSION):
+                self._write(_MIGRATIONS[step], ())
+            self._write(
+                "UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),)
             )
 
     def lock(self, *, wait: float = 0.0) -> None:
@@ -329,11 +344,19 @@ class Ledger:
     # -- runs -----------------------------------------------------------------------------------
 
     def create_run(
-        self, run_id: str, plan: Plan, *, base_url: str, meta: Mapping[str, Any], now: float
+        self,
+        run_id: str,
+        plan: Plan,
+        *,
+        base_url: str,
+        meta: Mapping[str, Any],
+        now: float,
+        key_fingerprint: str | None = None,
     ) -> None:
+        """Record a new run and its whole plan, every action pending, in one durable commit."""
         with self.transaction(durable=True):
             self._write(
-                "INSERT INTO runs VALUES (?, ?, NULL, ?, ?, ?, ?, ?, NULL)",
+                "INSERT INTO runs VALUES (?, ?, NULL, ?, ?, ?, ?, ?, NULL, ?)",
                 (
                     run_id,
                     now,
@@ -342,6 +365,7 @@ class Ledger:
                     base_url,
                     json.dumps(plan.to_json()),
                     json.dumps(meta),
+                    key_fingerprint,
                 ),
             )
             for position, action in enumerate(plan.actions):
@@ -606,6 +630,7 @@ def _run_record(row: Any) -> RunRecord:
         plan=Plan.from_json(json.loads(row[6])),
         meta=json.loads(row[7]),
         created_by=row[8],
+        key_fingerprint=row[9],
     )
 
 

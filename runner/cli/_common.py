@@ -26,6 +26,7 @@ from runner.errors import (
     RunInterrupted,
     Unreachable,
     UsageError,
+    collapse,
 )
 from runner.exitcodes import ExitCode
 
@@ -56,7 +57,10 @@ def exit_on_error(func: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return func(*args, **kwargs)
+            try:
+                return func(*args, **kwargs)
+            except BaseExceptionGroup as group:  # concurrent tasks failed together: one error
+                raise collapse(group) from group
         except ManifestError as error:
             # Commands that render diagnostics themselves catch ManifestError first.
             for diagnostic in error.diagnostics:

@@ -40,6 +40,12 @@ from runner.cli.options import (
 @click.option("--dry-run", is_flag=True, help="Plan (remotely) and stop before sending triggers.")
 @click.option("--offline", is_flag=True, help="Do not ask the API for query counts first.")
 @click.option(
+    "--allow-unknown-cost",
+    is_flag=True,
+    help="With --offline and a budget: apply although the query counts, and so the cost, are "
+    "unknown (the budget is still checked at one query per project).",
+)
+@click.option(
     "--resume",
     is_flag=False,
     flag_value="last",
@@ -93,6 +99,7 @@ def apply(
     concurrency: int | None,
     dry_run: bool,
     offline: bool,
+    allow_unknown_cost: bool,
     resume: str | None,
     wait: bool | None,
     timeout: float | None,
@@ -146,6 +153,7 @@ def apply(
         concurrency=concurrency,
         dry_run=dry_run,
         offline=offline,
+        allow_unknown_cost=allow_unknown_cost,
         wait=wait,
         timeout=timeout,
         fail_fast=fail_fast,

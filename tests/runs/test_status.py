@@ -108,15 +108,31 @@ def test_status_follows_a_no_wait_run_to_the_end_without_triggering(
     assert "0 job(s) refreshed with 0 request(s)" in again.stderr
 
 
-def test_status_of_an_in_process_sandbox_run_explains_why_it_cannot(tmp_path: Path) -> None:
+def test_status_of_an_in_process_sandbox_run_follows_the_sandbox_it_saved(tmp_path: Path) -> None:
     applied = mlrun(
         "apply", str(QUICKSTART), "--sandbox", "--sandbox-time-scale", "600", "--no-wait", "-q",
         cwd=tmp_path,
     )  # fmt: skip
     assert applied.returncode == 0, applied.stderr
+    result = mlrun("status", "last", "--wait", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "asking the in-process sandbox (--sandbox) about 2 job(s)" in result.stderr
+    assert "everything completed as asked" in result.stdout
+
+
+def test_status_of_a_sandbox_run_whose_sandbox_was_not_saved_explains_why_it_cannot(
+    tmp_path: Path,
+) -> None:
+    applied = mlrun(
+        "apply", str(QUICKSTART), "--sandbox", "--sandbox-time-scale", "600", "--no-wait", "-q",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert applied.returncode == 0, applied.stderr
+    for state in (tmp_path / ".mlrun" / "sandbox").iterdir():  # as if the process was killed
+        state.unlink()
     result = mlrun("status", "last", cwd=tmp_path)
     assert result.returncode == 2
-    assert "keeps its jobs only while its process lives" in result.stderr
+    assert "whose state was not saved (the process was killed" in result.stderr
 
 
 def test_status_of_a_finished_run_rewrites_its_report(tmp_path: Path) -> None:
