@@ -1,8 +1,10 @@
-"""Checking a document against ``schemas/manifest.schema.json``: the only module calling jsonschema.
+"""Checking a document against the manifest schema: the only module calling jsonschema.
 
-A valid document is recognised by a predicate compiled from the same schema
-(:mod:`runner.manifest.fastcheck`), so validating a valid manifest does not even import
-jsonschema; an invalid one is explained by jsonschema.
+The document is checked after interpolation, against the strict form of
+``schemas/manifest.schema.json`` (:mod:`runner.manifest.strictschema`). A valid document is
+recognised by a predicate compiled from that schema (:mod:`runner.manifest.fastcheck`), so
+validating a valid manifest does not even import jsonschema; an invalid one is explained by
+jsonschema.
 
 jsonschema's errors are turned into findings here, each at the position of the offending key or
 value, with a message in the manifest's words and a hint (did-you-mean for unknown keys and enum
@@ -21,8 +23,8 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from runner.manifest.document import Document, JsonPath, PathItem
 from runner.manifest.fastcheck import Check, compile_schema
 from runner.manifest.findings import Findings
+from runner.manifest.strictschema import strict_manifest_schema
 from runner.manifest.suggest import closest, did_you_mean
-from runner.schemas import MANIFEST_SCHEMA, load_schema
 
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator
@@ -57,7 +59,7 @@ def manifest_validator() -> Draft202012Validator:
     """The manifest schema's validator; the schema is checked against its metaschema once."""
     import jsonschema  # noqa: PLC0415 - only an invalid manifest needs jsonschema
 
-    schema = load_schema(MANIFEST_SCHEMA)
+    schema = strict_manifest_schema()
     try:
         jsonschema.Draft202012Validator.check_schema(schema)
     except jsonschema.SchemaError as exc:  # a packaging bug, not the author's: say so plainly
@@ -75,7 +77,7 @@ def _validator_for(schema: dict[str, Any]) -> Draft202012Validator:
 def key_homes() -> dict[str, tuple[str, ...]]:
     """Every key the schema knows, with the places ("settings.rateLimits") where it belongs."""
     homes: dict[str, list[str]] = {}
-    root = load_schema(MANIFEST_SCHEMA)
+    root = strict_manifest_schema()
     pending: list[tuple[dict[str, Any], str]] = [(root, "")]
     seen: set[str] = set()
     while pending:
@@ -102,20 +104,20 @@ def _deref(root: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
 @cache
 def _fast_checks() -> tuple[Check, Check] | None:
     """Compiled predicates for the whole manifest and for one project (None: not compilable)."""
-    root = load_schema(MANIFEST_SCHEMA)
+    root = strict_manifest_schema()
     whole, project = compile_schema(root), compile_schema(_project_schema())
     return (whole, project) if whole is not None and project is not None else None
 
 
 def _project_schema() -> dict[str, Any]:
-    root = load_schema(MANIFEST_SCHEMA)
+    root = strict_manifest_schema()
     return {"$defs": root["$defs"], **root["properties"]["projects"]["items"]}
 
 
 @cache
 def _shallow_validator() -> Draft202012Validator:
     """The manifest schema without the schema of each project (projects are checked one by one)."""
-    shallow = copy.deepcopy(load_schema(MANIFEST_SCHEMA))
+    shallow = copy.deepcopy(strict_manifest_schema())
     del shallow["properties"]["projects"]["items"]
     return _validator_for(shallow)
 

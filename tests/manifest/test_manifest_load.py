@@ -13,6 +13,7 @@ from runner.manifest.model import Settings
 Write = Callable[..., Path]
 Load = Callable[..., LoadedManifest]
 Errors = Callable[..., list[Diagnostic]]
+Env = dict[str, str]
 
 ORG = "01234567-89ab-cdef-0123-456789abcdef"
 FULL = f"""\
@@ -100,6 +101,28 @@ def test_unquoted_interpolation_is_typed(
 ) -> None:
     text = valid_text.replace("[gpt-5-mini]", f"[gpt-5-mini]\n        executionCount: {value}")
     assert load(write(text), env=env).manifest.projects[0].jobs[0].execution_count == expected
+
+
+@pytest.mark.parametrize(
+    ("key", "written", "env", "message"),
+    [
+        ("executionCount", "${RUNS}", {"RUNS": "0"}, "execution count must be >= 1, got 0"),
+        ("executionCount", "'${RUNS}'", {"RUNS": "4"}, "expected an integer, got '4'"),
+        ("executionCount", "$${RUNS}", {}, "expected an integer, got '${RUNS}'"),
+        ("executionCount", "${RUNS}", {"RUNS": "${MORE}"}, "expected an integer, got '${MORE}'"),
+        ("models", "${SET}", {"SET": "Core Set"}, "'Core Set' is not a valid name"),
+    ],
+)
+def test_the_interpolated_value_is_checked_against_its_type(
+    write: Write, errors_of: Errors, valid_text: str, key: str, written: str, env: Env, message: str
+) -> None:
+    """The schema accepts ``${...}`` where a value is written; the value it gives must fit."""
+    trigger = "models: [gpt-5-mini]\n        " if key == "executionCount" else ""
+    text = valid_text.replace("models: [gpt-5-mini]", f"{trigger}{key}: {written}")
+    errors = errors_of(write(text), env=env)
+    assert [d.message for d in errors] == [message]
+    line = 7 if key == "executionCount" else 6
+    assert (errors[0].line, errors[0].column) == (line, 9 + len(key) + 2)
 
 
 def test_quoted_interpolation_stays_a_string_and_dollars_escape(
