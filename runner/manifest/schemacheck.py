@@ -192,6 +192,7 @@ def check_document(document: Document, findings: Findings) -> None:
                 finding.path,
                 finding.message,
                 root=document.root,
+                mark=None if finding.path else document.mark,
                 hint=finding.hint,
                 value=finding.value,
                 at_key=finding.at_key,
@@ -261,10 +262,14 @@ def _missing_keys(error: ValidationError, path: JsonPath) -> Iterator[SchemaFind
 def _wrong_type(error: ValidationError, path: JsonPath) -> Iterator[SchemaFinding]:
     expected = _expected(error)
     types = [expected] if isinstance(expected, str) else list(expected)
+    if path:
+        hint = _type_hint(types, _instance(error)) or _schema_of(error).get("description")
+    else:
+        hint = "a manifest is a mapping of keys, starting with 'version: 1'"
     yield SchemaFinding(
         path,
         f"expected {_or(types)}, got {_describe(_instance(error))}",
-        _type_hint(types, _instance(error)) or _schema_of(error).get("description"),
+        hint,
         value=_instance(error),
     )
 

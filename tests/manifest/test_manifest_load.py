@@ -149,6 +149,33 @@ def test_a_directory_is_one_manifest(write: Write, load: Load, tmp_path: Path) -
     assert manifest.projects[0].jobs[0].models == ("gpt-5-mini",)
 
 
+def test_a_null_document_among_the_files_is_an_error(
+    write: Write, errors_of: Errors, tmp_path: Path
+) -> None:
+    """A file holding only null is read (not skipped), so the other files are checked in full."""
+    write("~\n", "dir/a.yaml")
+    write(
+        "version: 1\nprojects:\n  - name: b\n    id: 3f1c2a4e-5b6d-4e7f-8a9b-0c1d2e3f4a5b\n"
+        "    jobs: [{models: core}]\n",
+        "dir/b.yaml",
+    )
+    errors = errors_of(tmp_path / "dir")
+    assert [(d.message, d.line, d.column) for d in errors] == [
+        ("expected a mapping, got null", 1, 1),
+        ("undefined model set 'core'", 5, 21),
+    ]
+
+
+def test_a_set_named_in_a_models_list_counts_as_used(
+    write: Write, diagnostics_of: Callable[..., list[Diagnostic]], valid_text: str
+) -> None:
+    text = valid_text.replace("[gpt-5-mini]", "[core]") + "modelSets:\n  core: [gpt-5-mini]\n"
+    (diagnostic,) = diagnostics_of(write(text))
+    assert diagnostic.code == "set-in-list"
+    assert diagnostic.hint is not None
+    assert "a models list holds model ids" in diagnostic.hint
+
+
 def test_duplicates_across_files_point_at_both_places(
     write: Write, errors_of: Errors, valid_text: str
 ) -> None:
