@@ -1,4 +1,4 @@
-"""Checking a document against the manifest schema: the only module calling jsonschema.
+"""Checking a document against the manifest schema: the one module calling (fast)jsonschema.
 
 The document is checked after interpolation, against the strict form of
 ``schemas/manifest.schema.json`` (:mod:`runner.manifest.strictschema`). A valid document is
