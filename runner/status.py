@@ -105,15 +105,21 @@ def list_runs(ledger_path: Path, *, limit: int | None, env: Mapping[str, str]) -
         return [RunLine(r, build_report(ledger, r.run_id, env=env)) for r in records]
 
 
-def past_report(ledger_path: Path, run: str, *, env: Mapping[str, str]) -> Report:
-    """The report of ``run``, rebuilt from the ledger as it stands."""
+def past_report(ledger_path: Path, run: str, *, env: Mapping[str, str]) -> tuple[Report, RunRecord]:
+    """The report of ``run``, rebuilt from the ledger as it stands, and the run's record."""
     with Ledger.open(ledger_path) as ledger:
-        return build_report(ledger, resolve_run(ledger, run), env=env)
+        run_id = resolve_run(ledger, run)
+        return build_report(ledger, run_id, env=env), ledger.run(run_id)
 
 
-def report_directory(base: Path | None, run_id: str) -> Path:
-    """Where a run's reports live: ``<base>/<run id>``, base ``mlrun-reports`` by default."""
-    return (base or Path(Settings().reports.directory)) / run_id
+def report_directory(run: RunRecord, base: Path | None = None) -> Path:
+    """Where a run's reports live: ``<base>/<run id>``, base the directory the run used.
+
+    ``base``: another directory asked for; a run recorded without one uses ``mlrun-reports``.
+    """
+    recorded = run.meta.get("reportDir")
+    default = Path(recorded) if isinstance(recorded, str) else Path(Settings().reports.directory)
+    return (base or default) / run.run_id
 
 
 def formats_present(directory: Path) -> tuple[str, ...]:
@@ -319,6 +325,6 @@ def _rewrite_report(
     ledger: Ledger, run_id: str, request: StatusRequest, env: Mapping[str, str]
 ) -> tuple[Report, tuple[Path, ...]]:
     report = build_report(ledger, run_id, env=env)
-    directory = report_directory(request.report_dir, run_id)
+    directory = report_directory(ledger.run(run_id), request.report_dir)
     formats = request.formats or formats_present(directory) or Settings().reports.formats
     return report, tuple(write_reports(report, directory, formats))

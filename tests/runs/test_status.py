@@ -184,3 +184,20 @@ def test_a_resumed_run_keeps_the_settings_it_was_started_with(served: str, tmp_p
     assert sorted(p.name for p in run_dir.iterdir()) == ["report.json"]  # the run's formats
     assert not (tmp_path / "mlrun-reports").exists()  # not the defaults
     assert read_json(run_dir / "report.json")["run"]["followed"] is False  # follow: false kept
+
+
+def test_status_and_report_rewrite_the_reports_where_the_run_wrote_them(tmp_path: Path) -> None:
+    applied = mlrun(
+        "apply", str(QUICKSTART), "--sandbox", "--sandbox-time-scale", "600", "--no-wait", "-q",
+        "--report-dir", "ci-artifacts", cwd=tmp_path,
+    )  # fmt: skip
+    assert applied.returncode == 0, applied.stderr
+    (run_dir,) = (tmp_path / "ci-artifacts").iterdir()
+    before = (run_dir / "report.json").read_text()
+    refreshed = mlrun("status", "last", "--wait", cwd=tmp_path)
+    assert refreshed.returncode == 0, refreshed.stderr
+    assert (run_dir / "report.json").read_text() != before  # the jobs have ended since
+    shown = mlrun("report", "last", "--format", "html", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert (run_dir / "report.html").exists()
+    assert not (tmp_path / "mlrun-reports").exists()
