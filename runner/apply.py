@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import random as random_module
 import signal
+import threading
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -104,11 +105,16 @@ Say = Callable[[str], None]
 
 @dataclass(frozen=True)
 class Output:
-    """Where a run reports as it goes: messages, and the progress view (None: no view)."""
+    """Where a run reports as it goes: messages, the progress view (None: no view), and the
+    question asked before the first trigger (None: ask nothing, as in CI or with ``--yes``)."""
 
     say: Say
     view: ViewOptions | None = None
     stream: TextIO | None = None
+    confirm: Confirm | None = None
+
+
+Confirm = Callable[[str], bool]  # blocking: shows the question, True to go on
 
 
 def load_plan(request: ApplyRequest) -> tuple[Plan, Settings]:
@@ -260,10 +266,14 @@ def apply(
     env: Mapping[str, str] | None = None,
     view: ViewOptions | None = None,
     stream: TextIO | None = None,
+    confirm: Confirm | None = None,
 ) -> ApplyResult:
-    """Run ``mlrun apply``; raises the typed errors the CLI renders."""
+    """Run ``mlrun apply``; raises the typed errors the CLI renders.
+
+    ``confirm`` is asked, with the plan's cost, before anything is sent; None goes on.
+    """
     env = os.environ if env is None else env
-    out = Output(say, view, stream)
+    out = Output(say, view, stream, confirm)
     if request.resume is not None:
         return _resume(request, out=out, env=env)
     target = new_target(sandbox=request.sandbox, base_url=request.base_url, env=env)
@@ -351,6 +361,8 @@ async def _apply_new(  # noqa: PLR0913 - one run's collaborators
         limiter = make_limiter(settings, clock, request.concurrency)
         plan, facts = await _planned(request, plan, client, limiter, clock, out, interrupt)
         check_budget(plan, request)
+        out.say(f"plan: {plan_line(plan, offline=request.offline)}")
+        await _confirmed(out, interrupt)
         options = run_options(request, settings)
         meta = run_metadata(
             env,
@@ -404,6 +416,44 @@ async def _planned(
             f"{interrupt.signal or 'interrupted'} while planning: no trigger was sent"
         )
     return planned
+
+
+def plan_line(plan: Plan, *, offline: bool) -> str:
+    """The plan's cost on one line: actions, projects, expected executions, budget verdict."""
+    from runner.report.plan import budget_line, plural  # noqa: PLC0415 - rendering on demand
+
+    projects = len({a.project for a in plan.actions})
+    total = plan.total_expected
+    executions = (
+        "expected executions unknown" if total is None else f"{total:,} expected executions"
+    )
+    head = f"{plural(len(plan.actions), 'action')} in {plural(projects, 'project')}, {executions}"
+    return f"{head}; budget: {budget_line(plan, offline=offline)}"
+
+
+async def _confirmed(out: Output, interrupt: Interrupt) -> None:
+    """Ask ``out.confirm`` whether to go on; RunInterrupted (nothing sent) unless it says yes.
+
+    The question waits on a daemon thread (a blocking read of the terminal), so a signal still
+    stops the command at once, and a thread left waiting never keeps the process alive.
+    """
+    if out.confirm is None:
+        return
+    confirm = out.confirm
+    answers: list[bool] = []
+    thread = threading.Thread(
+        target=lambda: answers.append(confirm("Apply this plan?")),
+        name="mlrun-confirm",
+        daemon=True,
+    )
+    with interrupt.phase():
+        thread.start()
+        while thread.is_alive():  # noqa: ASYNC110 - a thread has no event to wait on
+            await anyio.sleep(0.05)
+    if interrupt.signal is not None:
+        raise RunInterrupted(f"{interrupt.signal} at the confirmation: no trigger was sent")
+    if answers != [True]:
+        raise RunInterrupted("apply cancelled at the confirmation: no trigger was sent")
 
 
 def check_budget(plan: Plan, request: ApplyRequest) -> None:
