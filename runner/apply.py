@@ -98,6 +98,7 @@ class ApplyResult:
     ledger_path: Path
     report: Report | None = None
     report_files: tuple[Path, ...] = ()
+    interrupted: str | None = None  # the signal that stopped it (SIGINT, SIGTERM), if one did
 
 
 Say = Callable[[str], None]
@@ -390,7 +391,9 @@ async def _apply_new(  # noqa: PLR0913 - one run's collaborators
                 interrupt=interrupt,
             )
     report, files = write_run_report(ledger, run_id, request, settings, env)
-    return ApplyResult(plan, settings, summary, facts.problems, ledger.path, report, files)
+    return ApplyResult(
+        plan, settings, summary, facts.problems, ledger.path, report, files, interrupt.signal
+    )
 
 
 def report_directory_base(request: ApplyRequest, settings: Settings) -> Path:
@@ -544,14 +547,14 @@ def _resume(request: ApplyRequest, *, out: Output, env: Mapping[str, str]) -> Ap
         out.say(f"resuming run {run_id} against {target.describe()}")
         state_file = sandbox_state_file(ledger, run_id)
 
-        async def body(interrupt: Interrupt) -> RunSummary | None:
+        async def body(interrupt: Interrupt) -> ApplyResult:
             clock = SystemClock()
             sandbox = _resumed_sandbox(record, state_file, out.say) if target.sandbox else None
             client = make_client(target, settings, concurrency=request.concurrency, sandbox=sandbox)
             with _sandbox_kept(sandbox, state_file, out.say):
                 async with client:
                     limiter = make_limiter(settings, clock, request.concurrency)
-                    return await _run_phase(
+                    summary = await _run_phase(
                         run_id=run_id,
                         client=client,
                         limiter=limiter,
@@ -561,11 +564,14 @@ def _resume(request: ApplyRequest, *, out: Output, env: Mapping[str, str]) -> Ap
                         out=out,
                         interrupt=interrupt,
                     )
+            # On the event loop: a signal now is noted, and the report is still written whole.
+            report, files = write_run_report(ledger, run_id, request, settings, env)
+            return ApplyResult(
+                record.plan, settings, summary, (), ledger_path, report, files, interrupt.signal
+            )
 
         with _reported_on_failure(ledger, run_id, request, settings, env):
-            summary = interruptible(body, out.say)
-        report, files = write_run_report(ledger, run_id, request, settings, env)
-        return ApplyResult(record.plan, settings, summary, (), ledger_path, report, files)
+            return interruptible(body, out.say)
 
 
 def _resumed_sandbox(record: RunRecord, state_file: Path, say: Say) -> Sandbox:

@@ -69,8 +69,9 @@ def exit_on_error(func: Callable[P, R]) -> Callable[P, R]:
         except MlrunError as error:
             echo_err(f"error: {error}")
             sys.exit(exit_code_for(error))
-        except KeyboardInterrupt:
-            echo_err("interrupted")
+        except KeyboardInterrupt as error:
+            signal_name = f" ({error})" if str(error) else ""
+            echo_err(f"interrupted{signal_name}")
             sys.exit(ExitCode.INTERRUPTED)
         except Exception as error:  # the last line of defence: a bug in mlrun
             if os.environ.get("MLRUN_DEBUG"):

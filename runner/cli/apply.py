@@ -199,6 +199,9 @@ def apply(
     from runner.report import render_text  # noqa: PLC0415
 
     click.echo(render_text(result.report, color=_use_color(), files=result.report_files))
+    if result.interrupted and result.run is not None:  # the run had ended: its report says so
+        echo_err(f"{result.interrupted} while reporting: the report was written; exit 3")
+        sys.exit(ExitCode.INTERRUPTED)
     sys.exit(result.report.exit_code())
 
 
