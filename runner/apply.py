@@ -26,12 +26,12 @@ from runner.engine import EngineOptions, Gateway, RunProgress
 from runner.errors import AuthError, BudgetExceeded, ConfigError, UsageError
 from runner.follow import FollowOptions
 from runner.ledger import Ledger, RunStatus, default_ledger_path
-from runner.limiter import RateLimiter, Window
 from runner.manifest.model import Settings, settings_from_json
 from runner.plan import Plan, Selection
 from runner.planfile import read_saved_plan, verify_saved_plan
 from runner.planning import local_plan
 from runner.progress import ProgressView, ViewOptions
+from runner.ratelimit import RateLimiter, Window
 from runner.remote import ProjectProblem, RemoteFacts, resolve_query_counts
 from runner.report import Report, build_report, write_reports
 from runner.run import RunOptions, RunSummary, execute, run_metadata, start_run

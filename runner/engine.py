@@ -53,9 +53,9 @@ from runner.errors import (
     Unreachable,
 )
 from runner.ledger import ActionState, Ledger
-from runner.limiter import Permit, RateLimiter, RateLimitInfo, RequestKind
 from runner.manifest.model import Endpoint
 from runner.plan import Action
+from runner.ratelimit import Permit, RateLimiter, RateLimitInfo, RequestKind
 
 T = TypeVar("T")
 

@@ -20,8 +20,8 @@ from runner.clock import SystemClock
 from runner.engine import EngineOptions
 from runner.errors import LedgerError
 from runner.ledger import ActionState, Ledger
-from runner.limiter import RateLimiter
 from runner.plan import Plan
+from runner.ratelimit import RateLimiter
 from runner.run import RunOptions, execute, run_metadata, start_run
 from runner.sandbox import Sandbox, SandboxConfig
 
