@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import math
+import sys
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from runner.ratelimit import headers
 from runner.ratelimit.headers import (
     RateLimitInfo,
     parse_http_date,
@@ -124,3 +128,22 @@ def test_a_date_without_zone_is_gmt_not_local_time() -> None:
 @pytest.mark.parametrize("value", [None, "", "yesterday", "Sun, 06 Nov 1994 25:61:61 GMT"])
 def test_malformed_http_dates_are_none(value: str | None) -> None:
     assert parse_http_date(value) is None
+
+
+# -- a module of its own
+
+
+def imported_packages(tree: ast.Module) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            names.add("." if node.level else node.module or "")
+    return {name.split(".")[0] for name in names}
+
+
+def test_the_headers_module_needs_only_the_standard_library() -> None:
+    """The API client reads headers through this module alone: no anyio, nothing of the limiter."""
+    tree = ast.parse(Path(headers.__file__).read_text(encoding="utf-8"))
+    assert imported_packages(tree) <= {*sys.stdlib_module_names, "__future__"}

@@ -15,7 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from runner.ratelimit import RequestKind, SlidingLog, Window
 from runner.ratelimit.priority import (
+    PollCredit,
     Reserves,
+    next_kind,
     poll_budget_applies,
     polls_within_budget,
     trigger_ready_at,
@@ -186,3 +188,104 @@ def test_the_reserve_shrinks_as_polls_use_their_budget(polls: int, free: int) ->
     while trigger_ready_at(log, FIFTHS, 0.0, polls_waiting=True) == 0.0:
         log.admit(0.0)
     assert log.allowance(0.0) == free  # min(R, P - polls): the polls' budget, never more
+
+
+@settings(max_examples=200)
+@given(room=st.integers(min_value=1, max_value=20_000), polls=SHARES, triggers=SHARES)
+def test_reserve_and_budget_follow_their_definition(
+    room: int, polls: Fraction, triggers: Fraction
+) -> None:
+    reserve, budget = Reserves(polls, triggers).slots(room)
+    assert (reserve, budget) == slots(Window(room, 1.0), polls, triggers)
+    assert 0 <= reserve <= budget <= room
+    assert reserve < room  # never the last slot
+
+
+@pytest.mark.parametrize("share", [Fraction(-1, 5), Fraction(6, 5)])
+def test_reserves_outside_0_to_1_are_refused_by_the_policy_too(share: Fraction) -> None:
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        Reserves(share, Fraction(1, 5))
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        Reserves(Fraction(1, 5), share)
+
+
+# -- the poll share, where no budget applies
+
+
+def contested_picks(credit: PollCredit, count: int) -> list[RequestKind]:
+    """``count`` picks while both kinds wait, as the limiter makes them."""
+    picks = []
+    for _ in range(count):
+        kind = POLL if credit.poll_due else TRIGGER
+        credit.admitted(kind, contested=True)
+        picks.append(kind)
+    return picks
+
+
+@settings(max_examples=200)
+@given(
+    share=st.fractions(min_value=0, max_value=1, max_denominator=1000),
+    count=st.integers(min_value=1, max_value=300),
+)
+def test_polls_get_their_share_of_contested_picks_within_one(share: Fraction, count: int) -> None:
+    picks = contested_picks(PollCredit(share), count)
+    for n in range(1, count + 1):
+        polls = picks[:n].count(POLL)
+        # The first pick is a poll's, then exactly one poll per 1 / share picks.
+        assert polls == (math.floor(1 + (n - 1) * share) if share else 0)
+
+
+def test_triggers_alone_bank_one_poll_at_most() -> None:
+    credit = PollCredit(Fraction(1, 5))
+    contested_picks(credit, 7)
+    for _ in range(100):  # a long run of triggers while no poll waits
+        credit.admitted(TRIGGER, contested=False)
+    for _ in range(100):  # polls alone change nothing
+        credit.admitted(POLL, contested=False)
+    assert contested_picks(credit, 11) == [POLL, *[TRIGGER] * 4, POLL, *[TRIGGER] * 4, POLL]
+
+
+@pytest.mark.parametrize("share", [Fraction(-1, 5), Fraction(6, 5)])
+def test_a_poll_share_outside_0_to_1_is_refused(share: Fraction) -> None:
+    with pytest.raises(ValueError, match="poll_share"):
+        PollCredit(share)
+
+
+# -- the next kind
+
+
+def waiting(urgent: int = 0, polls: int = 0, triggers: int = 0) -> list[int]:
+    counts = [0] * len(RequestKind)
+    counts[URGENT], counts[POLL], counts[TRIGGER] = urgent, polls, triggers
+    return counts
+
+
+@pytest.mark.parametrize("within", [True, False, None])
+def test_urgent_work_goes_first_whatever_the_budget(within: bool | None) -> None:
+    credit = PollCredit(Fraction(1, 5))
+    picked = next_kind(waiting(1, 3, 3), polls_within_budget=within, credit=credit)
+    assert picked == (URGENT, False)
+
+
+def test_a_kind_waiting_alone_goes_uncontested() -> None:
+    credit = PollCredit(Fraction(0))  # polls never win a contest, yet go when alone
+    assert next_kind(waiting(polls=2), polls_within_budget=False, credit=credit) == (POLL, False)
+    assert next_kind(waiting(triggers=2), polls_within_budget=True, credit=credit) == (
+        TRIGGER,
+        False,
+    )
+
+
+def test_the_polls_budget_decides_between_polls_and_triggers() -> None:
+    credit = PollCredit(Fraction(0))
+    both = waiting(polls=1, triggers=1)
+    assert next_kind(both, polls_within_budget=True, credit=credit) == (POLL, False)
+    assert next_kind(both, polls_within_budget=False, credit=credit) == (TRIGGER, False)
+
+
+def test_without_a_budget_the_credit_decides_and_the_pick_is_contested() -> None:
+    credit = PollCredit(Fraction(1, 2))
+    both = waiting(polls=1, triggers=1)
+    assert next_kind(both, polls_within_budget=None, credit=credit) == (POLL, True)
+    credit.admitted(POLL, contested=True)
+    assert next_kind(both, polls_within_budget=None, credit=credit) == (TRIGGER, True)
