@@ -23,8 +23,8 @@ import httpx
 from aiolimiter import AsyncLimiter
 from runner import __version__
 from runner.api.transport import PooledTransport
-from runner.limiter import Window
 from runner.plan import Action
+from runner.ratelimit import Window
 
 MAX_ATTEMPTS = 50
 

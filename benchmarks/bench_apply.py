@@ -48,7 +48,7 @@ from pathlib import Path
 
 import anyio
 from runner.engine import EngineOptions
-from runner.limiter import Window
+from runner.ratelimit import Window
 from runner.run import RunOptions
 
 from baselines import ClientResult, bare_loop, leaky_bucket, naive

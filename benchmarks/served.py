@@ -28,9 +28,9 @@ from runner.api import ClientOptions, MentionLabClient
 from runner.clock import Clock, SystemClock
 from runner.engine import RunProgress
 from runner.ledger import Ledger
-from runner.limiter import LimiterStats, RateLimiter, Window
 from runner.manifest.model import Endpoint
 from runner.plan import Action, Plan
+from runner.ratelimit import LimiterStats, RateLimiter, Window
 from runner.run import RunOptions, RunSummary, execute, run_metadata, start_run
 from runner.sandbox.ratelimit import RateLimitPolicy, SlidingLog
 from runner.sandbox.truth import key_fingerprint

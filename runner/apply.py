@@ -36,12 +36,12 @@ from runner.errors import (
 )
 from runner.follow import FollowOptions
 from runner.ledger import Ledger, RunRecord, RunStatus, default_ledger_path
-from runner.limiter import RateLimiter, Window
 from runner.manifest.model import Settings, settings_from_json
 from runner.plan import Plan, Selection
 from runner.planfile import read_saved_plan, verify_saved_plan
 from runner.planning import local_plan
 from runner.progress import ProgressView, ViewOptions
+from runner.ratelimit import RateLimiter, Window
 from runner.remote import ProjectProblem, RemoteFacts, resolve_query_counts
 from runner.report import Report, build_report, write_reports
 from runner.run import RunOptions, RunSummary, execute, run_metadata, start_run

@@ -12,7 +12,7 @@ Properties it keeps (see docs/architecture.md):
 * **Nothing lost.** The intent of every attempt is committed to the ledger before the request, the
   outcome after. A resumed run settles every intent without an outcome before anything else.
 * **One budget.** Every request (triggers, retries, settle reads, polls) goes through the one
-  :class:`~runner.limiter.RateLimiter`, and learns from every response's headers.
+  :class:`~runner.ratelimit.RateLimiter`, and learns from every response's headers.
 * **At most one trigger in flight per project**, concurrency across projects: this is what makes
   settling by the job list unambiguous.
 * **Outages pause the run as a whole**: after consecutive 503s or refused connections the
@@ -53,9 +53,9 @@ from runner.errors import (
     Unreachable,
 )
 from runner.ledger import ActionState, Ledger
-from runner.limiter import Permit, RateLimiter, RateLimitInfo, RequestKind
 from runner.manifest.model import Endpoint
 from runner.plan import Action
+from runner.ratelimit import Permit, RateLimiter, RateLimitInfo, RequestKind
 
 T = TypeVar("T")
 

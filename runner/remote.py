@@ -22,8 +22,8 @@ from runner.errors import (
     OutcomeUnknown,
     Unreachable,
 )
-from runner.limiter import RequestKind
 from runner.plan import Action, Plan
+from runner.ratelimit import RequestKind
 
 Requester = Callable[[RequestKind, Callable[[], Awaitable[Reply[Any]]]], Awaitable[Reply[Any]]]
 

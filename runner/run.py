@@ -23,9 +23,9 @@ from runner.clock import Clock
 from runner.engine import Engine, EngineOptions, RunProgress
 from runner.follow import Follower, FollowOptions
 from runner.ledger import ActionState, Ledger, RunStatus
-from runner.limiter import RateLimiter
 from runner.manifest.model import Settings, settings_to_json
 from runner.plan import Action, Plan
+from runner.ratelimit import RateLimiter
 from runner.target import Target
 
 

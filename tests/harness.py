@@ -14,9 +14,9 @@ from runner.clock import LoopClock
 from runner.engine import EngineOptions
 from runner.follow import FollowOptions
 from runner.ledger import ActionState, Ledger
-from runner.limiter import RateLimiter, Window
 from runner.manifest.model import Endpoint
 from runner.plan import Action, Plan
+from runner.ratelimit import RateLimiter, Window
 from runner.run import RunOptions, RunSummary, execute, run_metadata, start_run
 from runner.sandbox import Sandbox, SandboxConfig
 from runner.target import Target

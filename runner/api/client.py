@@ -42,7 +42,7 @@ from runner.errors import (
     ServerError,
     ServiceUnavailable,
 )
-from runner.limiter import RateLimitInfo, parse_rate_limit_headers
+from runner.ratelimit.headers import RateLimitInfo, parse_rate_limit_headers
 
 T = TypeVar("T")
 

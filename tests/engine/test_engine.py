@@ -12,7 +12,7 @@ import pytest
 from runner.api import MentionLabClient
 from runner.engine import EngineOptions
 from runner.ledger import ActionState
-from runner.limiter import RateLimiter
+from runner.ratelimit import RateLimiter
 from runner.run import RunOptions, execute
 from runner.sandbox import Faults, SandboxConfig
 from runner.sandbox.config import Change

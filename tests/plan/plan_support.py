@@ -18,10 +18,10 @@ from runner.clock import LoopClock
 from runner.engine import EngineOptions
 from runner.follow import FollowOptions
 from runner.ledger import Ledger
-from runner.limiter import RateLimiter, Window
 from runner.manifest import load_manifest
 from runner.plan import Action, Plan, Selection, Skip, build_plan
 from runner.planfile import PlanFile
+from runner.ratelimit import RateLimiter, Window
 from runner.remote import ProjectProblem
 from runner.run import RunOptions, execute, run_metadata, start_run
 from runner.sandbox import RateLimitPolicy, Sandbox, SandboxConfig, World
