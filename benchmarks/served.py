@@ -167,14 +167,13 @@ async def run_engine(
 ) -> EngineRun:
     """``runner.run.execute`` with a real client over loopback, a ledger at ``ledger_path``.
 
-    ``synchronous``: None, the ledger as ``mlrun apply`` opens it (intents synced off the event
-    loop, shared: group commit); ``"INLINE"``, each intent committed with ``synchronous=FULL`` on
-    the event loop (the policy before the background sync); ``"FULL"``/``"OFF"``, that level held
-    for every commit on the event loop, and no other sync (``OFF``: no fsync at all).
+    ``synchronous``: None, the ledger as ``mlrun apply`` opens it (each intent committed with
+    ``synchronous=FULL``, the other writes with ``NORMAL``); ``"FULL"``/``"OFF"``, that level
+    held for every commit (``OFF``: no fsync at all).
     """
     clock = clock or SystemClock()
-    ledger = Ledger.open(ledger_path, background_sync=synchronous is None)
-    if synchronous not in (None, "INLINE"):
+    ledger = Ledger.open(ledger_path)
+    if synchronous is not None:
         # Measuring the ledger's cost only: hold one level for every commit.
         ledger._db.execute(f"PRAGMA synchronous={synchronous}")  # noqa: SLF001
         ledger._set_synchronous = _keep_synchronous  # type: ignore[method-assign]  # noqa: SLF001
@@ -183,7 +182,7 @@ async def run_engine(
         meta = run_metadata({}, wait=options.wait)
         run_id = start_run(ledger, plan, clock=clock, target=Target(url, key), meta=meta)
         # as `mlrun apply` builds it (runner.apply.make_limiter): a slow start, one probe first,
-        # as many permits again as places on the wire for requests whose intent is being synced
+        # as many permits again as places on the wire for requests whose intent is being written
         limiter = RateLimiter(
             list(windows),
             clock=clock,

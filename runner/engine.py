@@ -43,6 +43,7 @@ from runner.errors import (
     MalformedResponse,
     NotFound,
     NotSent,
+    NotTheApi,
     OutcomeUnknown,
     QuotaExhausted,
     RateLimited,
@@ -59,7 +60,7 @@ from runner.ratelimit import Permit, RateLimiter, RateLimitInfo, RequestKind
 
 T = TypeVar("T")
 
-FATAL_ERRORS = (AuthError, QuotaExhausted)
+FATAL_ERRORS = (AuthError, QuotaExhausted, NotTheApi)
 AMBIGUOUS_ERRORS = (OutcomeUnknown, ServerError, MalformedResponse)
 _RETRYABLE_READ_ERRORS = (ServiceUnavailable, NotSent, *AMBIGUOUS_ERRORS)
 UNREACHABLE_AFTER = 3  # refused connections, before any answer, that make the API unreachable
@@ -703,7 +704,9 @@ class Engine:
                 detail="interrupted while the trigger was in flight; settled on resume",
             )
 
-    def _on_failure(self, action: Action, attempt: int, exc: ApiError | TransportError) -> str:
+    def _on_failure(  # noqa: PLR0911 - one branch per class of failure reads best flat
+        self, action: Action, attempt: int, exc: ApiError | TransportError
+    ) -> str:
         """Record a failed attempt by its class; say what to do next."""
         if isinstance(exc, RateLimited):
             self._outcome(action, attempt, "rate_limited", exc)
@@ -712,6 +715,10 @@ class Engine:
         if isinstance(exc, ServiceUnavailable | NotSent):
             self._outcome(action, attempt, "not_processed", exc)
             return "retry" if self.gateway.breaker.is_open else "backoff"
+        if isinstance(exc, NotTheApi):  # fatal, yet the trigger may have reached the API
+            self._stop(f"{type(exc).__name__}: {exc}")
+            self._record_ambiguous(action, attempt, exc)
+            return "ambiguous"
         if isinstance(exc, FATAL_ERRORS):
             self._fail(action, attempt, str(exc), outcome="fatal", status=exc.status)
             self._stop(f"{type(exc).__name__}: {exc}")

@@ -16,10 +16,13 @@ must act; the CLI renders each one once, at the edge, and maps it to an exit cod
     │   ├── RateLimited            429, with retry_after                         (wait, then go on)
     │   ├── ServiceUnavailable     503: documented as "not processed, retry"     (safe to resend)
     │   ├── ServerError            500/502/504: the origin may have acted        (ambiguous: a POST)
-    │   └── MalformedResponse      2xx whose body is not the documented shape    (ambiguous: a POST)
+    │   ├── MalformedResponse      2xx whose body is not the documented shape    (ambiguous: a POST)
+    │   └── NotTheApi              a redirect, or a 2xx that is not JSON (an     (fatal for the run;
+    │                              HTML page, a captive portal)                  a POST: ambiguous)
     ├── TransportError             no HTTP answer
     │   ├── NotSent                connect refused/timeout, pool timeout: provably never sent
-    │   └── OutcomeUnknown         read timeout, connection closed: may have been processed
+    │   └── OutcomeUnknown         read timeout, connection closed, a body past the size or
+    │                              time cap: may have been processed
     ├── LedgerError                the journal cannot be read or written        (stop sending)
     ├── PlanError                  a saved plan cannot be used (stale, manifest changed)
     ├── ReportError                a report cannot be written (disk, permissions)
@@ -154,6 +157,14 @@ class MalformedResponse(ApiError):
     """A success status whose body is not the documented shape."""
 
 
+class NotTheApi(ApiError):
+    """Something other than the API answered: a redirect, or a success that is not JSON.
+
+    A wrong base URL, a captive portal or a proxy's page: no later request can do better, so
+    the run stops sending. A trigger answered this way may still have reached the API.
+    """
+
+
 class TransportError(MlrunError):
     """No HTTP answer was received."""
 
@@ -170,7 +181,11 @@ class Unreachable(NotSent):
 
 
 class OutcomeUnknown(TransportError):
-    """The request may have been processed: read timeout, connection closed without a response."""
+    """The request may have been processed, and no whole answer arrived.
+
+    A read timeout, a connection closed without a response, a body past the client's size or
+    time cap.
+    """
 
 
 class LedgerError(MlrunError):

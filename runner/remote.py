@@ -19,6 +19,7 @@ from runner.errors import (
     AuthError,
     NotFound,
     NotSent,
+    NotTheApi,
     OutcomeUnknown,
     Unreachable,
 )
@@ -81,7 +82,7 @@ async def resolve_query_counts(
                     limit=1,
                 ),
             )
-        except Unreachable:
+        except (Unreachable, NotTheApi):
             raise
         except (ApiError, OutcomeUnknown, NotSent) as exc:
             problems.append(_problem(action, exc))
