@@ -137,6 +137,7 @@ def main() -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "runner", "sandbox", "serve", "--port", str(port)]
+    command += ["--time-scale", "1"]  # real time: the figures in docs/performance.md are at 1
     server = subprocess.Popen([*command, "--rate-limits", "off"], stdout=subprocess.DEVNULL)
     try:
         wait_ready(url)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, TextIO, TypeVar
 import anyio
 
 from runner.api import ClientOptions, MentionLabClient
+from runner.changes import nothing_to_apply
 from runner.clock import Clock, SystemClock
 from runner.engine import EngineOptions, Gateway, RunProgress
 from runner.errors import (
@@ -279,6 +280,11 @@ def apply(
         return _resume(request, out=out, env=env)
     target = new_target(sandbox=request.sandbox, base_url=request.base_url, env=env)
     request, plan, settings, problems = _new_plan(request, target, env)
+    if (nothing := nothing_to_apply(plan)) is not None:  # --changed-since: no run, no ledger
+        say(nothing)
+        return ApplyResult(
+            plan, settings, None, problems, request.ledger_path or default_ledger_path()
+        )
     if request.dry_run:
         result = interruptible(lambda i: _dry_run(request, plan, settings, target, out, i), say)
     else:

@@ -1,128 +1,469 @@
-"""``--changed-since REF``: only the projects whose manifest entries changed against a git ref.
+"""``--changed-since REF``: only the triggers that changed against a git ref, and what changed.
 
-What "changed" means
-====================
-Projects are matched by name between the manifest at ``REF`` and the manifest now, each loaded
-and resolved the same way (defaults applied, ``${VAR}`` resolved from the same environment,
-model-set names expanded). A project is
+What "the same" means
+=====================
+The manifest at ``REF`` and the manifest now are each loaded and resolved the same way (defaults
+applied, ``${VAR}`` resolved from the same environment, model-set names expanded), then compared:
 
-* **added** when its name is absent at ``REF``;
-* **changed** when what it would *trigger* differs: its id, its organisation, or any of its
-  triggers' resolved models or execution counts (in order). Editing a model set changes every
-  project that uses it; changing ``defaults.executionCount`` changes every project that relies on
-  it;
-* **removed** when its name is gone now: listed in the plan and the report, never triggered
-  (there is nothing to trigger);
-* **unchanged** otherwise. Labels, comments, the name of a model set whose models stay the same,
-  moving an entry to another line or file, and settings do not make a project changed: none of
-  them changes a single trigger request, so none of them is worth paying for a run.
+* **Projects are matched by id**, the project's UUID, which is what the API knows. A project
+  whose name changed is the same project: the rename is shown as information and triggers
+  nothing. A project whose id changed is a removal and an addition.
+* **Triggers are matched within a project** by endpoint and position: ``jobs[i]`` at ``REF`` and
+  ``jobs[i]`` now are the same trigger, and ``cachedJobs`` is its own. A trigger is what it asks
+  for: a set of models and an execution count (the order of the models, and the name of the model
+  set they came from, change no request's cost or result). A trigger equal to one at ``REF`` is
+  unchanged even where the list moved it (deleting ``jobs[0]`` leaves ``jobs[1]`` unchanged, not
+  "changed into" ``jobs[0]``); the triggers left over are paired by position.
 
-Reading the old manifest
-========================
-The same PATHs are read at ``REF`` with ``git`` (``git ls-tree`` for a directory's ``*.yaml`` and
-``*.yml`` files, ``git show REF:path`` for each file), copied to a temporary directory and loaded
-with :func:`runner.manifest.load_manifest`. A file absent at ``REF`` is simply not there (every
-project in it is added). A manifest that does not load at ``REF`` stops the command with exit 2:
-what changed cannot be told, and guessing would either miss a project or pay for all of them.
+What is planned
+===============
+Only the actions whose trigger is **added** or **changed** (another execution count, a model
+added or removed), and every action of an **added** project or of a project whose
+**organisation** changed (each of its triggers is sent in another organisation). A removed
+project or trigger is shown and never triggered: there is nothing to trigger. Labels, comments,
+renames, a model set renamed with the same models, moving an entry to another line or file, and
+``settings`` change no trigger request, so none of them is worth paying for a run. When no
+trigger changed, ``mlrun plan`` says "no changes" and ``mlrun apply`` sends nothing and records
+no run.
 
-Git failures are translated here, the one module that runs git, into :class:`UsageError`
-(not a repository, unknown ref) and :class:`ConfigError` (git missing).
+The plan carries the differences (:class:`PlanChanges`), shown like terraform's::
+
+    + project acme-eu
+    - project old-one
+    ~ acme-us jobs[0].executionCount: 3 → 4
+    + acme-us jobs[0] model gemini-2.5-flash
+    ~ acme-asia renamed from acme-apac (no trigger changed)
+
+The manifest at ``REF`` is read by :mod:`runner.gitref`.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
-import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path, PurePosixPath
+from enum import StrEnum
+from typing import Any
 
-from runner.errors import ConfigError, ManifestError, UsageError
+from runner.gitref import manifest_at
 from runner.manifest.model import Manifest, Project, TriggerSpec
-from runner.plan import Plan, Skip
+from runner.plan import Plan, Skip, actions_for
 
-MANIFEST_SUFFIXES = (".yaml", ".yml")
-_GIT_TIMEOUT = 60.0
 _NAMED = 10  # removed projects named in the summary line
-FETCH_HINT = (
-    "in CI, fetch the history first (actions/checkout with fetch-depth: 0, "
-    "or `git fetch origin main`)"
-)
+CACHED = "cachedJobs"
 
-Fingerprint = tuple[object, ...]
+
+class Kind(StrEnum):
+    """What a :class:`Change` is about."""
+
+    PROJECT = "project"  # + or -: a project added or removed
+    NAME = "name"  # ~: renamed; information, plans nothing
+    ORGANISATION = "organisation"  # ~: every trigger of the project goes to another organisation
+    TRIGGER = "trigger"  # + or -: a trigger added or removed
+    EXECUTION_COUNT = "executionCount"  # ~: a trigger's execution count
+    MODEL = "model"  # + or -: a model added to or removed from a trigger
+
+
+@dataclass(frozen=True)
+class Change:
+    """One difference since the ref, shown as one line: ``~ acme jobs[0].executionCount: 3 → 4``.
+
+    ``op`` is ``+``, ``-`` or ``~``; ``trigger`` names the trigger (``jobs[0]``, ``cachedJobs``)
+    for the trigger-level kinds. ``before``/``after`` are the old and new value (a model's id
+    for :attr:`Kind.MODEL`); ``models``/``execution_count`` are the whole trigger for
+    :attr:`Kind.TRIGGER`.
+    """
+
+    op: str
+    kind: Kind
+    project: str  # the name now; at the ref for a removed project
+    project_id: str
+    trigger: str | None = None
+    before: str | int | None = None
+    after: str | int | None = None
+    models: tuple[str, ...] = ()
+    execution_count: int | None = None
+    note: str | None = None  # said in parentheses at the end of the line
+
+    @property
+    def informational(self) -> bool:
+        """A change that plans nothing by itself and is worth knowing: a rename."""
+        return self.kind is Kind.NAME
+
+    def line(self) -> str:
+        """The change as a terraform-like line."""
+        text = f"{self.op} {self._body()}"
+        return f"{text} ({self.note})" if self.note else text
+
+    def _body(self) -> str:
+        where = f"{self.project} {self.trigger}"
+        match self.kind:
+            case Kind.PROJECT:
+                return f"project {self.project}"
+            case Kind.NAME:
+                return f"{self.project} renamed from {self.before}"
+            case Kind.ORGANISATION:
+                return f"{self.project} organisation: {self.before} → {self.after}"
+            case Kind.TRIGGER:
+                return f"{where}: {', '.join(self.models)} ×{self.execution_count}"
+            case Kind.EXECUTION_COUNT:
+                return f"{where}.executionCount: {self.before} → {self.after}"
+            case Kind.MODEL:
+                return f"{where} model {self.after if self.op == '+' else self.before}"
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "op": self.op,
+            "kind": str(self.kind),
+            "project": self.project,
+            "projectId": self.project_id,
+        }
+        optional = {
+            "trigger": self.trigger,
+            "before": self.before,
+            "after": self.after,
+            "models": list(self.models) if self.kind is Kind.TRIGGER else None,
+            "executionCount": self.execution_count,
+            "note": self.note,
+        }
+        data.update((key, value) for key, value in optional.items() if value is not None)
+        data["line"] = self.line()
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Change:
+        return cls(
+            op=str(data["op"]),
+            kind=Kind(data["kind"]),
+            project=str(data["project"]),
+            project_id=str(data["projectId"]),
+            trigger=data.get("trigger"),
+            before=data.get("before"),
+            after=data.get("after"),
+            models=tuple(data.get("models", ())),
+            execution_count=data.get("executionCount"),
+            note=data.get("note"),
+        )
+
+
+@dataclass(frozen=True)
+class ProjectCounts:
+    """How many projects were added, changed, unchanged, removed and renamed since the ref."""
+
+    added: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    renamed: int = 0  # also counted as changed or unchanged
+
+    def describe(self) -> str:
+        """``1 added, 2 changed, 7 unchanged, 1 removed, 1 renamed`` (renamed only when some)."""
+        text = (
+            f"{self.added:,} added, {self.changed:,} changed, {self.unchanged:,} unchanged, "
+            f"{self.removed:,} removed"
+        )
+        return text + (f", {self.renamed:,} renamed" if self.renamed else "")
+
+    def to_json(self) -> dict[str, int]:
+        return {
+            "added": self.added,
+            "changed": self.changed,
+            "unchanged": self.unchanged,
+            "removed": self.removed,
+            "renamed": self.renamed,
+        }
+
+
+@dataclass(frozen=True)
+class PlanChanges:
+    """What changed since ``ref``, as a plan carries and shows it: the counts and every change."""
+
+    ref: str
+    projects: ProjectCounts
+    changes: tuple[Change, ...] = ()
+
+    @property
+    def nothing_changed(self) -> bool:
+        """No trigger added, changed or removed, and no project added or removed."""
+        return all(change.informational for change in self.changes)
+
+    def summary(self) -> str:
+        """``--changed-since main: 1 added, 2 changed, 7 unchanged, 1 removed (…)``."""
+        removed = [c.project for c in self.changes if c.kind is Kind.PROJECT and c.op == "-"]
+        named = ""
+        if removed:
+            more = f" and {len(removed) - _NAMED:,} more" if len(removed) > _NAMED else ""
+            named = f" (not triggered: {', '.join(removed[:_NAMED])}{more})"
+        counts = self.projects
+        text = (
+            f"--changed-since {self.ref}: {counts.added:,} added, {counts.changed:,} changed, "
+            f"{counts.unchanged:,} unchanged, {counts.removed:,} removed{named}"
+        )
+        return text + (f", {counts.renamed:,} renamed" if counts.renamed else "")
+
+    def explains(self, skip: Skip) -> bool:
+        """Whether ``skip`` is one this comparison made (shown by the changes, not as a skip)."""
+        return skip.reason in {
+            unchanged_reason(self.ref),
+            removed_reason(self.ref),
+            only_removed_reason(self.ref),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref,
+            "projects": self.projects.to_json(),
+            "changes": [change.to_json() for change in self.changes],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PlanChanges:
+        return cls(
+            ref=str(data["ref"]),
+            projects=ProjectCounts(**{k: int(v) for k, v in data["projects"].items()}),
+            changes=tuple(Change.from_json(c) for c in data.get("changes", ())),
+        )
+
+
+def unchanged_reason(ref: str) -> str:
+    return f"unchanged since {ref}"
+
+
+def removed_reason(ref: str) -> str:
+    return f"removed since {ref}; not triggered"
+
+
+def only_removed_reason(ref: str) -> str:
+    return f"only triggers removed since {ref}; nothing to trigger"
+
+
+def nothing_to_apply(plan: Plan) -> str | None:
+    """What ``mlrun apply --changed-since`` says when the plan sends nothing; None otherwise."""
+    changes = plan.changes
+    if changes is None or plan.actions:
+        return None
+    if changes.nothing_changed:
+        return f"no changes since {changes.ref}: nothing to apply"
+    return f"no trigger to send since {changes.ref}: nothing to apply"
 
 
 @dataclass(frozen=True)
 class ChangeSet:
-    """How the manifest's projects differ from those at ``ref``, by name."""
+    """The comparison of the manifest with the one at ``ref``: what changed, what to trigger."""
 
     ref: str
-    added: tuple[str, ...] = ()
+    changes: tuple[Change, ...] = ()
+    planned: frozenset[str] = frozenset()  # the keys of the actions to trigger
+    added: tuple[str, ...] = ()  # project names: now, or at the ref for ``removed``
     changed: tuple[str, ...] = ()
-    removed: tuple[str, ...] = ()
     unchanged: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    renamed: tuple[str, ...] = ()
+    skips: tuple[Skip, ...] = ()  # the present projects with nothing to trigger
 
-    @property
-    def selected(self) -> frozenset[str]:
-        """The projects to trigger: added or changed."""
-        return frozenset((*self.added, *self.changed))
-
-    def summary(self) -> str:
-        """One line: ``--changed-since main: 1 added, 2 changed, 7 unchanged, 1 removed (…)``."""
-        removed = ""
-        if self.removed:
-            names = ", ".join(self.removed[:_NAMED])
-            more = f" and {len(self.removed) - _NAMED} more" if len(self.removed) > _NAMED else ""
-            removed = f" (not triggered: {names}{more})"
-        return (
-            f"--changed-since {self.ref}: {len(self.added)} added, {len(self.changed)} changed, "
-            f"{len(self.unchanged)} unchanged, {len(self.removed)} removed{removed}"
+    def plan_changes(self) -> PlanChanges:
+        """The part a plan carries."""
+        counts = ProjectCounts(
+            added=len(self.added),
+            changed=len(self.changed),
+            unchanged=len(self.unchanged),
+            removed=len(self.removed),
+            renamed=len(self.renamed),
         )
+        return PlanChanges(self.ref, counts, self.changes)
 
     def narrow(self, plan: Plan) -> Plan:
-        """``plan`` with only the added and changed projects; the others listed as skipped."""
-        keep = self.selected
-        actions = tuple(a for a in plan.actions if a.project in keep)
-        skips = (
-            *(Skip(name, f"unchanged since {self.ref}") for name in self.unchanged),
-            *(Skip(name, f"removed since {self.ref}; not triggered") for name in self.removed),
-        )
+        """``plan`` with only the added and changed actions, the others listed as skipped."""
+        changes = self.plan_changes()
+        skipped = {skip.project for skip in plan.skipped}  # not selected: said once
+        unchanged = (skip for skip in self.skips if skip.project not in skipped)
+        removed = (Skip(name, removed_reason(self.ref)) for name in self.removed)
         return replace(
             plan,
-            actions=actions,
-            skipped=(*plan.skipped, *skips),
-            notes=(*plan.notes, self.summary()),
+            actions=tuple(a for a in plan.actions if a.key in self.planned),
+            skipped=(*plan.skipped, *unchanged, *removed),
+            notes=(*plan.notes, changes.summary()),
+            changes=changes,
         )
-
-
-def trigger_fingerprint(project: Project) -> Fingerprint:
-    """What a project would trigger: id, organisation, and each trigger's models and count."""
-
-    def spec(trigger: TriggerSpec | None) -> Fingerprint | None:
-        return None if trigger is None else (trigger.models, trigger.execution_count)
-
-    return (
-        project.id,
-        project.organisation,
-        tuple(spec(job) for job in project.jobs),
-        spec(project.cached_jobs),
-    )
 
 
 def compare(ref: str, before: Sequence[Project], after: Sequence[Project]) -> ChangeSet:
     """The change set from ``before`` (the projects at ``ref``) to ``after``, in manifest order."""
-    old = {p.name: trigger_fingerprint(p) for p in before}
-    now = {p.name for p in after}
-    added = tuple(p.name for p in after if p.name not in old)
-    changed = tuple(
-        p.name for p in after if p.name in old and old[p.name] != trigger_fingerprint(p)
+    old = {project.id: project for project in before}
+    now = {project.id for project in after}
+    gone = tuple(project for project in before if project.id not in now)
+    new_names = {project.name for project in after if project.id not in old}
+    reused = new_names & {project.name for project in gone}  # one name, two ids: say the ids
+    diffs = tuple(ProjectDiff(old.get(p.id), p, name_reused=p.name in reused) for p in after)
+    removals = (_project_line("-", project, name_reused=project.name in reused) for project in gone)
+    return ChangeSet(
+        ref,
+        changes=(*(change for diff in diffs for change in diff.changes), *removals),
+        planned=frozenset(key for diff in diffs for key in diff.planned_keys),
+        added=_names(diffs, Status.ADDED),
+        changed=_names(diffs, Status.CHANGED),
+        unchanged=_names(diffs, Status.UNCHANGED),
+        removed=tuple(project.name for project in gone),
+        renamed=tuple(diff.new.name for diff in diffs if diff.renamed),
+        skips=tuple(skip for diff in diffs if (skip := diff.skip(ref)) is not None),
     )
-    unchanged = tuple(
-        p.name for p in after if p.name in old and old[p.name] == trigger_fingerprint(p)
-    )
-    removed = tuple(p.name for p in before if p.name not in now)
-    return ChangeSet(ref, added, changed, removed, unchanged)
+
+
+def _names(diffs: Sequence[ProjectDiff], status: Status) -> tuple[str, ...]:
+    return tuple(diff.new.name for diff in diffs if diff.status is status)
+
+
+def _project_line(op: str, project: Project, *, name_reused: bool) -> Change:
+    """``+ project acme``, with the id when the name went with another id the other way."""
+    note = f"id {project.id}" if name_reused else None
+    return Change(op, Kind.PROJECT, project.name, project.id, note=note)
+
+
+def _content(spec: TriggerSpec) -> tuple[frozenset[str], int]:
+    """What a trigger asks for: its models (in any order) and its execution count."""
+    return frozenset(spec.models), spec.execution_count
+
+
+@dataclass(frozen=True)
+class Pairing:
+    """How a list of triggers at the ref (old) and now (new) correspond, by index.
+
+    ``same``: new index → old index of an equal trigger; ``changed``: new index → old index (the
+    same position) of a different one; ``added``: new indexes without a counterpart;
+    ``removed``: old indexes without one.
+    """
+
+    same: Mapping[int, int]
+    changed: Mapping[int, int]
+    added: tuple[int, ...]
+    removed: tuple[int, ...]
+
+
+def pair_triggers(old: Sequence[TriggerSpec], new: Sequence[TriggerSpec]) -> Pairing:
+    """Equal triggers first (at the same position, then anywhere), the rest by position."""
+    free = set(range(len(old)))
+    same: dict[int, int] = {}
+    for index in range(min(len(old), len(new))):
+        if _content(old[index]) == _content(new[index]):
+            same[index] = index
+            free.discard(index)
+    for index, spec in enumerate(new):
+        if index not in same:
+            match = next((j for j in sorted(free) if _content(old[j]) == _content(spec)), None)
+            if match is not None:
+                same[index] = match
+                free.discard(match)
+    changed = {i: i for i in range(len(new)) if i not in same and i in free}
+    free.difference_update(changed)
+    added = tuple(i for i in range(len(new)) if i not in same and i not in changed)
+    return Pairing(same, changed, added, tuple(sorted(free)))
+
+
+class Status(StrEnum):
+    """A present project's state since the ref."""
+
+    ADDED = "added"
+    CHANGED = "changed"  # some trigger added, changed or removed, or the organisation changed
+    UNCHANGED = "unchanged"  # renamed, perhaps, and nothing else
+
+
+class ProjectDiff:
+    """One project now against the project of the same id at the ref (None: it is added).
+
+    A project's triggers are its ``jobs`` list and its ``cachedJobs`` (a list of zero or one),
+    each paired with :func:`pair_triggers`; an action's position in :func:`actions_for` is the
+    trigger's: ``jobs[i]`` is the i-th, ``cachedJobs`` the last.
+    """
+
+    def __init__(self, old: Project | None, new: Project, *, name_reused: bool = False) -> None:
+        self.old = old
+        self.new = new
+        keys = [action.key for action in actions_for(new)]
+        if old is None:
+            self.status = Status.ADDED
+            self.changes: tuple[Change, ...] = (_project_line("+", new, name_reused=name_reused),)
+            self.planned_keys: tuple[str, ...] = tuple(keys)
+            return
+        jobs = pair_triggers(old.jobs, new.jobs)
+        cached = pair_triggers(_listed(old.cached_jobs), _listed(new.cached_jobs))
+        moved = old.organisation != new.organisation  # every trigger goes elsewhere
+        triggers = (
+            *self._organisation(old, new),
+            *self._triggers("jobs[{}]", old.jobs, new.jobs, jobs),
+            *self._triggers(CACHED, _listed(old.cached_jobs), _listed(new.cached_jobs), cached),
+        )
+        offset = len(new.jobs)  # the cachedJobs action comes after the jobs
+        sent = (*jobs.changed, *jobs.added, *(offset + i for i in (*cached.changed, *cached.added)))
+        self.status = Status.CHANGED if triggers else Status.UNCHANGED
+        self.changes = (*self._rename(old, new, alone=not triggers), *triggers)
+        self.planned_keys = tuple(keys) if moved else tuple(keys[i] for i in sorted(sent))
+
+    @property
+    def renamed(self) -> bool:
+        return self.old is not None and self.old.name != self.new.name
+
+    def skip(self, ref: str) -> Skip | None:
+        """Why a present project is not planned at all; None when some of it is."""
+        if self.planned_keys or self.status is Status.ADDED:
+            return None
+        reason = only_removed_reason if self.status is Status.CHANGED else unchanged_reason
+        return Skip(self.new.name, reason(ref))
+
+    def _rename(self, old: Project, new: Project, *, alone: bool) -> tuple[Change, ...]:
+        if old.name == new.name:
+            return ()
+        note = "no trigger changed" if alone else None
+        return (self._change("~", Kind.NAME, before=old.name, after=new.name, note=note),)
+
+    def _organisation(self, old: Project, new: Project) -> tuple[Change, ...]:
+        if old.organisation == new.organisation:
+            return ()
+        change = self._change(
+            "~", Kind.ORGANISATION, before=old.organisation, after=new.organisation
+        )
+        return (change,)
+
+    def _triggers(
+        self, label: str, old: Sequence[TriggerSpec], new: Sequence[TriggerSpec], pairs: Pairing
+    ) -> Iterator[Change]:
+        """The changed and added triggers in the list's order, then the removed ones."""
+        for index in sorted((*pairs.changed, *pairs.added)):
+            name = label.format(index)
+            if index in pairs.changed:
+                yield from self._trigger_diff(name, old[index], new[index])
+            else:
+                yield self._trigger_line("+", name, new[index])
+        for index in pairs.removed:
+            yield self._trigger_line("-", label.format(index), old[index])
+
+    def _trigger_diff(self, name: str, old: TriggerSpec, new: TriggerSpec) -> Iterator[Change]:
+        """``~ executionCount``, then ``+ model`` and ``- model`` lines, in the manifest's order."""
+        if old.execution_count != new.execution_count:
+            yield self._change(
+                "~",
+                Kind.EXECUTION_COUNT,
+                trigger=name,
+                before=old.execution_count,
+                after=new.execution_count,
+            )
+        for model in new.models:
+            if model not in old.models:
+                yield self._change("+", Kind.MODEL, trigger=name, after=model)
+        for model in old.models:
+            if model not in new.models:
+                yield self._change("-", Kind.MODEL, trigger=name, before=model)
+
+    def _trigger_line(self, op: str, name: str, spec: TriggerSpec) -> Change:
+        return self._change(
+            op, Kind.TRIGGER, trigger=name, models=spec.models, execution_count=spec.execution_count
+        )
+
+    def _change(self, op: str, kind: Kind, **values: Any) -> Change:
+        return Change(op, kind, self.new.name, self.new.id, **values)
+
+
+def _listed(spec: TriggerSpec | None) -> tuple[TriggerSpec, ...]:
+    return () if spec is None else (spec,)
 
 
 def changes_since(
@@ -135,120 +476,3 @@ def changes_since(
     """How ``manifest`` (loaded from ``paths`` now) differs from the same paths at ``ref``."""
     before = manifest_at(ref, paths, env=env)
     return compare(ref, () if before is None else before.projects, manifest.projects)
-
-
-def manifest_at(
-    ref: str, paths: Sequence[str | os.PathLike[str]], *, env: Mapping[str, str] | None = None
-) -> Manifest | None:
-    """The manifest the same ``paths`` formed at ``ref``; None when none of its files existed."""
-    from runner.manifest import load_manifest  # noqa: PLC0415 - yaml and jsonschema, lazily
-
-    root = repository_root(paths)
-    commit = resolve_commit(root, ref)
-    with tempfile.TemporaryDirectory(prefix="mlrun-changed-since-") as scratch:
-        copies = [copy for path in paths if (copy := _copy_at(root, commit, path, Path(scratch)))]
-        if not copies:
-            return None
-        try:
-            return load_manifest(copies, env=env).manifest
-        except ManifestError as error:
-            raise UsageError(_old_manifest_message(ref, error, scratch)) from error
-
-
-def repository_root(paths: Sequence[str | os.PathLike[str]]) -> Path:
-    """The top of the git work tree holding the first path."""
-    first = Path(paths[0]) if paths else Path()
-    start = first if first.is_dir() else first.parent
-    top = git(start.resolve(), "rev-parse", "--show-toplevel")
-    return Path(top.strip())
-
-
-def resolve_commit(root: Path, ref: str) -> str:
-    """The commit ``ref`` names; :class:`UsageError` (with a fetch hint) when it names none."""
-    if ref.startswith("-"):
-        raise UsageError(f"--changed-since {ref!r}: a git ref cannot start with '-'")
-    try:
-        return git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").strip()
-    except UsageError:
-        raise UsageError(
-            f"--changed-since {ref}: no such commit in this repository; {FETCH_HINT}"
-        ) from None
-
-
-def files_at(root: Path, commit: str, path: Path, *, is_dir: bool) -> list[PurePosixPath]:
-    """The manifest files ``path`` (relative to ``root``) named at ``commit``; [] when absent.
-
-    A directory gives its ``*.yaml``/``*.yml`` files (not recursive, as the loader reads it).
-    """
-    spec = PurePosixPath(path.as_posix())
-    pathspec = () if str(spec) == "." else ("--", f"{spec}/" if is_dir else str(spec))
-    listing = git(root, "ls-tree", "-z", commit, *pathspec)
-    blobs = [
-        PurePosixPath(name)
-        for meta, _, name in (entry.partition("\t") for entry in listing.split("\0") if entry)
-        if meta.split()[1] == "blob"
-    ]
-    if not is_dir:
-        return [blob for blob in blobs if blob == spec]
-    return [blob for blob in blobs if blob.suffix in MANIFEST_SUFFIXES and blob.parent == spec]
-
-
-def _copy_at(root: Path, commit: str, path: str | os.PathLike[str], scratch: Path) -> Path | None:
-    """Copy ``path`` as it was at ``commit`` under ``scratch``; the copy, or None if absent."""
-    is_dir = Path(path).is_dir()
-    relative = _relative(root, Path(path))
-    files = files_at(root, commit, relative, is_dir=is_dir)
-    for blob in files:
-        target = scratch / blob
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(git_bytes(root, "cat-file", "blob", f"{commit}:{blob}"))
-    return scratch / relative if files else None
-
-
-def _relative(root: Path, path: Path) -> Path:
-    try:
-        return path.resolve().relative_to(root.resolve())
-    except ValueError:
-        raise UsageError(
-            f"--changed-since: {path} is outside the git repository at {root}"
-        ) from None
-
-
-def _old_manifest_message(ref: str, error: ManifestError, scratch: str) -> str:
-    """The first problem of the manifest at ``ref``, its file named as in the repository."""
-    where = ""
-    if error.diagnostics:
-        first = error.diagnostics[0]
-        file = Path(first.file)
-        name = file.relative_to(scratch) if file.is_relative_to(scratch) else file
-        line = f":{first.line}" if first.line else ""
-        where = f" ({ref}:{name.as_posix()}{line}: {first.message})"
-    return (
-        f"--changed-since {ref}: the manifest at {ref} does not load{where}; what changed "
-        "cannot be told (fix it there, or run without --changed-since)"
-    )
-
-
-def git(cwd: Path, *args: str) -> str:
-    """``git args`` in ``cwd``, its output as text; typed errors for every failure."""
-    return git_bytes(cwd, *args).decode("utf-8", "replace")
-
-
-def git_bytes(cwd: Path, *args: str) -> bytes:
-    """``git args`` in ``cwd``, its output as bytes; typed errors for every failure."""
-    try:
-        completed = subprocess.run(  # noqa: S603 - fixed program, arguments never go through a shell
-            ["git", *args],  # noqa: S607 - git from PATH, as the user runs it
-            cwd=cwd,
-            capture_output=True,
-            timeout=_GIT_TIMEOUT,
-            check=False,
-        )
-    except FileNotFoundError as exc:
-        raise ConfigError("--changed-since needs git, and git is not on PATH") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise ConfigError(f"git {args[0]} took longer than {_GIT_TIMEOUT:.0f} s") from exc
-    if completed.returncode != 0:
-        detail = completed.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise UsageError(f"--changed-since: git {args[0]} failed: {detail[-1] if detail else ''}")
-    return completed.stdout

@@ -12,10 +12,13 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runner.errors import UsageError
 from runner.manifest.model import Endpoint, Manifest, Project
+
+if TYPE_CHECKING:  # runner.changes builds on this module
+    from runner.changes import PlanChanges
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,7 @@ class Plan:
     skipped: tuple[Skip, ...] = ()
     max_executions: int | None = None
     notes: tuple[str, ...] = field(default=())
+    changes: PlanChanges | None = None  # with --changed-since: what changed since the ref
 
     # The totals are computed once per plan (a value: its actions never change); every renderer
     # and the exit code ask for them, several times, and a plan may hold 20,000 actions.
@@ -200,22 +204,29 @@ class Plan:
         return replace(self, actions=actions)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "manifestDigest": self.manifest_digest,
             "maxExecutions": self.max_executions,
             "actions": [a.to_json() for a in self.actions],
             "skipped": [s.to_json() for s in self.skipped],
             "notes": list(self.notes),
         }
+        if self.changes is not None:
+            data["changedSince"] = self.changes.to_json()
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Plan:
+        from runner.changes import PlanChanges  # noqa: PLC0415 - it imports this module
+
+        changed_since = data.get("changedSince")
         return cls(
             actions=tuple(Action.from_json(a) for a in data["actions"]),
             manifest_digest=str(data["manifestDigest"]),
             skipped=tuple(Skip.from_json(s) for s in data.get("skipped", [])),
             max_executions=data.get("maxExecutions"),
             notes=tuple(data.get("notes", [])),
+            changes=None if changed_since is None else PlanChanges.from_json(changed_since),
         )
 
 

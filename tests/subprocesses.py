@@ -88,15 +88,19 @@ def start_served_sandbox(
     directory: Path,
     *,
     seed: int = 0,
-    time_scale: float = 50.0,
+    time_scale: float | None = 50.0,
     extra: Sequence[str] = (),
 ) -> Iterator[ServedSandbox]:
-    """Serve a sandbox on a free loopback port until the block ends; always terminated."""
+    """Serve a sandbox on a free loopback port until the block ends; always terminated.
+
+    ``time_scale`` None: the command's default.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = directory / f"serve-{port}.log"
-    args = ["sandbox", "serve", "--port", str(port), "--time-scale", str(time_scale)]
-    args += ["--seed", str(seed), *extra]
+    args = ["sandbox", "serve", "--port", str(port), "--seed", str(seed), *extra]
+    if time_scale is not None:
+        args += ["--time-scale", str(time_scale)]
     with log.open("wb") as out:
         process = subprocess.Popen(
             mlrun_command(*args), stdout=out, stderr=subprocess.STDOUT, env=clean_env()

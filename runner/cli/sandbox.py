@@ -10,6 +10,9 @@ import click
 
 T = TypeVar("T")
 
+# As `mlrun apply --sandbox`: a job of minutes ends in seconds, so a demo finishes in seconds.
+SERVE_TIME_SCALE = 60.0
+
 _EXAMPLE = """\
 \b
 Example:
@@ -48,6 +51,13 @@ def _world(value: str) -> Any:
     return World.load(Path(value))
 
 
+def _pace(time_scale: float) -> str:
+    """``jobs run 60x faster than real time``, or ``real time``."""
+    if time_scale == 1:
+        return "real time"
+    return f"jobs run {time_scale:g}x {'faster' if time_scale > 1 else 'slower'} than real time"
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def sandbox() -> None:
     """The simulated MentionLab API (deterministic, with rate limits and fault injection)."""
@@ -59,10 +69,10 @@ def sandbox() -> None:
 @click.option("--seed", default=0, show_default=True, type=int, help="World and fault seed.")
 @click.option(
     "--time-scale",
-    default=1.0,
+    default=SERVE_TIME_SCALE,
     show_default=True,
     type=click.FloatRange(min=0, min_open=True),
-    help="Divide every simulated duration (job life, windows, delays) by this.",
+    help="Divide every simulated duration (job life, windows, delays) by this; 1 is real time.",
 )
 @click.option(
     "--rate-limits",
@@ -122,7 +132,10 @@ def serve(
         honour_idempotency_key=honour_idempotency_key,
     )
     url = f"http://{host}:{port}"
-    click.echo(f"MentionLab sandbox on {url} (seed {seed}, limits {rate_limits.name})")
+    click.echo(
+        f"MentionLab sandbox on {url} (seed {seed}, limits {rate_limits.name}, "
+        f"time scale {time_scale:g}: {_pace(time_scale)})"
+    )
     click.echo("Try:")
     click.echo(
         f"  curl -s -X POST {url}/api/jobs/trigger -H 'Content-Type: application/json' \\\n"

@@ -5,6 +5,11 @@ expected executions = queries × models × count), totals per project, per model
 what is skipped and why, the unreachable projects, and the budget verdict. The Markdown form puts
 the summary first and stays under GitHub's comment limit however many projects, cutting every
 table to the same number of rows (found by bisection) with a line saying where the full plan is.
+
+A plan made with ``--changed-since`` also shows what changed, one terraform-like line per change
+(``+ project acme``, ``~ acme jobs[0].executionCount: 3 → 4``): the first ``SHOWN_CHANGES`` in
+text and Markdown, every one in JSON. The projects left out because nothing of theirs changed
+are counted, not listed.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from runner.report.markdown import DEFAULT_LIMIT, cell
 from runner.report.redact import redact
 
 if TYPE_CHECKING:  # runner.remote imports the HTTP client, which an offline plan never needs
+    from runner.changes import PlanChanges
     from runner.remote import ProjectProblem
 
 FORMATS = ("text", "json", "markdown")
@@ -31,6 +37,8 @@ PLAN_EXIT_MEANINGS = {
     ExitCode.BUDGET_REFUSED: "refused by the budget; apply would send nothing",
 }
 OFFLINE_NOTE = "unknown: planned with --offline, the API was not asked"
+SHOWN_CHANGES = 50  # change lines shown in text and Markdown; JSON has every one
+_CHANGE_WIDTH = 200  # characters of a change line in Markdown
 _ICONS = {ExitCode.OK: "✅", ExitCode.ACTION_FAILED: "⚠️", ExitCode.BUDGET_REFUSED: "⛔"}
 
 
@@ -73,8 +81,10 @@ def problem_line(problem: ProjectProblem) -> str:
 
 
 def headline(plan_file: PlanFile) -> str:
-    """``12 actions in 5 projects, 1,234 expected executions``."""
+    """``12 actions in 5 projects, 1,234 expected executions``, or ``no changes since main…``."""
     plan = plan_file.plan
+    if plan.changes is not None and no_changes(plan):
+        return f"no changes since {plan.changes.ref}: nothing to apply"
     projects = len({a.project for a in plan.actions})
     total = plan.total_expected
     executions = (
@@ -91,13 +101,37 @@ def plural(count: int, noun: str) -> str:
 def exit_line(plan_file: PlanFile) -> str:
     """``exit 0: the plan can be applied``."""
     code = plan_file.exit_code()
+    if code == ExitCode.OK and no_changes(plan_file.plan):
+        return f"exit {int(code)}: no changes; apply would send nothing"
     return f"exit {int(code)}: {PLAN_EXIT_MEANINGS[code]}"
 
 
+def no_changes(plan: Plan) -> bool:
+    """A ``--changed-since`` plan in which no project or trigger was added, changed or removed."""
+    return plan.changes is not None and not plan.actions and plan.changes.nothing_changed
+
+
 def not_selected(plan_file: PlanFile) -> list[Skip]:
-    """Skipped projects other than the unreachable ones (those are listed as problems)."""
+    """Skipped projects, but for the unreachable ones (listed as problems) and those the changes
+    account for (unchanged, or removed, since the ``--changed-since`` ref)."""
     unreachable = {p.project for p in plan_file.problems}
-    return [s for s in plan_file.plan.skipped if s.project not in unreachable]
+    changes = plan_file.plan.changes
+    return [
+        skip
+        for skip in plan_file.plan.skipped
+        if skip.project not in unreachable and not (changes and changes.explains(skip))
+    ]
+
+
+def changes_line(changes: PlanChanges) -> str:
+    """``since main, projects: 1 added, 2 changed, 7 unchanged, 1 removed``."""
+    return f"since {changes.ref}, projects: {changes.projects.describe()}"
+
+
+def shown_changes(changes: PlanChanges) -> tuple[list[str], int]:
+    """The change lines to show, and how many more there are."""
+    lines = [change.line() for change in changes.changes[:SHOWN_CHANGES]]
+    return lines, max(0, len(changes.changes) - SHOWN_CHANGES)
 
 
 def projects_by_weight(plan: Plan) -> list[tuple[str, int | None]]:
@@ -150,6 +184,7 @@ def render_plan_text(plan_file: PlanFile) -> str:
     """Tables for a terminal, the summary last (where the eye lands)."""
     plan = plan_file.plan
     blocks = [
+        _text_changes(plan.changes),
         _text_table("Actions", _ACTION_HEAD, [_action_cells(a) for a in plan.actions]),
         _text_table("Per project", ("PROJECT", "EXPECTED"), _project_cells(plan)),
         _text_table("Per model", ("MODEL", "ACTIONS", "EXPECTED"), _model_cells(plan)),
@@ -207,8 +242,19 @@ def _text_list(title: str, items: Sequence[str]) -> str:
     return "\n".join([title, *(f"  {item}" for item in items)]) if items else ""
 
 
+def _text_changes(changes: PlanChanges | None) -> str:
+    if changes is None or not changes.changes:
+        return ""
+    lines, more = shown_changes(changes)
+    if more:
+        lines.append(f"… and {more:,} more (`mlrun plan --format json` lists them all)")
+    return _text_list(f"Changes since {changes.ref}", lines)
+
+
 def _text_summary(plan_file: PlanFile) -> str:
     lines = [f"Plan: {headline(plan_file)}"]
+    if plan_file.plan.changes is not None:
+        lines.append(f"Changes: {changes_line(plan_file.plan.changes)}")
     if plan_file.offline:
         lines.append(f"Query counts: {OFFLINE_NOTE}")
     lines.append(f"Budget: {budget_line(plan_file.plan, offline=plan_file.offline)}")
@@ -279,7 +325,7 @@ def render_plan_markdown(
     ``full_plan_hint`` names the full plan (the ``-o`` file) that cut tables point to.
     """
     more = f"`{cell(full_plan_hint)}`" if full_plan_hint else "`mlrun plan --format json`"
-    header = redact(_markdown_header(plan_file))
+    header = redact(_markdown_header(plan_file) + _markdown_changes(plan_file.plan.changes, more))
     tables = [table for table in _markdown_tables(plan_file, limit) if table.available]
 
     def size(cap: int) -> int:
@@ -313,6 +359,8 @@ def _largest_fitting(size: Callable[[int], int], most: int, limit: int) -> int:
 def _markdown_header(plan_file: PlanFile) -> str:
     plan, code = plan_file.plan, plan_file.exit_code()
     rows = [("Budget", budget_line(plan, offline=plan_file.offline))]
+    if plan.changes is not None:
+        rows.append(("Changes", changes_line(plan.changes)))
     if plan_file.offline:
         rows.append(("Query counts", OFFLINE_NOTE))
     if plan_file.problems:
@@ -330,6 +378,18 @@ def _markdown_header(plan_file: PlanFile) -> str:
     title = f"### {_ICONS[code]} mlrun plan: {cell(headline(plan_file))}"
     lines = [title, "", "| | |", "|---|---|"]
     return "\n".join(lines + [f"| {name} | {cell(value)} |" for name, value in rows])
+
+
+def _markdown_changes(changes: PlanChanges | None, more: str) -> str:
+    """The change lines as a ``diff`` block, where GitHub colours the ``+`` and ``-`` lines."""
+    if changes is None or not changes.changes:
+        return ""
+    lines, hidden = shown_changes(changes)
+    block = "\n".join(shorten(line, _CHANGE_WIDTH).replace("`", "'") for line in lines)
+    text = f"\n\n#### Changes since `{cell(changes.ref)}`\n\n```diff\n{block}\n```"
+    if hidden:
+        text += f"\n\n_… and {hidden:,} more changes; the full plan is in {more}_"
+    return text
 
 
 def _markdown_tables(plan_file: PlanFile, limit: int) -> list[_Table]:

@@ -172,7 +172,8 @@ def test_the_example_workflows_locally_validate_plan_comment_apply(
     comment = plan_md.read_text()
     assert comment.startswith("### ✅ mlrun plan: 1 action in 1 project")
     assert "| beta |" in comment
-    assert "unchanged since origin/main" in comment
+    assert "```diff\n~ beta jobs[0].executionCount: 1 → 3\n```" in comment
+    assert "| Changes | since origin/main, projects: 0 added, 1 changed, 2 unchanged" in comment
     assert len(comment) < COMMENT_LIMIT
     assert MarkdownIt("commonmark").enable("table").parse(comment)  # parses as GitHub would
     assert (workspace / "mlrun-reports" / "plan.json").exists()
