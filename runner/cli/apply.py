@@ -193,8 +193,9 @@ def apply(
     for problem in result.problems:
         echo_err(f"warning: {problem.project}: {problem.message}; not triggered")
     _echo_lines(github.after_apply(result, paths, result.report_files))
-    if result.report is None:
-        click.echo(_plan_summary(result.plan))
+    if result.report is None:  # a dry run, or nothing changed since --changed-since's ref
+        if result.plan.actions or result.plan.changes is None:
+            click.echo(_plan_summary(result.plan))
         sys.exit(ExitCode.OK)
     from runner.report import render_text  # noqa: PLC0415
 
