@@ -25,8 +25,8 @@ import hashlib
 import random as random_module
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -35,7 +35,7 @@ import anyio
 import anyio.abc
 
 from runner.api import CachedJob, Job, JobPage, MentionLabClient, Reply
-from runner.backoff import full_jitter
+from runner.backoff import backoff_ceiling, full_jitter
 from runner.clock import Clock
 from runner.errors import (
     ApiError,
@@ -103,6 +103,15 @@ class ProjectProgress:
         return self.triggered + self.failed + self.unknown + self.skipped
 
 
+@dataclass(frozen=True)
+class Outage:
+    """Why and since when sending is paused for an outage; wall-clock times."""
+
+    since: float  # when the breaker opened
+    why: str  # the last sign of the outage: "HTTP 503", "no answer to the probe"...
+    next_probe: float | None  # when the next probe may go; None while one is out
+
+
 @dataclass
 class RunProgress:
     """Live counters for the progress display; the ledger stays the source of truth."""
@@ -122,7 +131,7 @@ class RunProgress:
     jobs_followed: int = 0
     jobs_done: int = 0
     stop_reason: str | None = None
-    waiting: str | None = None  # why nothing is sent right now (a pause, an outage), if anything
+    outage: Outage | None = None  # the API is unavailable: nothing is sent but a probe
     projects: dict[str, ProjectProgress] = field(default_factory=dict)
 
     @property
@@ -155,57 +164,131 @@ class _Sent:
 
 
 class OutageBreaker:
-    """A run-wide circuit breaker for outages: one probe per backoff period while open."""
+    """A run-wide circuit breaker for outages: one probe per backoff period while open.
 
-    def __init__(self, clock: Clock, rng: random_module.Random, options: EngineOptions) -> None:
+    After ``outage_threshold`` consecutive unavailable answers (503s, refused connections) it
+    opens for a period (``outage_pause``, doubling up to ``outage_pause_cap``, jittered). When
+    the period ends, one request goes as the probe and the others wait for it. Whatever becomes
+    of the probe moves the breaker: an answer closes it; anything else (a 503, a refused,
+    dropped or timed-out connection, a withdrawal, a cancellation, an exception) opens it for
+    the next period. The probe's turn ends when its block does, whatever the exit, and a waiter
+    never waits past ``outage_pause_cap`` for a probe: one out for that long is presumed lost
+    and the waiter probes in its place. The state is published as ``progress.outage``.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        rng: random_module.Random,
+        options: EngineOptions,
+        *,
+        progress: RunProgress,
+        on_open: Callable[[float, str], None] | None = None,
+    ) -> None:
         self._clock = clock
         self._rng = rng
         self._options = options
+        self._progress = progress
+        self._on_open = on_open
         self._consecutive = 0
-        self._open_until: float | None = None
         self._openings = 0
-        self._probing = False
-        self._closed = anyio.Event()
-        self._closed.set()
+        self._open_until: float | None = None
+        self._probe: object | None = None  # the token of the probe out, if one is
+        self._probe_deadline = 0.0
+        self._since = 0.0
+        self._why = ""
+        self._sleepers: set[anyio.CancelScope] = set()
 
     @property
     def is_open(self) -> bool:
         return self._open_until is not None
 
-    async def wait_turn(self) -> bool:
-        """Return when this caller may send: at once if closed (False), as the probe (True)."""
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[bool]:
+        """Wait until this caller may send; yields whether it goes as the probe.
+
+        Closed: at once, not a probe. Open: after the period, one caller as the probe, the
+        others once the probe has moved the breaker. If the probe's block ends and nothing has
+        closed or re-opened the breaker meanwhile (no answer came), it opens for the next period.
+        """
+        probe = await self._wait_turn()
+        try:
+            yield probe is not None
+        finally:
+            if probe is not None and probe is self._probe:
+                self._open("no answer to the probe")
+
+    def on_answer(self) -> None:
+        """The service answered (any status but 503): not an outage, the breaker closes."""
+        self._consecutive = 0
+        self._openings = 0
+        if self._open_until is not None:
+            self._open_until = None
+            self._probe = None
+            self._changed()
+
+    def on_unavailable(self, why: str) -> None:
+        """Count an unavailable answer (a 503, a refused connection); opens at the threshold."""
+        self._consecutive += 1
+        if self._open_until is not None or self._consecutive >= self._options.outage_threshold:
+            self._open(why)
+
+    def status(self) -> Outage | None:
+        """The outage as the progress display shows it; None while the breaker is closed."""
+        if self._open_until is None:
+            return None
+        next_probe = None
+        if self._probe is None:
+            left = max(0.0, self._open_until - self._clock.monotonic())
+            next_probe = self._clock.wall() + left
+        return Outage(since=self._since, why=self._why, next_probe=next_probe)
+
+    async def _wait_turn(self) -> object | None:
         while self._open_until is not None:
             now = self._clock.monotonic()
             if now < self._open_until:
-                await self._clock.sleep(self._open_until - now)
-                continue
-            if not self._probing:
-                self._probing = True
-                return True
-            await self._closed.wait()
-        return False
+                await self._sleep_until(self._open_until)
+            elif self._probe is None or now >= self._probe_deadline:
+                return self._start_probe(now)
+            else:
+                await self._sleep_until(self._probe_deadline)
+        return None
 
-    def success(self) -> None:
-        self._consecutive = 0
-        self._openings = 0
-        self._probing = False
-        if self._open_until is not None:
-            self._open_until = None
-            self._closed.set()
+    def _start_probe(self, now: float) -> object:
+        self._probe = probe = object()
+        self._probe_deadline = now + self._options.outage_pause_cap
+        self._changed()
+        return probe
 
-    def unavailable(self) -> float | None:
-        """Count an unavailable answer; returns the pause when the breaker (re)opens."""
-        self._consecutive += 1
-        self._probing = False
-        if self._consecutive < self._options.outage_threshold and self._open_until is None:
-            return None
+    def _open(self, why: str) -> None:
         self._openings += 1
-        base: float = self._options.outage_pause * 2.0 ** (self._openings - 1)
-        pause = min(self._options.outage_pause_cap, base) * (0.75 + 0.25 * self._rng.random())
+        ceiling = backoff_ceiling(
+            self._openings, base=self._options.outage_pause, cap=self._options.outage_pause_cap
+        )
+        pause = ceiling * (0.75 + 0.25 * self._rng.random())
+        if self._open_until is None:
+            self._since = self._clock.wall()
         self._open_until = self._clock.monotonic() + pause
-        if self._closed.is_set():
-            self._closed = anyio.Event()
-        return pause
+        self._probe = None
+        self._why = why
+        self._changed()
+        if self._on_open is not None:
+            self._on_open(pause, why)
+
+    async def _sleep_until(self, deadline: float) -> None:
+        """Sleep until ``deadline`` or until the breaker changes, whichever comes first."""
+        with anyio.CancelScope() as scope:
+            self._sleepers.add(scope)
+            try:
+                await self._clock.sleep(deadline - self._clock.monotonic())
+            finally:
+                self._sleepers.discard(scope)
+
+    def _changed(self) -> None:
+        for scope in self._sleepers:
+            scope.cancel()
+        self._sleepers.clear()
+        self._progress.outage = self.status()
 
 
 class _HeldByPause(Exception):
@@ -228,7 +311,9 @@ class Gateway:
         self.limiter = limiter
         self.clock = clock
         self.progress = progress
-        self.breaker = OutageBreaker(clock, rng, options)
+        self.breaker = OutageBreaker(
+            clock, rng, options, progress=progress, on_open=self._outage_opened
+        )
         self._options = options
         self._rng = rng
         self.answered = False  # has anything answered this run (a reply or an HTTP error)?
@@ -253,23 +338,18 @@ class Gateway:
         again.
         """
         while True:
-            probe = await self.breaker.wait_turn()
-            async with self.limiter.acquire(kind) as permit:
+            async with self.breaker.turn() as probe, self.limiter.acquire(kind) as permit:
                 if self.breaker.is_open and not probe:
-                    # The breaker opened while this request queued: it waits like the others.
-                    permit.refund()
+                    permit.refund()  # the breaker opened while this request queued: it waits
                     continue
                 if before_wire is not None:
                     await self._prepare(permit, before_wire)
                     before_wire = None
                 try:
-                    reply = await self._send(permit, call)
+                    return await self._send(permit, call)
                 except _HeldByPause:
                     permit.refund()
                     continue
-            self.breaker.success()
-            self._track_server_clock(reply.rate.date_epoch)
-            return reply
 
     async def read(self, kind: RequestKind, call: Callable[[], Awaitable[Reply[T]]]) -> Reply[T]:
         """An idempotent read, resent while its failure may pass; the last error otherwise.
@@ -330,7 +410,7 @@ class Gateway:
             raise
         except NotSent:
             permit.refund()
-            self._unavailable("connection refused")
+            self.breaker.on_unavailable("connection refused")
             raise
         except ApiError as exc:
             self.answered = True
@@ -338,6 +418,8 @@ class Gateway:
             raise
         self.answered = True
         permit.observe(reply.rate)
+        self.breaker.on_answer()
+        self._track_server_clock(reply.rate.date_epoch)
         return reply
 
     def _wire_slots(self) -> anyio.Semaphore:
@@ -359,13 +441,12 @@ class Gateway:
             permit.observe(rate)
             self._track_server_clock(rate.date_epoch)
         if isinstance(exc, ServiceUnavailable):
-            self._unavailable("HTTP 503")
+            self.breaker.on_unavailable("HTTP 503")
         else:
-            self.breaker.success()  # the service answered: not an outage
+            self.breaker.on_answer()  # the service answered: not an outage
 
-    def _unavailable(self, why: str) -> None:
-        pause = self.breaker.unavailable()
-        if pause is not None and self._on_event is not None:
+    def _outage_opened(self, pause: float, why: str) -> None:
+        if self._on_event is not None:
             self._on_event("outage_pause", seconds=pause, why=why)
 
     def _track_server_clock(self, date_epoch: float | None) -> None:
