@@ -95,17 +95,10 @@ def load_plan(request: ApplyRequest) -> tuple[Plan, Settings]:
 
 
 def make_limiter(settings: Settings, clock: Clock, concurrency: int | None) -> RateLimiter:
-    """The run's limiter: the manifest's windows, a slow start, and intent headroom.
-
-    ``concurrency`` requests on the wire, and as many more admitted while their intent is made
-    durable (an fsync shared by the waiting intents): without that headroom, the requests
-    waiting on the disk kept as many others off the network (docs/performance.md).
-    """
+    """The run's limiter: the manifest's windows, ``concurrency`` requests at once, a slow start."""
     windows = [Window(limit, seconds) for limit, seconds in settings.rate_limits.windows()]
     on_the_wire = concurrency or settings.concurrency
-    return RateLimiter(
-        windows, clock=clock, concurrency=on_the_wire, headroom=on_the_wire, probe_first=True
-    )
+    return RateLimiter(windows, clock=clock, concurrency=on_the_wire, probe_first=True)
 
 
 def make_client(

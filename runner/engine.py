@@ -291,10 +291,6 @@ class OutageBreaker:
         self._progress.outage = self.status()
 
 
-class _HeldByPause(Exception):
-    """A request admitted before a pause began, not yet sent: it goes through the limiter again."""
-
-
 class Gateway:
     """Every request of a run goes through here: outage breaker, rate limiter, header learning."""
 
@@ -319,7 +315,6 @@ class Gateway:
         self.answered = False  # has anything answered this run (a reply or an HTTP error)?
         self.server_offset = 0.0  # server Date minus our wall clock, from the last response
         self._on_event = on_event
-        self._wire: anyio.Semaphore | None = None  # created in the loop: limiter.concurrency
 
     async def request(
         self,
@@ -330,12 +325,10 @@ class Gateway:
     ) -> Reply[T]:
         """One request: breaker, limiter, header learning, outage accounting.
 
-        ``before_wire`` runs once the limiter has admitted the request and before it takes one
-        of the ``limiter.concurrency`` places on the wire (a trigger's intent is made durable
-        there, while the limiter's headroom lets other requests use the network). If the
-        limiter was paused since the admission (a 429's Retry-After), the request goes back
-        through the limiter before it is sent: the pause holds it too, and the windows space it
-        again.
+        ``before_wire`` runs once, after the limiter has admitted the request and before it is
+        sent (a trigger's intent is made durable there). If a pause began meanwhile (a 429's
+        Retry-After), the request goes back through the limiter before it is sent: the pause
+        holds it too, and the windows space it again.
         """
         while True:
             async with self.breaker.turn() as probe, self.limiter.acquire(kind) as permit:
@@ -345,11 +338,10 @@ class Gateway:
                 if before_wire is not None:
                     await self._prepare(permit, before_wire)
                     before_wire = None
-                try:
-                    return await self._send(permit, call)
-                except _HeldByPause:
-                    permit.refund()
+                if self.limiter.current_pause() is not None:
+                    permit.refund()  # paused since its admission: through the limiter again
                     continue
+                return await self._send(permit, call)
 
     async def read(self, kind: RequestKind, call: Callable[[], Awaitable[Reply[T]]]) -> Reply[T]:
         """An idempotent read, resent while its failure may pass; the last error otherwise.
@@ -401,10 +393,7 @@ class Gateway:
 
     async def _send(self, permit: Permit, call: Callable[[], Awaitable[Reply[T]]]) -> Reply[T]:
         try:
-            async with self._wire_slots():
-                if self.limiter.current_pause() is not None:
-                    raise _HeldByPause  # paused since this request was admitted
-                reply = await self._on_the_wire(call)
+            reply = await self._on_the_wire(call)
         except Withdrawn:
             permit.refund()
             raise
@@ -421,11 +410,6 @@ class Gateway:
         self.breaker.on_answer()
         self._track_server_clock(reply.rate.date_epoch)
         return reply
-
-    def _wire_slots(self) -> anyio.Semaphore:
-        if self._wire is None:
-            self._wire = anyio.Semaphore(self.limiter.concurrency)
-        return self._wire
 
     async def _on_the_wire(self, call: Callable[[], Awaitable[Reply[T]]]) -> Reply[T]:
         self.progress.requests += 1

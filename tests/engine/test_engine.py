@@ -11,7 +11,7 @@ import httpx
 import pytest
 from runner.api import MentionLabClient
 from runner.engine import EngineOptions
-from runner.ledger import ActionState
+from runner.ledger import ActionState, Ledger
 from runner.limiter import RateLimiter
 from runner.run import RunOptions, execute
 from runner.sandbox import Faults, SandboxConfig
@@ -162,9 +162,27 @@ class _WireCounter(httpx.AsyncBaseTransport):
             self.now -= 1
 
 
+class SlowDisk(Ledger):
+    """A ledger on a slow disk: making the n-th intent durable takes ``intent_delays[n]`` s."""
+
+    intent_delays: list[float]
+
+    async def intents_on_disk(self) -> None:
+        await anyio.sleep(self.intent_delays.pop(0) if self.intent_delays else 0.0)
+        await super().intents_on_disk()
+
+
+def _on_a_slow_disk(harness: Harness, tmp_path: Path, intent_delays: list[float]) -> None:
+    harness.ledger.close()
+    ledger = SlowDisk.open(tmp_path / "slow-disk.sqlite")
+    assert isinstance(ledger, SlowDisk)
+    ledger.intent_delays = intent_delays
+    harness.ledger = ledger
+
+
 async def _run_over(harness: Harness, transport: httpx.AsyncBaseTransport) -> RateLimiter:
     """The harness's started run, its client over ``transport``; returns the limiter used."""
-    limiter = harness.new_limiter()  # as `mlrun apply` builds it: headroom = concurrency
+    limiter = harness.new_limiter()  # as `mlrun apply` builds it
     client = MentionLabClient(
         api_key=API_KEY, base_url="https://api.mentionlab.io", transport=transport
     )
@@ -180,32 +198,30 @@ async def _run_over(harness: Harness, transport: httpx.AsyncBaseTransport) -> Ra
     return limiter
 
 
-async def test_headroom_admits_more_but_never_puts_more_than_concurrency_on_the_wire(
-    tmp_path: Path,
-) -> None:
-    # As `mlrun apply` builds it: `concurrency` places on the wire, as many permits again for
-    # requests whose intent is being made durable. Every answer takes 50-400 ms.
+async def test_never_more_than_concurrency_requests_are_on_the_wire(tmp_path: Path) -> None:
+    # Every answer takes 50-400 ms, and intents take their time to be durable.
     config = SandboxConfig(seed=4, faults=Faults(latency=Latency(median_ms=100, p99_ms=400)))
     harness = Harness(tmp_path, config=config, wait=False, windows=(), concurrency=4)
+    _on_a_slow_disk(harness, tmp_path, [0.05] * 40)
     wire = _WireCounter(harness.sandbox.transport())
     actions = job_actions(40)
     harness.start(actions)
-    limiter = await _run_over(harness, wire)
+    await _run_over(harness, wire)
     harness.assert_exactly_once(actions)
     assert wire.most == 4  # the wire is full, and never fuller
-    assert limiter.permits == 8
 
 
 async def test_a_trigger_admitted_when_the_run_stops_is_withdrawn_not_sent(tmp_path: Path) -> None:
-    # One place on the wire, one permit of headroom, answers taking 200 ms. After the first
-    # trigger the credits are gone: while the second is on the wire (its answer will be a 402
-    # that stops the run), the third is admitted and its intent made durable. It must not be
-    # sent after the stop, and must not be left in doubt.
+    # Two places on the wire, answers taking 200 ms. After the first trigger the credits are
+    # gone; the next two are admitted together: one goes on the wire (its answer will be a 402
+    # that stops the run) while the other's intent takes a second to be durable. That one must
+    # not be sent after the stop, and must not be left in doubt.
     exhausted = Change(after_requests=1, credits=0)
     latency = Faults(latency=Latency(median_ms=200))
     config = SandboxConfig(seed=2, credits=10_000, faults=latency, schedule=(exhausted,))
     engine = EngineOptions(allow_stacking=True)
-    harness = Harness(tmp_path, config=config, wait=False, windows=(), concurrency=1, engine=engine)
+    harness = Harness(tmp_path, config=config, wait=False, windows=(), concurrency=2, engine=engine)
+    _on_a_slow_disk(harness, tmp_path, [0.0, 0.0, 1.0])
     actions = job_actions(4)
     summary = await harness.run(actions)
     assert summary.stop_reason is not None
@@ -224,13 +240,15 @@ async def test_a_trigger_admitted_when_the_run_stops_is_withdrawn_not_sent(tmp_p
 async def test_a_trigger_cancelled_before_the_wire_is_pending_again_not_ambiguous(
     tmp_path: Path,
 ) -> None:
-    # One place on the wire, one permit of headroom, answers taking 200 ms; SIGINT (a cancel)
-    # at 0.45 s: one trigger is on the wire (maybe processed: ambiguous), the next has its
-    # intent on disk and waits for the wire. That one provably never left: it must be pending
-    # again (resent on resume), not ambiguous (a cached-jobs trigger would end UNKNOWN).
+    # Two places on the wire, answers taking 200 ms, the third intent taking a second to be
+    # durable; SIGINT (a cancel) at 0.45 s: one trigger is on the wire (maybe processed:
+    # ambiguous), the third still waits for its intent. That one provably never left: it must
+    # be pending again (resent on resume), not ambiguous (a cached-jobs trigger would end
+    # UNKNOWN).
     config = SandboxConfig(seed=2, faults=Faults(latency=Latency(median_ms=200)))
     engine = EngineOptions(allow_stacking=True)
-    harness = Harness(tmp_path, config=config, wait=False, windows=(), concurrency=1, engine=engine)
+    harness = Harness(tmp_path, config=config, wait=False, windows=(), concurrency=2, engine=engine)
+    _on_a_slow_disk(harness, tmp_path, [0.0, 0.0, 1.0])
     actions = [cached_action(i) for i in range(4)]
     harness.start(actions)
     with anyio.move_on_after(0.45):

@@ -294,7 +294,7 @@ def test_a_trigger_cancelled_while_its_intent_syncs_is_withdrawn_not_left_in_dou
     monkeypatch.setattr(os, "fsync", slow_fsync)
 
     async def main() -> None:
-        limiter = RateLimiter([], clock=clock, concurrency=1, headroom=1, probe_first=True)
+        limiter = RateLimiter([], clock=clock, concurrency=1, probe_first=True)
         client = MentionLabClient(
             api_key=API_KEY, base_url="https://api.mentionlab.io", transport=sandbox.transport()
         )
