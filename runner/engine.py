@@ -25,14 +25,13 @@ import hashlib
 import random as random_module
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
 import anyio
-import anyio.abc
 
 from runner.api import CachedJob, Job, JobPage, MentionLabClient, Reply
 from runner.backoff import backoff_ceiling, full_jitter
@@ -438,58 +437,6 @@ class Gateway:
             self.server_offset = date_epoch - self.clock.wall()
 
 
-class _Workers:
-    """Projects handed to ``size`` workers, as a bare loop would send them.
-
-    A worker that finishes a project takes the next one, so while the limiter has room nothing
-    waits in it or is woken (one task per project would queue thousands and wake one per
-    request: about 0.1 ms of CPU per trigger with limits off). A worker about to sleep (a backoff, a
-    settle look) steps aside: another one starts, so sleeping projects never hold up the others;
-    awake again, it finishes its project and leaves if the pool is full.
-    """
-
-    def __init__(
-        self,
-        group: anyio.abc.TaskGroup,
-        projects: Iterator[list[Action]],
-        size: int,
-        work: Callable[[list[Action]], Awaitable[None]],
-    ) -> None:
-        self._group = group
-        self._projects = projects
-        self._size = max(1, size)
-        self._work = work
-        self._active = 0  # workers not asleep
-
-    def start(self) -> None:
-        for _ in range(self._size):
-            self._spawn()
-
-    def _spawn(self) -> None:
-        self._active += 1
-        self._group.start_soon(self._run)
-
-    async def _run(self) -> None:
-        try:
-            while self._active <= self._size:
-                actions = next(self._projects, None)
-                if actions is None:
-                    return
-                await self._work(actions)
-        finally:
-            self._active -= 1
-
-    @contextmanager
-    def aside(self) -> Iterator[None]:
-        self._active -= 1
-        if self._active < self._size:
-            self._spawn()
-        try:
-            yield
-        finally:
-            self._active += 1
-
-
 def idempotency_key(run_id: str, action_key: str) -> str:
     """A deterministic key per (run, action): the same on every resend and on resume."""
     digest = hashlib.sha256(f"{run_id}\x00{action_key}".encode()).digest()
@@ -542,10 +489,8 @@ class Engine:
         self._known_jobs = ledger.known_job_ids()
         self._failures = 0
         self.on_job: Callable[[Action, Job], None] | None = None  # e.g. the follower's add
-        self._workers: _Workers | None = None
-        # Each action's state when trigger() began (what earlier processes left): read once,
-        # not per action, so the hot path never waits for the ledger's queued writes.
-        self._states_at_start: dict[str, ActionState] = {}
+        self._slots: anyio.CapacityLimiter  # per trigger(): concurrency projects at a time
+        self._slot_holders: set[str] = set()  # projects holding one of the slots
 
     # -- the trigger phase ----------------------------------------------------------------------
 
@@ -554,20 +499,17 @@ class Engine:
         by_project: dict[str, list[Action]] = defaultdict(list)
         for action in actions:
             by_project[action.project_id].append(action)
-        self._states_at_start = {r.action.key: r.state for r in self.ledger.actions(self.run_id)}
         self._count_known_progress(actions)
+        self._slots = anyio.CapacityLimiter(max(1, self.limiter.concurrency))
         async with anyio.create_task_group() as group:
-            self._workers = _Workers(
-                group, iter(by_project.values()), self.limiter.permits, self._trigger_project
-            )
-            self._workers.start()
-        self._workers = None
+            for project_actions in by_project.values():
+                group.start_soon(self._trigger_project_in_a_slot, project_actions)
         if self.stop_reason:
             self._skip_remaining(actions)
 
     def _count_known_progress(self, actions: Sequence[Action]) -> None:
         """Start the progress counters from the ledger (a resumed run has history)."""
-        states = self._states_at_start
+        states = {r.action.key: r.state for r in self.ledger.actions(self.run_id)}
         self.progress.total = len(actions)
         settled = {
             ActionState.TRIGGERED: "triggered",
@@ -581,6 +523,21 @@ class Engine:
             if counter is not None:
                 self.progress.note(action.project, **{counter: 1})
 
+    async def _trigger_project_in_a_slot(self, actions: list[Action]) -> None:
+        """One project, holding one of ``concurrency`` slots until it is done or first sleeps."""
+        project = actions[0].project_id
+        await self._slots.acquire()
+        self._slot_holders.add(project)
+        try:
+            await self._trigger_project(actions)
+        finally:
+            self._leave_slot(project)
+
+    def _leave_slot(self, project: str) -> None:
+        if project in self._slot_holders:
+            self._slot_holders.discard(project)
+            self._slots.release()
+
     async def _trigger_project(self, actions: list[Action]) -> None:
         if not self.options.allow_stacking and await self._project_busy(actions):
             return
@@ -591,7 +548,7 @@ class Engine:
 
     async def _project_busy(self, actions: list[Action]) -> bool:
         """The in-flight guard: skip a project whose last job (not ours) is still running."""
-        states = {self._state_at_start(action) for action in actions}
+        states = {self.ledger.action_state(self.run_id, action.key) for action in actions}
         if states != {ActionState.PENDING}:
             return False  # this run already started the project: its jobs are ours
         first = actions[0]
@@ -640,12 +597,8 @@ class Engine:
                 )
                 self.progress.note(action.project, skipped=1)
 
-    def _state_at_start(self, action: Action) -> ActionState:
-        state = self._states_at_start.get(action.key)
-        return self.ledger.action_state(self.run_id, action.key) if state is None else state
-
     async def _trigger_action(self, action: Action) -> None:
-        state = self._state_at_start(action)
+        state = self.ledger.action_state(self.run_id, action.key)
         if state in {ActionState.IN_FLIGHT, ActionState.AMBIGUOUS}:
             # A previous process sent (or may have sent) this trigger: look before resending.
             last = self.ledger.attempts(self.run_id, action.key)[-1]
@@ -685,15 +638,17 @@ class Engine:
                 self._fail(action, sent.number, f"gave up after {safe_failures} attempts")
                 return
             if outcome == "backoff":
-                await self._sleep_aside(self.gateway.backoff(safe_failures))
+                await self._sleep_aside(action, self.gateway.backoff(safe_failures))
 
-    async def _sleep_aside(self, seconds: float) -> None:
-        """Sleep without holding up other projects: the worker steps aside while it sleeps."""
-        if self._workers is None:
-            await self.clock.sleep(seconds)
-            return
-        with self._workers.aside():
-            await self.clock.sleep(seconds)
+    async def _sleep_aside(self, action: Action, seconds: float) -> None:
+        """Sleep without holding up other projects: the project leaves its slot for good.
+
+        Another project starts in it. Awake, this one goes on without a slot rather than queue
+        behind every project not yet started (its retries would wait for most of the run, past
+        ``max_retry_seconds``); the limiter still bounds the requests in flight.
+        """
+        self._leave_slot(action.project_id)
+        await self.clock.sleep(seconds)
 
     def _retries_exhausted(self, failures: int, started: float) -> bool:
         elapsed = self.clock.monotonic() - started
@@ -948,7 +903,7 @@ class Engine:
         started = self.clock.monotonic()
         failures = [0]
         for at in self._settle_schedule():
-            await self._sleep_aside(started + at - self.clock.monotonic())
+            await self._sleep_aside(action, started + at - self.clock.monotonic())
             final = at >= self.options.settle_grace
             try:
                 candidates = await self._look(action, since_wall, final=final, failures=failures)
@@ -982,7 +937,7 @@ class Engine:
                     raise _LookupFailed(f"could not read the job list: {exc}") from exc
                 if not final:
                     return None
-                await self._sleep_aside(self.gateway.backoff(failures[0]))
+                await self._sleep_aside(action, self.gateway.backoff(failures[0]))
 
     def _not_created(self, action: Action, attempt: int) -> bool:
         if attempt >= self.options.max_attempts:
