@@ -1,4 +1,4 @@
-"""Backoff arithmetic as pure functions: full jitter, Retry-After, HTTP dates, the retry budget."""
+"""Backoff arithmetic as pure functions: full jitter, Retry-After, HTTP dates."""
 
 from __future__ import annotations
 
@@ -10,13 +10,7 @@ from email.utils import format_datetime
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from runner.backoff import (
-    RetryBudget,
-    backoff_ceiling,
-    full_jitter,
-    parse_http_date,
-    parse_retry_after,
-)
+from runner.backoff import backoff_ceiling, full_jitter, parse_http_date, parse_retry_after
 
 SERVER_NOW = 1_790_000_000.0
 unit_floats = st.floats(min_value=0.0, max_value=1.0, exclude_max=True)
@@ -145,37 +139,3 @@ def test_a_date_without_zone_is_gmt_not_local_time() -> None:
 @pytest.mark.parametrize("value", [None, "", "yesterday", "Sun, 06 Nov 1994 25:61:61 GMT"])
 def test_malformed_http_dates_are_none(value: str | None) -> None:
     assert parse_http_date(value) is None
-
-
-# -- retry budget
-
-
-def test_retry_budget_stops_retries_after_a_run_of_failures() -> None:
-    budget = RetryBudget(max_tokens=10, token_ratio=0.1)
-    allowed = []
-    for _ in range(8):
-        allowed.append(budget.allows_retry)
-        budget = budget.on_failure()
-    assert allowed == [True] * 5 + [False] * 3
-
-
-def test_retry_budget_refills_slowly_with_successes() -> None:
-    budget = RetryBudget(max_tokens=10, token_ratio=0.5)
-    for _ in range(10):
-        budget = budget.on_failure()
-    assert budget.level == 0.0
-    for _ in range(10):
-        budget = budget.on_success()
-    assert not budget.allows_retry
-    for _ in range(20):
-        budget = budget.on_success()
-    assert budget.allows_retry
-    assert budget.level == 10.0
-
-
-def test_retry_budget_is_an_immutable_value() -> None:
-    full = RetryBudget()
-    assert full.on_failure().level == 9.0
-    assert full.level == 10.0
-    with pytest.raises(ValueError):
-        RetryBudget(max_tokens=0)
