@@ -139,7 +139,7 @@ class ProgressView:
         if self._progress.stop_reason:
             return f"stopping: {self._progress.stop_reason}"
         if self._progress.outage is not None:
-            return _outage_text(self._progress.outage, self._wall())
+            return outage_text(self._progress.outage, self._wall())
         pause = self._pause() if self._pause else None
         if pause is not None:
             seconds, reason = pause
@@ -190,7 +190,8 @@ def _project_line(name: str, counters: ProjectProgress) -> str:
     )
 
 
-def _outage_text(outage: Outage, now: float) -> str:
+def outage_text(outage: Outage, now: float) -> str:
+    """The outage on one line: since when (local time), why, and when the next probe goes."""
     since = time.strftime("%H:%M:%S", time.localtime(outage.since))
     text = f"API unavailable since {since} ({outage.why})"
     if outage.next_probe is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import random
+import re
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ import anyio
 import httpx
 import pytest
 from runner.api import JobPage, MentionLabClient, Reply
+from runner.apply import ApplyRequest, _prepare
 from runner.clock import LoopClock, SystemClock
 from runner.engine import EngineOptions, Gateway, Outage, RunProgress, Withdrawn
 from runner.errors import (
@@ -376,6 +378,28 @@ async def test_a_run_ends_when_the_probe_after_three_503s_gets_no_answer(
     since = time.strftime("%H:%M:%S", time.localtime(opened.since))
     assert f"API unavailable since {since} (HTTP 503); next probe in" in lines[0]
     assert any(f"since {since} (no answer to the probe); next probe in" in line for line in lines)
+
+
+async def test_planning_reads_end_and_say_why_they_wait_when_the_probe_gets_no_answer() -> None:
+    actions = job_actions(3)
+    clock = LoopClock()
+    limiter = RateLimiter([], clock=clock, concurrency=1, probe_first=True)
+    sandbox = Sandbox(_outage_then(Faults(drop_before=1.0)), clock=LoopClock())
+    lines: list[str] = []
+    client = MentionLabClient(
+        api_key=API_KEY, base_url="https://api.mentionlab.io", transport=sandbox.transport()
+    )
+    async with client:
+        with anyio.fail_after(3600.0):
+            plan, facts = await _prepare(
+                ApplyRequest(), Plan(tuple(actions), "d"), client, limiter, clock, lines.append
+            )
+    assert facts.problems == ()
+    assert len(plan.actions) == 3
+    assert lines[0].startswith("planning: API unavailable since ")
+    assert re.search(r"\(HTTP 503\); next probe in (2[2-9]|30)s$", lines[0]), lines
+    assert "(no answer to the probe); next probe in " in lines[1]
+    assert lines[-1].startswith("planning: 3 of 3 projects read in "), lines
 
 
 _SERVE = """
