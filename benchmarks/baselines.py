@@ -5,8 +5,7 @@
 * :func:`leaky_bucket` — the same, plus one ``aiolimiter.AsyncLimiter`` per documented window
   (each ``N`` per ``W``), acquired in turn before every send.
 * :func:`bare_loop` — ``httpx`` + ``anyio``: ``concurrency`` workers sending the same trigger
-  requests back to back, nothing else (the ceiling for "limits off"); optionally over mlrun's
-  own transport instead of httpx's default one.
+  requests back to back, nothing else (what the HTTP stack alone does with the limits off).
 """
 
 from __future__ import annotations
@@ -22,9 +21,8 @@ import anyio
 import httpx
 from aiolimiter import AsyncLimiter
 from runner import __version__
-from runner.api.transport import PooledTransport
-from runner.limiter import Window
 from runner.plan import Action
+from runner.ratelimit import Window
 
 MAX_ATTEMPTS = 50
 
@@ -55,13 +53,9 @@ def _request(action: Action) -> tuple[dict[str, str], dict[str, object]]:
     return headers, body
 
 
-def _client(
-    url: str, key: str, concurrency: int, transport: httpx.AsyncBaseTransport | None = None
-) -> httpx.AsyncClient:
+def _client(url: str, key: str, concurrency: int) -> httpx.AsyncClient:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    return httpx.AsyncClient(
-        base_url=url, headers=_headers(key), limits=limits, timeout=60.0, transport=transport
-    )
+    return httpx.AsyncClient(base_url=url, headers=_headers(key), limits=limits, timeout=60.0)
 
 
 def _retry_after(response: httpx.Response) -> float:
@@ -120,20 +114,8 @@ def leaky_bucket(
     return asyncio.run(main())
 
 
-def bare_loop(
-    url: str,
-    key: str,
-    actions: Sequence[Action],
-    concurrency: int,
-    *,
-    runner_transport: bool = False,
-) -> ClientResult:
-    """``concurrency`` anyio workers sending the triggers back to back over one httpx client.
-
-    ``runner_transport``: the client sends through mlrun's own transport
-    (:class:`runner.api.transport.PooledTransport`) instead of httpx's default one: what the
-    HTTP stack alone is worth, apart from everything else the engine does.
-    """
+def bare_loop(url: str, key: str, actions: Sequence[Action], concurrency: int) -> ClientResult:
+    """``concurrency`` anyio workers sending the triggers back to back over one httpx client."""
 
     async def main() -> ClientResult:
         queue = iter(actions)
@@ -148,11 +130,7 @@ def bare_loop(
                 next(counts)
                 created += response.status_code == 201
 
-        transport = None
-        if runner_transport:
-            limits = httpx.Limits(max_connections=concurrency)
-            transport = PooledTransport(limits=limits)
-        async with _client(url, key, concurrency, transport) as client:
+        async with _client(url, key, concurrency) as client:
             started = time.perf_counter()
             async with anyio.create_task_group() as group:
                 for _ in range(concurrency):

@@ -43,12 +43,13 @@ from runner.clock import LoopClock
 from runner.engine import EngineOptions
 from runner.follow import FollowOptions
 from runner.ledger import Ledger
-from runner.limiter import RateLimiter, Window
 from runner.manifest.model import Endpoint
 from runner.plan import Action, Plan
+from runner.ratelimit import RateLimiter, Window
 from runner.run import RunOptions, RunSummary, execute, run_metadata, start_run
 from runner.sandbox import Sandbox, SandboxConfig
 from runner.sandbox.ratelimit import RateLimitPolicy
+from runner.target import Target
 
 from served import ORG, ledger_dir, machine, table
 
@@ -105,7 +106,7 @@ async def follow_run(
     plan_actions = actions(count, per_project)
     plan = Plan(actions=tuple(plan_actions), manifest_digest="bench-follow")
     meta = run_metadata({})
-    run_id = start_run(ledger, plan, clock=clock, base_url="https://sandbox", meta=meta)
+    run_id = start_run(ledger, plan, clock=clock, target=Target("https://sandbox", KEY), meta=meta)
     # as `mlrun apply` builds it (runner.apply.make_limiter): a slow start, one probe first
     limiter = RateLimiter(
         list(LIMITS[limits]), clock=clock, concurrency=CONCURRENCY, probe_first=True

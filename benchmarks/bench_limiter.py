@@ -12,7 +12,7 @@ import time
 
 import anyio
 from runner.clock import SystemClock
-from runner.limiter import RateLimiter, RequestKind, Window
+from runner.ratelimit import RateLimiter, RequestKind, Window
 
 TOTAL = 100_000
 TASKS = 50

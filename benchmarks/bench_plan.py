@@ -30,10 +30,10 @@ import anyio
 from runner.api import MentionLabClient
 from runner.apply import ApplyRequest, _prepare
 from runner.clock import LoopClock
-from runner.limiter import RateLimiter, Window
 from runner.manifest import Manifest, load_manifest
 from runner.plan import build_plan
 from runner.planfile import PlanFile, write_plan_file
+from runner.ratelimit import RateLimiter, Window
 from runner.report.plan import render_plan_markdown, render_plan_text
 from runner.sandbox import Sandbox, SandboxConfig
 from trio.testing import MockClock

@@ -3,7 +3,7 @@
 Starts ``mlrun sandbox serve --rate-limits off`` on a free port, then runs a bounded closed loop
 of clients (``--processes`` processes x ``--concurrency`` keep-alive connections) mixing job
 triggers (10%), job lists (10%) and job reads (80%), and prints the figure. ``--client httpx``
-measures what the runner's own HTTP stack can drive; ``--client raw`` (minimal HTTP/1.1 over
+measures what httpx, the runner's HTTP stack, can drive; ``--client raw`` (minimal HTTP/1.1 over
 asyncio streams) measures the server itself, since httpx saturates a core first. Usage::
 
     python benchmarks/bench_sandbox.py --client raw --requests 20000 --processes 1

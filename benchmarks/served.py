@@ -28,12 +28,13 @@ from runner.api import ClientOptions, MentionLabClient
 from runner.clock import Clock, SystemClock
 from runner.engine import RunProgress
 from runner.ledger import Ledger
-from runner.limiter import LimiterStats, RateLimiter, Window
 from runner.manifest.model import Endpoint
 from runner.plan import Action, Plan
+from runner.ratelimit import LimiterStats, RateLimiter, Window
 from runner.run import RunOptions, RunSummary, execute, run_metadata, start_run
 from runner.sandbox.ratelimit import RateLimitPolicy, SlidingLog
 from runner.sandbox.truth import key_fingerprint
+from runner.target import Target
 
 ORG = "0190c5a2-0000-7000-8000-0000000000b1"
 PROJECT = "fedcba98-7654-3210-fedc-ba9876543210"
@@ -166,21 +167,20 @@ async def run_engine(
 ) -> EngineRun:
     """``runner.run.execute`` with a real client over loopback, a ledger at ``ledger_path``.
 
-    ``synchronous``: None, the ledger as ``mlrun apply`` opens it (intents synced off the event
-    loop, shared: group commit); ``"INLINE"``, each intent committed with ``synchronous=FULL`` on
-    the event loop (the policy before the background sync); ``"FULL"``/``"OFF"``, that level held
-    for every commit on the event loop, and no other sync (``OFF``: no fsync at all).
+    ``synchronous``: None, the ledger as ``mlrun apply`` opens it (each intent committed with
+    ``synchronous=FULL``, the other writes with ``NORMAL``); ``"FULL"``/``"OFF"``, that level
+    held for every commit (``OFF``: no fsync at all).
     """
     clock = clock or SystemClock()
-    ledger = Ledger.open(ledger_path, background_sync=synchronous is None)
-    if synchronous not in (None, "INLINE"):
+    ledger = Ledger.open(ledger_path)
+    if synchronous is not None:
         # Measuring the ledger's cost only: hold one level for every commit.
         ledger._db.execute(f"PRAGMA synchronous={synchronous}")  # noqa: SLF001
         ledger._set_synchronous = _keep_synchronous  # type: ignore[method-assign]  # noqa: SLF001
     try:
         plan = Plan(actions=tuple(actions), manifest_digest="bench")
         meta = run_metadata({}, wait=options.wait)
-        run_id = start_run(ledger, plan, clock=clock, base_url=url, meta=meta)
+        run_id = start_run(ledger, plan, clock=clock, target=Target(url, key), meta=meta)
         # as `mlrun apply` builds it (runner.apply.make_limiter): a slow start, one probe first
         limiter = RateLimiter(list(windows), clock=clock, concurrency=concurrency, probe_first=True)
         progress = RunProgress()

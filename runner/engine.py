@@ -12,7 +12,7 @@ Properties it keeps (see docs/architecture.md):
 * **Nothing lost.** The intent of every attempt is committed to the ledger before the request, the
   outcome after. A resumed run settles every intent without an outcome before anything else.
 * **One budget.** Every request (triggers, retries, settle reads, polls) goes through the one
-  :class:`~runner.limiter.RateLimiter`, and learns from every response's headers.
+  :class:`~runner.ratelimit.RateLimiter`, and learns from every response's headers.
 * **At most one trigger in flight per project**, concurrency across projects: this is what makes
   settling by the job list unambiguous.
 * **Outages pause the run as a whole**: after consecutive 503s or refused connections the
@@ -42,6 +42,7 @@ from runner.errors import (
     MalformedResponse,
     NotFound,
     NotSent,
+    NotTheApi,
     OutcomeUnknown,
     QuotaExhausted,
     RateLimited,
@@ -52,13 +53,13 @@ from runner.errors import (
     Unreachable,
 )
 from runner.ledger import ActionState, Ledger
-from runner.limiter import Permit, RateLimiter, RateLimitInfo, RequestKind
 from runner.manifest.model import Endpoint
 from runner.plan import Action
+from runner.ratelimit import Permit, RateLimiter, RateLimitInfo, RequestKind
 
 T = TypeVar("T")
 
-FATAL_ERRORS = (AuthError, QuotaExhausted)
+FATAL_ERRORS = (AuthError, QuotaExhausted, NotTheApi)
 AMBIGUOUS_ERRORS = (OutcomeUnknown, ServerError, MalformedResponse)
 _RETRYABLE_READ_ERRORS = (ServiceUnavailable, NotSent, *AMBIGUOUS_ERRORS)
 UNREACHABLE_AFTER = 3  # refused connections, before any answer, that make the API unreachable
@@ -662,10 +663,9 @@ class Engine:
             if self.stop_reason:
                 raise Withdrawn
             sent.intent_wall = self.clock.wall()
-            sent.number = self.ledger.intend(
+            sent.number = self.ledger.record_intent(
                 self.run_id, action.key, idempotency_key=key, now=sent.intent_wall
             )
-            await self.ledger.intents_on_disk()
 
         async def send() -> Reply[Any]:
             if self.stop_reason:  # stopped while this one waited for the wire: not sent
@@ -724,7 +724,9 @@ class Engine:
                 detail="interrupted while the trigger was in flight; settled on resume",
             )
 
-    def _on_failure(self, action: Action, attempt: int, exc: ApiError | TransportError) -> str:
+    def _on_failure(  # noqa: PLR0911 - one branch per class of failure reads best flat
+        self, action: Action, attempt: int, exc: ApiError | TransportError
+    ) -> str:
         """Record a failed attempt by its class; say what to do next."""
         if isinstance(exc, RateLimited):
             self._outcome(action, attempt, "rate_limited", exc)
@@ -733,6 +735,10 @@ class Engine:
         if isinstance(exc, ServiceUnavailable | NotSent):
             self._outcome(action, attempt, "not_processed", exc)
             return "retry" if self.gateway.breaker.is_open else "backoff"
+        if isinstance(exc, NotTheApi):  # fatal, yet the trigger may have reached the API
+            self._stop(f"{type(exc).__name__}: {exc}")
+            self._record_ambiguous(action, attempt, exc)
+            return "ambiguous"
         if isinstance(exc, FATAL_ERRORS):
             self._fail(action, attempt, str(exc), outcome="fatal", status=exc.status)
             self._stop(f"{type(exc).__name__}: {exc}")

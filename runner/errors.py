@@ -16,10 +16,13 @@ must act; the CLI renders each one once, at the edge, and maps it to an exit cod
     │   ├── RateLimited            429, with retry_after                         (wait, then go on)
     │   ├── ServiceUnavailable     503: documented as "not processed, retry"     (safe to resend)
     │   ├── ServerError            500/502/504: the origin may have acted        (ambiguous: a POST)
-    │   └── MalformedResponse      2xx whose body is not the documented shape    (ambiguous: a POST)
+    │   ├── MalformedResponse      2xx whose body is not the documented shape    (ambiguous: a POST)
+    │   └── NotTheApi              a redirect, or a 2xx that is not JSON (an     (fatal for the run;
+    │                              HTML page, a captive portal)                  a POST: ambiguous)
     ├── TransportError             no HTTP answer
     │   ├── NotSent                connect refused/timeout, pool timeout: provably never sent
-    │   └── OutcomeUnknown         read timeout, connection closed: may have been processed
+    │   └── OutcomeUnknown         read timeout, connection closed, a body past the size or
+    │                              time cap: may have been processed
     ├── LedgerError                the journal cannot be read or written        (stop sending)
     ├── PlanError                  a saved plan cannot be used (stale, manifest changed)
     ├── ReportError                a report cannot be written (disk, permissions)
@@ -32,6 +35,7 @@ module that calls each library, chained with ``from exc``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -153,6 +157,14 @@ class MalformedResponse(ApiError):
     """A success status whose body is not the documented shape."""
 
 
+class NotTheApi(ApiError):
+    """Something other than the API answered: a redirect, or a success that is not JSON.
+
+    A wrong base URL, a captive portal or a proxy's page: no later request can do better, so
+    the run stops sending. A trigger answered this way may still have reached the API.
+    """
+
+
 class TransportError(MlrunError):
     """No HTTP answer was received."""
 
@@ -169,7 +181,11 @@ class Unreachable(NotSent):
 
 
 class OutcomeUnknown(TransportError):
-    """The request may have been processed: read timeout, connection closed without a response."""
+    """The request may have been processed, and no whole answer arrived.
+
+    A read timeout, a connection closed without a response, a body past the client's size or
+    time cap.
+    """
 
 
 class LedgerError(MlrunError):
@@ -190,3 +206,25 @@ class BudgetExceeded(MlrunError):
 
 class RunInterrupted(MlrunError):
     """The run was stopped by a signal; it is resumable."""
+
+
+def collapse(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one error a task group's failure stands for: its first mlrun error, else its first.
+
+    Concurrent tasks fail together (a ledger that cannot be written fails every writer), and the
+    CLI renders one error, with its exit code, not a group.
+    """
+    leaves = list(_leaves(group))
+    for kind in (MlrunError, KeyboardInterrupt):
+        for leaf in leaves:
+            if isinstance(leaf, kind):
+                return leaf
+    return leaves[0] if leaves else group
+
+
+def _leaves(error: BaseException) -> Iterator[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield error

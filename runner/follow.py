@@ -31,8 +31,8 @@ from runner.engine import RunProgress
 from runner.errors import ApiError, NotFound, NotSent, OutcomeUnknown
 from runner.forecast import COHORT_MIN, Cohort, Prior, Sighting, hypotheses, next_look
 from runner.ledger import Ledger
-from runner.limiter import RequestKind
 from runner.plan import Action
+from runner.ratelimit import RequestKind
 
 SWEEP_THRESHOLD = 2  # outstanding jobs of one project from which a due one is looked at by sweep
 SCOUTS = 6  # jobs followed by backoff alone until the cohort is known; the others wait for it

@@ -6,17 +6,11 @@ on resume every action whose last attempt has an intent but no outcome is settle
 server's state, never resent blindly. Reports, ``--resume``, ``mlrun runs`` and ``mlrun status``
 are all views of this file.
 
-Intents are the one write on the hot path that must be durable before the next step (the
-request). ``Ledger.open(path, background_sync=True)`` (what ``mlrun apply`` uses) batches the
-writes: they are queued (a transaction as one item); a *sync run* commits everything queued in
-one transaction and has a dedicated thread ``fsync`` the write-ahead log, once for every intent
-queued before the run started (a group commit, :class:`GroupCommit`). An intent returns once
-such a run is done: exactly the durability of ``synchronous=FULL``, shared, and without blocking
-the event loop on the disk. Other writes ride along with the next run, or are committed within
-:data:`MAX_QUEUE_SECONDS` (a loop timer), when the queue grows large, before every read and at
-close: a killed process may lose its last outcomes, never an intent, and resume settles those
-triggers from the server's state as it settles any intent without an outcome. A failed commit or
-``fsync`` is final: every later write raises it, and nothing more may be sent.
+Intents are the one write that must be durable before the next step (the request): they commit
+with ``synchronous=FULL``. Other writes (outcomes, job statuses, events) commit with ``NORMAL``:
+they survive a crash of the process; after a power loss the last of them may be lost, which
+resume repairs by settling the trigger from the server's state, never by resending. A write
+that fails raises :class:`LedgerError`, and nothing more may be sent.
 
 One run at a time per ledger: an exclusive ``flock`` on a lock file beside it. The kernel releases
 it when the process dies, so a killed run never blocks the next one.
@@ -26,16 +20,12 @@ This is the only module that touches sqlite3; its errors become :class:`LedgerEr
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import json
 import os
-import queue
 import sqlite3
-import threading
 import time
-from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -45,15 +35,12 @@ from typing import Any, Self, TextIO
 from runner.errors import LedgerError
 from runner.plan import Action, Plan
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
-# With the background writer: queued writes are committed within this many seconds (by a timer
-# on the event loop, or by the next write), so a crash loses no more, and a reader in another
-# process (``mlrun status``) is never further behind.
-MAX_QUEUE_SECONDS = 0.5
-MAX_QUEUE_ITEMS = 512
-
-_Op = tuple[str, tuple[Any, ...]]
+# The statements that take a ledger of version N to N + 1, applied in order on first use.
+_MIGRATIONS: dict[int, str] = {
+    1: "ALTER TABLE runs ADD COLUMN key_fingerprint TEXT",
+}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -66,7 +53,8 @@ CREATE TABLE IF NOT EXISTS runs (
     base_url TEXT NOT NULL,
     plan_json TEXT NOT NULL,
     meta_json TEXT NOT NULL,
-    created_by TEXT
+    created_by TEXT,
+    key_fingerprint TEXT
 );
 CREATE TABLE IF NOT EXISTS actions (
     run_id TEXT NOT NULL,
@@ -192,6 +180,7 @@ class RunRecord:
     plan: Plan
     meta: dict[str, Any]
     created_by: str | None
+    key_fingerprint: str | None = None  # of the key the run was started with; never the key
 
 
 def default_ledger_path() -> Path:
@@ -202,38 +191,23 @@ def default_ledger_path() -> Path:
 class Ledger:
     """The run journal. Open it with :meth:`open`; writes are committed durably at once."""
 
-    def __init__(
-        self, connection: sqlite3.Connection, path: Path, *, background_sync: bool = False
-    ) -> None:
+    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
         self._db = connection
         self.path = path
         self._lock_file: TextIO | None = None
         self._depth = 0  # open transactions (nested ones join the outermost)
         self._full_sync = True  # open() sets synchronous=FULL
-        self._writer: GroupCommit | None = None
-        self._tx_ops: list[_Op] | None = None  # the open transaction's writes (background)
-        self._attempt_counts: dict[str, dict[str, int]] = {}  # run -> key -> attempts
-        if background_sync:
-            self._set_synchronous(full=False)  # the writer syncs the log itself
-            wal = path.with_name(path.name + "-wal")
-            self._writer = GroupCommit(connection, wal, path)
 
     # -- opening, locking -----------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: Path | str, *, background_sync: bool = False) -> Ledger:
-        """Open (or create) the ledger at ``path``.
-
-        ``background_sync``: intents recorded with :meth:`record_intent_durably` are synced in a
-        worker thread, shared (group commit); without it they commit with ``synchronous=FULL``
-        on the caller's thread. Virtual-time tests keep it off: a thread would let the mock
-        clock jump while it runs.
-        """
+    def open(cls, path: Path | str) -> Ledger:
+        """Open (or create) the ledger at ``path``."""
         path = Path(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            journal = str(connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]).lower()
+            connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=FULL")
             connection.execute("PRAGMA busy_timeout=5000")
             connection.executescript(_SCHEMA)
@@ -242,18 +216,24 @@ class Ledger:
             )
         except (sqlite3.Error, OSError) as exc:
             raise LedgerError(f"cannot open the ledger {path}: {exc}") from exc
-        # Without a WAL (a filesystem that cannot share memory maps), there is no log to sync
-        # apart: each intent then commits with synchronous=FULL on the caller's thread.
-        ledger = cls(connection, path, background_sync=background_sync and journal == "wal")
-        ledger._check_version()
+        ledger = cls(connection, path)
+        ledger._migrate()
         return ledger
 
-    def _check_version(self) -> None:
+    def _migrate(self) -> None:
+        """Bring an older ledger to :data:`SCHEMA_VERSION`; refuse a newer one."""
         row = self._query_one("SELECT value FROM meta WHERE key='schema_version'")
-        if row is None or int(row[0]) != SCHEMA_VERSION:
+        version = int(row[0]) if row is not None and str(row[0]).isdigit() else None
+        if version is None or version > SCHEMA_VERSION:
             raise LedgerError(
-                f"the ledger {self.path} has schema version {row and row[0]}, "
-                f"this mlrun reads version {SCHEMA_VERSION}"
+                f"the ledger {self.path} has schema version {row and row[0]}, newer than this "
+                f"mlrun reads ({SCHEMA_VERSION}): upgrade mentionlab-runner"
+            )
+        with self.transaction(durable=True):
+            for step in range(version, SCHEMA_VERSION):
+                self._write(_MIGRATIONS[step], ())
+            self._write(
+                "UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),)
             )
 
     def lock(self, *, wait: float = 0.0) -> None:
@@ -283,18 +263,14 @@ class Ledger:
         self._lock_file = handle
 
     def close(self) -> None:
-        """Commit what is queued, release the lock, close. A failed final commit raises."""
-        try:
-            if self._writer is not None:
-                self._writer.close()
-        finally:
-            if self._lock_file is not None:
-                with contextlib.suppress(OSError):
-                    fcntl.flock(self._lock_file, fcntl.LOCK_UN)
-                self._lock_file.close()
-                self._lock_file = None
-            with contextlib.suppress(sqlite3.Error):
-                self._db.close()
+        """Release the lock and close."""
+        if self._lock_file is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            self._lock_file.close()
+            self._lock_file = None
+        with contextlib.suppress(sqlite3.Error):
+            self._db.close()
 
     def __enter__(self) -> Self:
         return self
@@ -315,34 +291,19 @@ class Ledger:
             raise LedgerError(f"the ledger {self.path} cannot be written: {exc}") from exc
 
     def _write(self, sql: str, params: tuple[Any, ...]) -> None:
-        """A write: executed now, or queued for the background writer (in its transaction)."""
-        if self._writer is None:
-            self._execute(sql, params)
-        elif self._tx_ops is not None:
-            self._tx_ops.append((sql, params))
-        else:
-            self._writer.put([(sql, params)])
+        self._execute(sql, params)
 
     def _query_one(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
-        with self._reading():
-            try:
-                return self._db.execute(sql, params).fetchone()
-            except sqlite3.Error as exc:
-                raise LedgerError(f"the ledger {self.path} cannot be read: {exc}") from exc
+        try:
+            return self._db.execute(sql, params).fetchone()
+        except sqlite3.Error as exc:
+            raise LedgerError(f"the ledger {self.path} cannot be read: {exc}") from exc
 
     def _query_all(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        with self._reading():
-            try:
-                return self._db.execute(sql, params).fetchall()
-            except sqlite3.Error as exc:
-                raise LedgerError(f"the ledger {self.path} cannot be read: {exc}") from exc
-
-    @contextlib.contextmanager
-    def _reading(self) -> Iterator[None]:
-        """Reads see every write made before them: the queue is committed first."""
-        if self._writer is not None:
-            self._writer.commit_queued()
-        yield
+        try:
+            return self._db.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise LedgerError(f"the ledger {self.path} cannot be read: {exc}") from exc
 
     @contextlib.contextmanager
     def transaction(self, *, durable: bool = False) -> Iterator[None]:
@@ -362,10 +323,6 @@ class Ledger:
             finally:
                 self._depth -= 1
             return
-        if self._writer is not None:
-            with self._queued_transaction(durable=durable):
-                yield
-            return
         self._set_synchronous(full=durable)
         self._execute("BEGIN IMMEDIATE")
         self._depth = 1
@@ -379,39 +336,27 @@ class Ledger:
             self._depth = 0
         self._execute("COMMIT")
 
-    @contextlib.contextmanager
-    def _queued_transaction(self, *, durable: bool) -> Iterator[None]:
-        """The background writer's transaction: its writes queued as one item, or none."""
-        assert self._writer is not None
-        self._depth, self._tx_ops = 1, []
-        try:
-            yield
-            ops = self._tx_ops
-        finally:
-            self._depth, self._tx_ops = 0, None
-        if ops:
-            self._writer.put(ops)
-        if durable:
-            self._writer.commit_and_sync()
-
     def _set_synchronous(self, *, full: bool) -> None:
         if self._full_sync != full:
             self._execute(f"PRAGMA synchronous={'FULL' if full else 'NORMAL'}")
             self._full_sync = full
 
-    @property
-    def synchronous_full(self) -> bool:
-        """Whether the connection syncs every commit right now (it does for intents)."""
-        return self._full_sync
-
     # -- runs -----------------------------------------------------------------------------------
 
     def create_run(
-        self, run_id: str, plan: Plan, *, base_url: str, meta: Mapping[str, Any], now: float
+        self,
+        run_id: str,
+        plan: Plan,
+        *,
+        base_url: str,
+        meta: Mapping[str, Any],
+        now: float,
+        key_fingerprint: str | None = None,
     ) -> None:
+        """Record a new run and its whole plan, every action pending, in one durable commit."""
         with self.transaction(durable=True):
             self._write(
-                "INSERT INTO runs VALUES (?, ?, NULL, ?, ?, ?, ?, ?, NULL)",
+                "INSERT INTO runs VALUES (?, ?, NULL, ?, ?, ?, ?, ?, NULL, ?)",
                 (
                     run_id,
                     now,
@@ -420,6 +365,7 @@ class Ledger:
                     base_url,
                     json.dumps(plan.to_json()),
                     json.dumps(meta),
+                    key_fingerprint,
                 ),
             )
             for position, action in enumerate(plan.actions):
@@ -482,70 +428,8 @@ class Ledger:
         return ActionState(row[0])
 
     def record_intent(self, run_id: str, key: str, *, idempotency_key: str, now: float) -> int:
-        """Durably record that attempt N of ``key`` is about to be sent; returns N."""
-        return self._write_intent(run_id, key, idempotency_key=idempotency_key, now=now, full=True)
-
-    async def record_intent_durably(
-        self, run_id: str, key: str, *, idempotency_key: str, now: float
-    ) -> int:
-        """:meth:`intend`, then :meth:`intents_on_disk`: returns once the intent is on disk."""
-        attempt = self.intend(run_id, key, idempotency_key=idempotency_key, now=now)
-        await self.intents_on_disk()
-        return attempt
-
-    def intend(self, run_id: str, key: str, *, idempotency_key: str, now: float) -> int:
-        """Record that attempt N of ``key`` is about to be sent; returns N at once.
-
-        Without the background writer the intent is on disk when this returns; with it, the
-        intent is queued, and :meth:`intents_on_disk` waits for it. Knowing N before that wait
-        lets a caller cancelled during it record that the attempt never left.
-        """
-        if self._writer is None:
-            return self.record_intent(run_id, key, idempotency_key=idempotency_key, now=now)
-        return self._queue_intent(run_id, key, idempotency_key=idempotency_key, now=now)
-
-    async def intents_on_disk(self) -> None:
-        """Return once every intent recorded before this call is on disk (group commit).
-
-        If cancelled meanwhile, the intents are committed but maybe not synced, and nothing
-        was sent: resume settles such an intent as any other, or the caller records it
-        withdrawn.
-        """
-        if self._writer is not None:
-            await self._writer.sync()
-
-    def _queue_intent(self, run_id: str, key: str, *, idempotency_key: str, now: float) -> int:
-        """The background writer's intent: the attempt number counted here, not read back."""
-        assert self._writer is not None
-        counts = self._attempt_counts.get(run_id)
-        if counts is None:
-            rows = self._query_all("SELECT key, attempts FROM actions WHERE run_id=?", (run_id,))
-            counts = self._attempt_counts[run_id] = {row[0]: int(row[1]) for row in rows}
-        if key not in counts:
-            raise LedgerError(f"no action {key!r} in run {run_id!r}")
-        attempt = counts[key] = counts[key] + 1
-        with self.transaction():
-            self._write(
-                "UPDATE actions SET state=?, attempts=?, updated_at=?,"
-                " first_sent_at=COALESCE(first_sent_at, ?) WHERE run_id=? AND key=?",
-                (ActionState.IN_FLIGHT, attempt, now, now, run_id, key),
-            )
-            self._write(
-                "INSERT INTO attempts (run_id, key, attempt, idempotency_key, intent_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (run_id, key, attempt, idempotency_key, now),
-            )
-        return attempt
-
-    def _write_intent(
-        self, run_id: str, key: str, *, idempotency_key: str, now: float, full: bool
-    ) -> int:
-        if self._writer is not None:
-            attempt = self._queue_intent(run_id, key, idempotency_key=idempotency_key, now=now)
-            if full:
-                self._writer.commit_and_sync()
-            return attempt
-        with self.transaction(durable=full):
+        """Record that attempt N of ``key`` is about to be sent, on disk when it returns; N."""
+        with self.transaction(durable=True):
             row = self._execute(
                 "UPDATE actions SET state=?, attempts=attempts+1, updated_at=?,"
                 " first_sent_at=COALESCE(first_sent_at, ?) WHERE run_id=? AND key=?"
@@ -688,7 +572,7 @@ class Ledger:
             self._add_anomaly(run_id, job_id, anomaly)
 
     def _add_anomaly(self, run_id: str, job_id: str, anomaly: str) -> None:
-        # Appended in SQL, not read back and rewritten: the write may wait in the queue.
+        # Appended in SQL, not read back and rewritten.
         self._write(
             "UPDATE jobs SET anomalies_json=json_insert(anomalies_json, '$[#]', ?)"
             " WHERE run_id=? AND job_id=? AND NOT EXISTS"
@@ -746,6 +630,7 @@ def _run_record(row: Any) -> RunRecord:
         plan=Plan.from_json(json.loads(row[6])),
         meta=json.loads(row[7]),
         created_by=row[8],
+        key_fingerprint=row[9],
     )
 
 
@@ -761,190 +646,3 @@ def _action_record(row: Any) -> ActionRecord:
         first_sent_at=row[7],
         triggered_at=row[8],
     )
-
-
-class GroupCommit:
-    """The background writer: writes queued on the event loop, the log synced by a thread.
-
-    The event loop only queues (a transaction is one item). :meth:`sync` returns once every
-    write queued before it is committed and on disk. A *sync run* commits the whole queue in
-    one transaction, on the event loop (a few statements per trigger; in the thread each would
-    wait for the GIL, and the intents with them), then asks the sync thread to ``fsync`` the
-    log; the thread never touches the connection. A caller needs a run that *starts* after
-    its write was queued: with none in progress it starts one at once; otherwise it waits for
-    the one in progress, then the first of its waiters starts the next, which covers them all
-    (a group commit). Every waiter of a run wakes in the same turn of the loop when the thread
-    reports it done.
-
-    This needs an asyncio loop; anywhere else (trio, sync code) :meth:`sync` commits and syncs
-    on the caller's thread.
-
-    An error is final: after a failed ``fsync`` the kernel may have dropped the pages, so a
-    later success proves nothing; after a failed commit the queued writes are gone.
-    """
-
-    def __init__(self, connection: sqlite3.Connection, wal: Path, path: Path) -> None:
-        self._db = connection
-        self._wal = wal
-        self._path = path
-        self._fd: int | None = None
-        self._queue: deque[list[_Op]] = deque()
-        self._oldest = 0.0  # when the queue last went from empty to not empty
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_loop: asyncio.AbstractEventLoop | None = None
-        self._started = 0  # sync runs started
-        self._done = 0  # the highest run known synced
-        self._run: asyncio.Future[None] | None = None  # the run in progress
-        self._thread: threading.Thread | None = None
-        self._runs: queue.SimpleQueue[_SyncRequest | None] = queue.SimpleQueue()
-        self._failure: LedgerError | None = None
-        self._closed = False
-        self.syncs = 0  # fsync calls made (group commit shares them)
-
-    # -- queueing and committing (the event loop's thread) -------------------------------------
-
-    def put(self, ops: list[_Op]) -> None:
-        """Queue one transaction's writes; commit the queue now if it is old or large."""
-        if self._failure is not None:
-            raise self._failure
-        if self._closed:
-            raise LedgerError(f"the ledger {self._path} is closed: nothing more can be written")
-        waiting = self._queue
-        if not waiting:
-            self._oldest = time.monotonic()
-            self._arm_timer()
-        waiting.append(ops)
-        if len(waiting) >= MAX_QUEUE_ITEMS or time.monotonic() - self._oldest > MAX_QUEUE_SECONDS:
-            self.commit_queued()
-
-    def _arm_timer(self) -> None:
-        """Commit what waits once it is old, even if nothing else is written meanwhile."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # no asyncio loop (sync code, trio): the next write or read commits
-            return
-        if self._timer is not None and self._timer_loop is loop:
-            return  # armed already (a timer of a loop that has ended never fires: re-arm)
-        self._timer, self._timer_loop = loop.call_later(MAX_QUEUE_SECONDS, self._on_timer), loop
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        if self._queue and self._failure is None:
-            # A failure is kept and raised to the next caller; a timer has none to tell.
-            with contextlib.suppress(LedgerError):
-                self.commit_queued()
-
-    def commit_queued(self) -> None:
-        """Commit every queued write in one transaction (not synced: reads need no more)."""
-        if self._failure is not None:
-            raise self._failure
-        waiting = self._queue
-        if not waiting:
-            return
-        db = self._db
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            while waiting:
-                for sql, params in waiting.popleft():
-                    db.execute(sql, params)
-            db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            waiting.clear()
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
-            self._failure = LedgerError(f"the ledger {self._path} cannot be written: {exc}")
-            raise self._failure from exc
-
-    def commit_and_sync(self) -> None:
-        """Everything queued committed and on disk, on the caller's thread."""
-        self.commit_queued()
-        self._fsync()
-
-    # -- sync runs ------------------------------------------------------------------------------
-
-    async def sync(self) -> None:
-        """Return once every write queued before this call is committed and on disk."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # not asyncio: no thread to report back to this loop
-            self.commit_and_sync()
-            return
-        target = self._started + 1
-        while self._done < target:
-            if self._failure is not None:
-                raise self._failure
-            run = self._run
-            if run is None or run.get_loop() is not loop:  # none, or one a closed loop left
-                run = self._start_run(loop)
-            await asyncio.shield(run)  # one waiter cancelled must not cancel the others' run
-        if self._failure is not None:
-            raise self._failure
-
-    def _start_run(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
-        self.commit_queued()
-        self._started += 1
-        run: asyncio.Future[None] = loop.create_future()
-        self._run = run
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._sync_forever, name="mlrun-ledger-sync", daemon=True
-            )
-            self._thread.start()
-        self._runs.put(_SyncRequest(loop, run, self._started))
-        return run
-
-    def _sync_forever(self) -> None:
-        """The sync thread: one ``fsync`` per run, reported back to the run's loop."""
-        while (request := self._runs.get()) is not None:
-            try:
-                self._fsync()
-            except LedgerError:
-                pass  # kept in _failure: the waiters raise it
-            except Exception as exc:  # noqa: BLE001 - the thread must report, never die silently
-                self._failure = LedgerError(f"the ledger's log {self._wal} cannot be synced: {exc}")
-            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
-                request.loop.call_soon_threadsafe(self._run_done, request)
-
-    def _run_done(self, request: _SyncRequest) -> None:
-        if self._failure is None:
-            self._done = max(self._done, request.number)
-        if self._run is request.run:
-            self._run = None
-        if not request.run.done():
-            request.run.set_result(None)
-
-    def _fsync(self) -> None:
-        try:
-            if self._fd is None:
-                self._fd = os.open(self._wal, os.O_RDONLY | os.O_CLOEXEC)
-            os.fsync(self._fd)
-        except OSError as exc:
-            self._failure = LedgerError(f"the ledger's log {self._wal} cannot be synced: {exc}")
-            raise self._failure from exc
-        self.syncs += 1
-
-    def close(self) -> None:
-        """Commit what is still queued (a failure raises), then let go of the thread and log."""
-        self._closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._thread is not None:
-            self._runs.put(None)
-            self._thread.join()
-            self._thread = None
-        try:
-            if self._failure is None:
-                self.commit_queued()
-        finally:
-            if self._fd is not None:
-                with contextlib.suppress(OSError):
-                    os.close(self._fd)
-                self._fd = None
-
-
-@dataclass(frozen=True)
-class _SyncRequest:
-    loop: asyncio.AbstractEventLoop
-    run: asyncio.Future[None]
-    number: int

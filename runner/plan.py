@@ -90,29 +90,60 @@ class Skip:
 
 @dataclass(frozen=True)
 class BudgetVerdict:
-    """How the plan compares with ``settings.budget.maxExecutions``."""
+    """How the plan compares with ``settings.budget.maxExecutions``.
+
+    ``total`` is None while some query counts are unknown; ``at_least`` then counts each of
+    those projects as one query (a project has at least one, or its trigger runs nothing), so a
+    plan over the budget even at that lower bound is refused without its counts.
+    """
 
     limit: int | None
     total: int | None  # None: some query counts are unknown
     heaviest: tuple[tuple[str, int], ...] = ()
+    at_least: int = 0  # the lower bound: unknown query counts taken as one
 
     @property
     def refused(self) -> bool:
-        return self.limit is not None and self.total is not None and self.total > self.limit
+        return self.limit is not None and self._floor > self.limit
+
+    @property
+    def uncertain(self) -> bool:
+        """A budget is set, the cost is unknown, and it could be over the budget."""
+        return self.limit is not None and self.total is None and not self.refused
 
     @property
     def over_by(self) -> int:
-        if self.limit is None or self.total is None:
+        if self.limit is None:
             return 0
-        return max(0, self.total - self.limit)
+        return max(0, self._floor - self.limit)
+
+    @property
+    def _floor(self) -> int:
+        return self.at_least if self.total is None else self.total
 
     def message(self) -> str:
-        if not self.refused:
-            return "within budget"
+        if self.refused:
+            return self._refusal()
+        if self.uncertain:
+            return (
+                f"the plan needs at least {self.at_least:,} executions (one query per project "
+                f"whose query count is unknown), and could need more than the budget of "
+                f"{self.limit:,} (settings.budget.maxExecutions)"
+            )
+        return "within budget"
+
+    def _refusal(self) -> str:
         weights = ", ".join(f"{name} ({count:,})" for name, count in self.heaviest)
+        heaviest = f"; heaviest projects: {weights}" if weights else ""
+        needs = (
+            f"the plan needs {self.total:,} executions"
+            if self.total is not None
+            else f"even at one query per project, the plan needs at least {self.at_least:,} "
+            "executions"
+        )
         return (
-            f"the plan needs {self.total:,} executions, {self.over_by:,} over the budget of "
-            f"{self.limit:,} (settings.budget.maxExecutions); heaviest projects: {weights}"
+            f"{needs}, {self.over_by:,} over the budget of {self.limit:,} "
+            f"(settings.budget.maxExecutions){heaviest}"
         )
 
 
@@ -157,7 +188,11 @@ class Plan:
         per_project = self._per_project
         known = [(name, count) for name, count in per_project.items() if count is not None]
         heaviest = tuple(sorted(known, key=lambda item: (-item[1], item[0]))[:3])
-        return BudgetVerdict(self.max_executions, self.total_expected, heaviest)
+        at_least = sum(
+            (1 if a.queries is None else a.queries) * len(a.models) * a.execution_count
+            for a in self.actions
+        )
+        return BudgetVerdict(self.max_executions, self.total_expected, heaviest, at_least)
 
     def with_query_counts(self, counts: Mapping[str, int]) -> Plan:
         """The same plan with each action's query count filled in from ``counts`` (by project)."""

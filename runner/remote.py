@@ -19,11 +19,12 @@ from runner.errors import (
     AuthError,
     NotFound,
     NotSent,
+    NotTheApi,
     OutcomeUnknown,
     Unreachable,
 )
-from runner.limiter import RequestKind
 from runner.plan import Action, Plan
+from runner.ratelimit import RequestKind
 
 Requester = Callable[[RequestKind, Callable[[], Awaitable[Reply[Any]]]], Awaitable[Reply[Any]]]
 
@@ -81,7 +82,7 @@ async def resolve_query_counts(
                     limit=1,
                 ),
             )
-        except Unreachable:
+        except (Unreachable, NotTheApi):
             raise
         except (ApiError, OutcomeUnknown, NotSent) as exc:
             problems.append(_problem(action, exc))

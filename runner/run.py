@@ -23,9 +23,10 @@ from runner.clock import Clock
 from runner.engine import Engine, EngineOptions, RunProgress
 from runner.follow import Follower, FollowOptions
 from runner.ledger import ActionState, Ledger, RunStatus
-from runner.limiter import RateLimiter
 from runner.manifest.model import Settings, settings_to_json
 from runner.plan import Action, Plan
+from runner.ratelimit import RateLimiter
+from runner.target import Target
 
 
 @dataclass(frozen=True)
@@ -75,16 +76,23 @@ def start_run(
     plan: Plan,
     *,
     clock: Clock,
-    base_url: str,
+    target: Target,
     meta: Mapping[str, object] | None = None,
 ) -> str:
-    """Record a new run and its whole plan before anything is sent.
+    """Record a new run, its whole plan and its target before anything is sent.
 
     ``meta``: what :func:`run_metadata` says about the run (default: from ``os.environ``).
     """
     run_id = new_run_id(clock)
     meta = run_metadata(os.environ) if meta is None else meta
-    ledger.create_run(run_id, plan, base_url=base_url, meta=meta, now=clock.wall())
+    ledger.create_run(
+        run_id,
+        plan,
+        base_url=target.base_url,
+        key_fingerprint=None if target.sandbox else target.fingerprint,
+        meta=meta,
+        now=clock.wall(),
+    )
     return run_id
 
 

@@ -16,13 +16,19 @@ import random as random_module
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 
 from runner.api import Job
-from runner.apply import ApplyRequest, make_client, make_limiter
+from runner.apply import (
+    SANDBOX_TIME_SCALE,
+    make_client,
+    make_limiter,
+    new_sandbox,
+    sandbox_state_file,
+)
 from runner.clock import SystemClock
-from runner.endpoints import BASE_URL_ENV, SANDBOX_URL
 from runner.engine import EngineOptions, Gateway, RunProgress
 from runner.errors import ConfigError, LedgerError, RunInterrupted, UsageError
 from runner.follow import Follower, FollowOptions
@@ -40,6 +46,10 @@ from runner.plan import Action
 from runner.report import Report, build_report, write_reports
 from runner.report.reconcile import CACHED_ENDPOINT
 from runner.report.render import FILE_NAMES
+from runner.target import SANDBOX, Target, pinned_target
+
+if TYPE_CHECKING:
+    from runner.sandbox import Sandbox
 
 ONE_PASS_SECONDS = 60.0  # a refresh without --wait gives up on unanswered jobs after this
 _UNSETTLED = frozenset({ActionState.PENDING, ActionState.IN_FLIGHT, ActionState.AMBIGUOUS})
@@ -95,15 +105,21 @@ def list_runs(ledger_path: Path, *, limit: int | None, env: Mapping[str, str]) -
         return [RunLine(r, build_report(ledger, r.run_id, env=env)) for r in records]
 
 
-def past_report(ledger_path: Path, run: str, *, env: Mapping[str, str]) -> Report:
-    """The report of ``run``, rebuilt from the ledger as it stands."""
+def past_report(ledger_path: Path, run: str, *, env: Mapping[str, str]) -> tuple[Report, RunRecord]:
+    """The report of ``run``, rebuilt from the ledger as it stands, and the run's record."""
     with Ledger.open(ledger_path) as ledger:
-        return build_report(ledger, resolve_run(ledger, run), env=env)
+        run_id = resolve_run(ledger, run)
+        return build_report(ledger, run_id, env=env), ledger.run(run_id)
 
 
-def report_directory(base: Path | None, run_id: str) -> Path:
-    """Where a run's reports live: ``<base>/<run id>``, base ``mlrun-reports`` by default."""
-    return (base or Path(Settings().reports.directory)) / run_id
+def report_directory(run: RunRecord, base: Path | None = None) -> Path:
+    """Where a run's reports live: ``<base>/<run id>``, base the directory the run used.
+
+    ``base``: another directory asked for; a run recorded without one uses ``mlrun-reports``.
+    """
+    recorded = run.meta.get("reportDir")
+    default = Path(recorded) if isinstance(recorded, str) else Path(Settings().reports.directory)
+    return (base or default) / run.run_id
 
 
 def formats_present(directory: Path) -> tuple[str, ...]:
@@ -151,10 +167,13 @@ def refresh_status(
         jobs = outstanding_jobs(ledger.actions(run_id), ledger.jobs(run_id))
         requests, interrupted = 0, False
         if jobs:
-            target = _target_url(request, ledger.run(run_id), env, say)
-            say(f"run {run_id}: asking {target} about {len(jobs)} job(s) not yet terminal")
+            target = pinned_target(
+                ledger.run(run_id), sandbox=request.sandbox, base_url=request.base_url, env=env
+            )
+            count = len(jobs)
+            say(f"run {run_id}: asking {target.describe()} about {count} job(s) not yet terminal")
             try:
-                requests = anyio.run(_follow, request, target, ledger, run_id, jobs, env)
+                requests = anyio.run(_follow, request, target, ledger, run_id, jobs)
             except KeyboardInterrupt:
                 interrupted = True
         _update_run_status(ledger, run_id)
@@ -205,31 +224,30 @@ def _as_job(job_id: str, record: JobRecord | None) -> Job:
     )
 
 
-def _target_url(request: StatusRequest, run: RunRecord, env: Mapping[str, str], say: Say) -> str:
-    """The API to ask: --base-url, else $MENTIONLAB_BASE_URL, else the one the run used."""
-    if request.sandbox or run.base_url == SANDBOX_URL:
+def _kept_sandbox(ledger: Ledger, run_id: str) -> Sandbox:
+    """The in-process sandbox a sandbox run saved when it stopped; UsageError without one."""
+    record = ledger.run(run_id)
+    sandbox = new_sandbox(float(record.meta.get("sandboxTimeScale", SANDBOX_TIME_SCALE)))
+    state_file = sandbox_state_file(ledger, run_id)
+    if not sandbox.load(state_file, api_key=SANDBOX.api_key):
         raise UsageError(
-            f"run {run.run_id} has jobs to refresh, but the in-process sandbox (--sandbox) keeps "
-            "its jobs only while its process lives; refresh against a served sandbox instead "
-            "(`mlrun sandbox serve`, then apply and status with --base-url)"
+            f"run {run_id} ran on the in-process sandbox, whose state was not saved (the process "
+            f"was killed: no {state_file}); its jobs cannot be asked about"
         )
-    target = request.base_url or env.get(BASE_URL_ENV) or run.base_url
-    if target.rstrip("/") != run.base_url.rstrip("/"):
-        say(f"note: run {run.run_id} ran against {run.base_url}; asking {target}")
-    return target
+    return sandbox
 
 
 async def _follow(
     request: StatusRequest,
-    target: str,
+    target: Target,
     ledger: Ledger,
     run_id: str,
     jobs: Sequence[tuple[Action, Job]],
-    env: Mapping[str, str],
 ) -> int:
     """Follow ``jobs`` (one pass, or to the end with ``wait``); the status requests sent."""
     clock, settings = SystemClock(), Settings()
-    async with make_client(ApplyRequest(base_url=target), settings, env) as client:
+    sandbox = _kept_sandbox(ledger, run_id) if target.sandbox else None  # on the loop's clock
+    async with make_client(target, settings, sandbox=sandbox) as client:
         gateway = Gateway(
             limiter=make_limiter(settings, clock, None),
             clock=clock,
@@ -307,6 +325,6 @@ def _rewrite_report(
     ledger: Ledger, run_id: str, request: StatusRequest, env: Mapping[str, str]
 ) -> tuple[Report, tuple[Path, ...]]:
     report = build_report(ledger, run_id, env=env)
-    directory = report_directory(request.report_dir, run_id)
+    directory = report_directory(ledger.run(run_id), request.report_dir)
     formats = request.formats or formats_present(directory) or Settings().reports.formats
     return report, tuple(write_reports(report, directory, formats))

@@ -14,11 +14,12 @@ from runner.clock import LoopClock
 from runner.engine import EngineOptions
 from runner.follow import FollowOptions
 from runner.ledger import ActionState, Ledger
-from runner.limiter import RateLimiter, Window
 from runner.manifest.model import Endpoint
 from runner.plan import Action, Plan
+from runner.ratelimit import RateLimiter, Window
 from runner.run import RunOptions, RunSummary, execute, run_metadata, start_run
 from runner.sandbox import Sandbox, SandboxConfig
+from runner.target import Target
 
 API_KEY = "ml_live_" + "test0123456789abcdef"
 ORG = "0190c5a2-0000-7000-8000-000000000001"
@@ -89,7 +90,11 @@ class Harness:
     def start(self, actions: list[Action]) -> str:
         plan = Plan(actions=tuple(actions), manifest_digest="test")
         self.run_id = start_run(
-            self.ledger, plan, clock=self.clock, base_url="https://x", meta=run_metadata({})
+            self.ledger,
+            plan,
+            clock=self.clock,
+            target=Target("https://api.mentionlab.io", API_KEY),
+            meta=run_metadata({}),
         )
         return self.run_id
 

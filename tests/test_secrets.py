@@ -6,10 +6,15 @@ resume, runs, status, report, the sandbox's own output) and of the error paths (
 URL, a closed port, a 401 from a strict world, the key pasted into a manifest). Then every byte
 they wrote is scanned: stdout, stderr, each file under the working directory (reports, the
 ledger, its -wal and -shm, the lock file) and the served sandbox's log.
+
+A server that echoes the key back (the sandbox's ``echo_key``, in its 400 and 401 bodies) is the
+harder case: keys with the characters a pattern cannot mask (``.+/=``, another prefix) must be
+removed by value, and a key no HTTP header can carry is refused without being printed.
 """
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import time
@@ -222,3 +227,79 @@ async def test_reprs_of_the_client_and_of_its_errors_hide_the_key() -> None:
             chain = chain.__cause__ or chain.__context__
     leaks = [text for text in texts if "SECRETcanary" in text]
     assert not leaks, leaks
+
+
+# -- a server that echoes the key --------------------------------------------------------------
+
+LISTED = "ml_live_" + "Qx7dot.Vw3plus+Kz9slash/Jm4eq=="  # the strict world knows this one
+UNLISTED = "ml_live_" + "Hb5dot.Lp8plus+Tr2slash/Gy6eq="
+FOREIGN = "sk." + "Wd4base.Mn1plus+Zc3slash/Ry7eq=="  # not an ml_live_ key at all
+NON_ASCII = "ml_live_" + "Ué9nonascii"
+ECHO_WORLD = f"""
+organisations:
+  - id: 01234567-89ab-cdef-0123-456789abcdef
+    name: Acme
+    apiKeys: ["{LISTED}"]
+    projects:
+      - {{id: 3f1c2a4e-5b6d-4e7f-8a9b-0c1d2e3f4a5b, name: acme-eu, queries: 2}}
+      - {{id: 7d2e9b10-4c3a-4f5e-9a8b-1c2d3e4f5a6b, name: acme-us, queries: 2}}
+      - {{id: c0ffee00-1234-4abc-8def-0123456789ab, name: globex, queries: 2}}
+"""
+
+
+def _pieces(key: str) -> list[bytes]:
+    """The key, its part after the prefix, and each run of it between punctuation."""
+    tail = key.split("_", 2)[-1] if key.startswith("ml_") else key
+    runs = [run for run in re.split(r"[._+/=]", tail) if len(run) >= 4]
+    return [key.encode(), tail.encode(), *(run.encode() for run in runs)]
+
+
+@pytest.mark.chaos
+def test_keys_echoed_in_400_and_401_bodies_reach_no_output_report_or_ledger(
+    tmp_path: Path,
+) -> None:
+    world = tmp_path / "world.yaml"
+    world.write_text(ECHO_WORLD)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    transcript = Transcript(workdir)
+    quick = str(QUICKSTART)
+    reports: tuple[str, ...] = ("--report-dir", "reports")
+    reports += tuple(f"--format={kind}" for kind in ("json", "markdown", "junit", "text", "html"))
+    extra = ("--world", str(world), "--faults", "echo_key=1,error_400=1,target=triggers")
+    with start_served_sandbox(tmp_path / "sandbox", seed=3, extra=extra) as sandbox:
+        # Every trigger refused with a 400 that quotes the key: each action fails, the run goes on.
+        rejected = sandbox.env(LISTED)
+        assert transcript.run("400", "apply", quick, *reports, env=rejected) == 1
+        assert transcript.run("runs", "runs", env=rejected) == 0
+        transcript.run("report", "report", "show", "last", env=rejected)
+        transcript.run("status", "status", "last", env=rejected)
+        truth = sandbox.truth()
+        sandbox.configure(faults={"echo_key": 1})
+        for label, key in (("401 ml_live_", UNLISTED), ("401 foreign", FOREIGN)):
+            state = ("--state-dir", f"state-{len(transcript.codes)}")
+            assert transcript.run(label, "apply", quick, *state, env=sandbox.env(key)) == 5
+        assert transcript.run("non-ASCII", "apply", quick, env=sandbox.env(NON_ASCII)) == 2
+        assert transcript.codes["non-ASCII"] == 2
+        quoted_url = {**sandbox.env(LISTED), "MENTIONLAB_BASE_URL": f"{sandbox.url}/?key={LISTED}"}
+        assert transcript.run("key in the URL", "apply", quick, env=quoted_url) == 2
+        selected = ("--select", LISTED, "--state-dir", "selected")
+        assert transcript.run("key as --select", "apply", quick, *selected, env=rejected) == 2
+
+    assert truth["faults"]["echo_key"] >= 3  # the server did echo, on every trigger
+    assert (workdir / "reports").is_dir()
+    assert list(workdir.rglob("ledger.sqlite"))
+    pieces = [piece for key in (LISTED, UNLISTED, FOREIGN, NON_ASCII) for piece in _pieces(key)]
+    pieces += [NON_ASCII.encode("latin-1", "replace")]
+    leaks = [
+        f"{where}: {piece!r}"
+        for where, data in [*transcript.outputs, *transcript.files()]
+        for piece in pieces
+        if piece in data
+    ]
+    assert not leaks, leaks
+    stderr = dict(transcript.outputs)
+    assert b"Invalid API key ml_live_***" in stderr["401 ml_live_ stderr"]
+    assert b"Validation failed; API key: ml_live_***" in stderr["400 stderr"] + b"".join(
+        data for _, data in transcript.files()
+    )

@@ -5,6 +5,7 @@ from runner.api.client import (
     MentionLabClient,
     Reply,
     api_key_from_env,
+    check_api_key,
     check_base_url,
 )
 from runner.api.models import CachedJob, Job, JobPage, PageInfo, ProjectInfo, QueryPage
@@ -20,5 +21,6 @@ __all__ = [
     "QueryPage",
     "Reply",
     "api_key_from_env",
+    "check_api_key",
     "check_base_url",
 ]

@@ -1,32 +1,30 @@
-"""The MentionLab client: one method per endpoint the runner uses, on httpx's requests.
+"""The MentionLab client: one method per endpoint the runner uses, over ``httpx.AsyncClient``.
 
-Requests are ``httpx.Request`` values sent straight to the transport: the runner's own HTTP/1.1
-(:mod:`runner.api.transport`, half the CPU per request of httpx's default stack), or, when the
-environment configures a proxy, ``httpx.AsyncClient``, which honours it. This module and the
-transport are the only ones that talk to httpx. Every httpx exception is translated here into the
-project's tree (``runner.errors``): what provably never left (connect refused or timed out, no
-pooled connection) is :class:`NotSent`; what may have been processed (read timeout, connection
-closed without an answer) is :class:`OutcomeUnknown`. Error statuses become :class:`ApiError`
-subclasses. Each reply and each error carries the response's rate-limit information so the
-caller's limiter learns from every response.
-
-The API key is sent in ``x-api-key`` and is never part of a message, a repr or a log line.
+Requests go through httpx's own stack (pool, TLS, the environment's proxies; a loopback base URL
+always directly) or an injected transport such as the sandbox's. Every httpx exception is
+translated here: what provably never left is :class:`NotSent`; what may have been processed is
+:class:`OutcomeUnknown`, and so is a body past ``max_body_bytes`` or a request past
+``total_timeout``. Error statuses become :class:`ApiError` subclasses, an answer that cannot be
+the API's (a redirect, a success that is not JSON) :class:`NotTheApi`. Every text a server sends
+passes through one :class:`~runner.report.redact.Redactor` holding the API key before anything
+stores or prints it (docs/architecture.md, "The HTTP stack").
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar, cast
 from urllib.parse import urlsplit
 
+import anyio
 import httpx
 
 from runner import __version__
 from runner.api.models import CachedJob, Job, JobPage, ProjectInfo, QueryPage
-from runner.api.transport import default_transport
 from runner.endpoints import API_KEY_ENV, DEFAULT_BASE_URL
 from runner.errors import (
     ApiError,
@@ -35,6 +33,7 @@ from runner.errors import (
     MalformedResponse,
     NotFound,
     NotSent,
+    NotTheApi,
     OutcomeUnknown,
     QuotaExhausted,
     RateLimited,
@@ -42,12 +41,16 @@ from runner.errors import (
     ServerError,
     ServiceUnavailable,
 )
-from runner.limiter import RateLimitInfo, parse_rate_limit_headers
+from runner.ratelimit.headers import RateLimitInfo, parse_rate_limit_headers
+from runner.report.redact import Redactor, safe_url
 
 T = TypeVar("T")
 
 _QUOTA_WORDS = ("credit", "quota", "insufficient", "balance")
-_URL_CACHE_SIZE = 1024
+MAX_BODY_BYTES = 4 * 1024 * 1024  # far above any answer of the API (a page of 500 queries)
+_SNIPPET_CHARS = 80  # of a body that is not the API's, quoted in the error
+_PEEK_BYTES = 16 * 1024  # read of such a body, enough for the snippet once redacted
+_PEEK_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -62,36 +65,88 @@ class Reply(Generic[T]):
 
 @dataclass(frozen=True)
 class ClientOptions:
-    """Connection settings; seconds."""
+    """Connection settings; seconds.
+
+    ``request_timeout`` bounds each wait for the network (a read, a write); ``total_timeout``
+    (default: twice ``request_timeout``) bounds one whole request, connect to the last byte of
+    the body; ``max_body_bytes`` bounds a response body.
+    """
 
     request_timeout: float = 30.0
     connect_timeout: float = 10.0
+    total_timeout: float | None = None
+    max_body_bytes: int = MAX_BODY_BYTES
     max_connections: int = 16
     # Below common server idle timeouts, so a pooled connection is rarely closed under us.
     keepalive_expiry: float = 4.0
 
+    @property
+    def deadline(self) -> float:
+        """Seconds one request may take, from its connection to the end of its body."""
+        return self.total_timeout or 2 * self.request_timeout
+
 
 def check_base_url(url: str) -> str:
-    """https anywhere; plain http only to a loopback address (the served sandbox)."""
-    parts = urlsplit(url)
-    if parts.scheme not in {"https", "http"} or not parts.hostname:
-        raise ConfigError(f"base URL {url!r} is not an http(s) URL")
+    """https anywhere; plain http only to a loopback address (the served sandbox).
+
+    A base URL is the API's root: one with credentials, a query or a fragment (where keys hide)
+    is refused, and named only without them.
+    """
+    shown = safe_url(url)
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        _ = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"base URL {shown!r} is not a valid URL") from exc
+    if parts.scheme not in {"https", "http"} or not host:
+        raise ConfigError(f"base URL {shown!r} is not an http(s) URL")
     if parts.username or parts.password:
-        raise ConfigError("the base URL must not carry credentials")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ConfigError(f"the base URL {shown!r} must not carry credentials")
+    if "?" in url or "#" in url:
         raise ConfigError(
-            f"plain http is allowed only to loopback addresses, not {parts.hostname!r}; use https"
+            f"the base URL {shown!r} must not have a query or a fragment: give the API's root"
+        )
+    if parts.scheme == "http" and not is_loopback(host):
+        raise ConfigError(
+            f"plain http is allowed only to loopback addresses, not {host!r}; use https"
         )
     return url.rstrip("/")
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine: ``localhost`` or a loopback address."""
+    if host.lower() == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def check_api_key(key: str) -> str:
+    """``key`` if an HTTP header can carry it: printable ASCII, no space; ConfigError if not.
+
+    The message says where the offending character is, never what the key holds.
+    """
+    for position, char in enumerate(key, start=1):
+        if not "!" <= char <= "~":
+            raise ConfigError(
+                f"{API_KEY_ENV} is not a valid API key: character {position} is "
+                f"{_character_kind(char)}; a key is printable ASCII without spaces "
+                "(check how it was copied or exported)"
+            )
+    return key
+
+
+def _character_kind(char: str) -> str:
+    if char in "\r\n":
+        return "a line break"
+    if char.isspace():
+        return "a space"
+    if not char.isascii():
+        return "not ASCII"
+    return "a control character"
 
 
 def api_key_from_env(env: Mapping[str, str]) -> str:
@@ -102,7 +157,7 @@ def api_key_from_env(env: Mapping[str, str]) -> str:
             f"{API_KEY_ENV} is not set: export your MentionLab API key "
             "(or use --sandbox, which accepts any ml_live_... key and sets one for you)"
         )
-    return key
+    return check_api_key(key)
 
 
 class MentionLabClient:
@@ -116,32 +171,10 @@ class MentionLabClient:
         transport: httpx.AsyncBaseTransport | None = None,
         options: ClientOptions | None = None,
     ) -> None:
-        options = options or ClientOptions()
+        self._options = options or ClientOptions()
         self._base_url = check_base_url(base_url)
-        limits = httpx.Limits(
-            max_connections=options.max_connections,
-            max_keepalive_connections=options.max_connections,
-            keepalive_expiry=options.keepalive_expiry,
-        )
-        timeout = httpx.Timeout(
-            options.request_timeout, connect=options.connect_timeout, pool=options.connect_timeout
-        )
-        self._extensions = {"timeout": timeout.as_dict()}
-        self._urls: dict[str, httpx.URL] = {}
-        self._headers = {
-            "accept": "*/*",
-            "accept-encoding": "gzip, deflate",
-            "connection": "keep-alive",
-            "user-agent": f"mentionlab-runner/{__version__}",
-            "x-api-key": api_key,
-        }
-        # Requests go straight to the transport: the client's cookies, auth, redirects and
-        # hooks are unused here and cost a tenth of a request's CPU. With a proxy configured,
-        # httpx's client (which routes through it) sends them instead.
-        self._transport = transport or default_transport(limits)
-        self._proxied = (
-            httpx.AsyncClient(limits=limits, timeout=timeout) if self._transport is None else None
-        )
+        self._redact = Redactor([check_api_key(api_key)])
+        self._http = _http_client(self._base_url, api_key, transport, self._options)
 
     def __repr__(self) -> str:
         return f"MentionLabClient(base_url={self._base_url!r})"
@@ -151,10 +184,7 @@ class MentionLabClient:
         return self._base_url
 
     async def aclose(self) -> None:
-        if self._proxied is not None:
-            await self._proxied.aclose()
-        elif self._transport is not None:
-            await self._transport.aclose()
+        await self._http.aclose()
 
     async def __aenter__(self) -> Self:
         return self
@@ -276,58 +306,237 @@ class MentionLabClient:
         params: dict[str, Any] | None = None,
         json: Any = None,
     ) -> Reply[Any]:
-        request = httpx.Request(
-            method,
-            self._url(path),
-            params=params,
-            headers={**self._headers, **headers},
-            json=json,
-            extensions=self._extensions,
-        )
+        request = self._http.build_request(method, path, params=params, headers=headers, json=json)
+        answer = await self._exchange(request, method, path)
+        what = f"{method} {path}"
+        common: dict[str, Any] = {
+            "status": answer.status,
+            "method": method,
+            "path": path,
+            "rate": answer.rate,
+        }
+        if answer.status >= 400:
+            raise self._error_for(answer, what, common)
         try:
-            response = await self._send(request)
-        except httpx.HTTPError as exc:
-            raise _translate_transport_error(exc, method, path) from exc
-        rate = parse_rate_limit_headers(response.headers, response.status_code)
-        request_id = response.headers.get("x-request-id")
-        if response.status_code >= 400:
-            raise _error_for(response, method, path, rate, request_id)
-        try:
-            body = response.json()
-        except (ValueError, UnicodeDecodeError) as exc:
+            body = self._json(answer.body)
+        except ValueError as exc:
             raise MalformedResponse(
-                f"{method} {path}: the response body is not JSON",
-                status=response.status_code,
-                method=method,
-                path=path,
-                rate=rate,
+                f"{what}: HTTP {answer.status}: the body is not JSON: {self._snippet(answer.body)}",
+                **common,
             ) from exc
         try:
             value = parse(body)
         except MalformedResponse as exc:
-            exc.status, exc.method, exc.path, exc.rate = response.status_code, method, path, rate
+            exc.status, exc.method, exc.path, exc.rate = answer.status, method, path, answer.rate
             raise
-        return Reply(value=value, status=response.status_code, rate=rate, request_id=request_id)
+        return Reply(value=value, status=answer.status, rate=answer.rate, request_id=answer.id)
 
-    def _url(self, path: str) -> httpx.URL:
-        """The parsed URL of a path: parsed once per path (a third of building a request)."""
-        url = self._urls.get(path)
-        if url is None:
-            if len(self._urls) >= _URL_CACHE_SIZE:  # job ids make paths unbounded
-                self._urls.clear()
-            url = self._urls[path] = httpx.URL(self._base_url + path)
-        return url
+    async def _exchange(self, request: httpx.Request, method: str, path: str) -> _Answer:
+        """Send ``request`` and read its whole answer, within the size and time caps."""
+        what = f"{method} {path}"
+        deadline = self._options.deadline
+        with anyio.move_on_after(deadline):
+            try:
+                response = await self._http.send(request, stream=True)
+                try:
+                    return await self._answer(response, method, path)
+                finally:
+                    await response.aclose()
+            except httpx.HTTPError as exc:
+                raise self._transport_error(exc, what) from exc
+        raise OutcomeUnknown(
+            f"{what}: no whole answer within {deadline:g} s; it may have been processed"
+        )
 
-    async def _send(self, request: httpx.Request) -> httpx.Response:
-        if self._proxied is not None:
-            return await self._proxied.send(request)
-        assert self._transport is not None
-        response = await self._transport.handle_async_request(request)
+    async def _answer(self, response: httpx.Response, method: str, path: str) -> _Answer:
+        what = f"{method} {path}"
+        status = response.status_code
+        answer = _Answer(
+            status=status,
+            rate=parse_rate_limit_headers(response.headers, status),
+            id=self._redact.optional(response.headers.get("x-request-id")),
+            content_type=self._redact(response.headers.get("content-type", "")),
+        )
+        if 300 <= status < 400:
+            location = self._redact(safe_url(response.headers.get("location", "")))
+            raise NotTheApi(
+                f"{what}: HTTP {status}: redirected to {location or '(no Location header)'}; "
+                "mlrun does not follow redirects: check the base URL",
+                status=status,
+                method=method,
+                path=path,
+                rate=answer.rate,
+            )
+        if status < 300 and not _declares_json(answer.content_type):
+            raise await self._not_json(response, answer, method, path)
+        answer.body = await self._body(response, what)
+        return answer
+
+    async def _body(self, response: httpx.Response, what: str) -> bytes:
+        """The whole body, or OutcomeUnknown as soon as it passes the size cap."""
+        cap = self._options.max_body_bytes
+        declared = response.headers.get("content-length", "")
+        too_large = OutcomeUnknown(
+            f"{what}: HTTP {response.status_code}: the body passed {cap:,} bytes and was not "
+            "read; it may have been processed"
+        )
+        if (
+            declared.isdigit()
+            and int(declared) > cap
+            and "content-encoding" not in response.headers
+        ):
+            raise too_large
+        chunks: list[bytes] = []
+        size = 0
+        async with _chunks(response) as body:
+            async for chunk in body:
+                size += len(chunk)
+                if size > cap:
+                    raise too_large
+                chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _not_json(
+        self, response: httpx.Response, answer: _Answer, method: str, path: str
+    ) -> NotTheApi:
+        """A success that is not JSON: an HTML page, a captive portal, another service."""
+        peek = bytearray()
+        # The status and content type already tell; the start of the body only illustrates.
+        with anyio.move_on_after(_PEEK_SECONDS), contextlib.suppress(httpx.HTTPError):
+            async with _chunks(response) as body:
+                async for chunk in body:
+                    peek += chunk
+                    if len(peek) >= _PEEK_BYTES:
+                        break
+        kind = answer.content_type or "no content type"
+        return NotTheApi(
+            f"{method} {path}: HTTP {answer.status} with {kind}, not the API's JSON: "
+            f"{self._snippet(bytes(peek))}; check the base URL and any proxy",
+            status=answer.status,
+            method=method,
+            path=path,
+            rate=answer.rate,
+        )
+
+    def _json(self, raw: bytes) -> Any:
+        """The redacted JSON value of a body; ValueError if it is not JSON (or absurdly deep)."""
         try:
-            await response.aread()
-        finally:
-            await response.aclose()
-        return response
+            return self._redact.data(json.loads(raw))
+        except RecursionError as exc:
+            raise ValueError("JSON nested too deeply") from exc
+
+    def _snippet(self, body: bytes) -> str:
+        """The start of a body, redacted, on one line, quoted."""
+        text = " ".join(self._redact(body.decode("utf-8", "replace")).split())
+        if len(text) > _SNIPPET_CHARS:
+            text = text[:_SNIPPET_CHARS] + "…"
+        return repr(text) if text else "an empty body"
+
+    def _transport_error(self, exc: httpx.HTTPError, what: str) -> Exception:
+        """Sort a transport failure into provably-unsent or maybe-processed."""
+        text = str(exc).splitlines()[0] if str(exc) else ""
+        detail = f"{type(exc).__name__}: {self._redact(text)[:200]}"
+        if isinstance(exc, _NOT_SENT):
+            return NotSent(f"{what}: not sent ({detail})")
+        return OutcomeUnknown(f"{what}: no answer ({detail})")
+
+    def _error_for(  # noqa: PLR0911 - the status table reads best flat
+        self, answer: _Answer, what: str, common: dict[str, Any]
+    ) -> ApiError:
+        status = answer.status
+        body, detail = self._error_body(answer.body)
+        message = f"{what}: HTTP {status}" + (f": {detail}" if detail else "")
+        common = {**common, "body": body, "request_id": answer.id}
+        retry_after = answer.rate.retry_after
+        if status == 402 or (status in {403, 429} and _mentions_quota(detail)):
+            return QuotaExhausted(message, **common)
+        if status == 429:
+            return RateLimited(message, retry_after=retry_after, **common)
+        if status in {401, 403}:
+            return AuthError(message, **common)
+        if status == 404:
+            return NotFound(message, **common)
+        if status == 503:
+            return ServiceUnavailable(message, retry_after=retry_after, **common)
+        if status >= 500:
+            return ServerError(message, **common)
+        return RequestRejected(message, **common)
+
+    def _error_body(self, raw: bytes) -> tuple[Any, str]:
+        """The error body, redacted, and a readable message from it (NestJS: message, error)."""
+        try:
+            body = self._json(raw)
+        except ValueError:
+            text = self._redact(raw.decode("utf-8", "replace"))
+            return text[:500], text[:200]
+        if isinstance(body, dict):
+            message = body.get("message", body.get("error", ""))
+            if isinstance(message, list):
+                message = "; ".join(str(m) for m in message)
+            return body, str(message)
+        return body, json.dumps(body)[:200]
+
+
+@dataclass
+class _Answer:
+    """What one request brought back: the status, what its headers said, and its body."""
+
+    status: int
+    rate: RateLimitInfo
+    id: str | None
+    content_type: str
+    body: bytes = b""
+
+
+def _http_client(
+    base_url: str,
+    api_key: str,
+    transport: httpx.AsyncBaseTransport | None,
+    options: ClientOptions,
+) -> httpx.AsyncClient:
+    """httpx's client for ``base_url``: its own stack, or ``transport`` when one is given."""
+    limits = httpx.Limits(
+        max_connections=options.max_connections,
+        max_keepalive_connections=options.max_connections,
+        keepalive_expiry=options.keepalive_expiry,
+    )
+    timeout = httpx.Timeout(
+        options.request_timeout, connect=options.connect_timeout, pool=options.connect_timeout
+    )
+    headers = {
+        "accept": "application/json",
+        "user-agent": f"mentionlab-runner/{__version__}",
+        "x-api-key": api_key,
+    }
+    return httpx.AsyncClient(
+        base_url=base_url,
+        headers=headers,
+        transport=transport,
+        mounts=_direct_to_loopback(base_url) if transport is None else None,
+        limits=limits,
+        timeout=timeout,
+        follow_redirects=False,
+    )
+
+
+def _chunks(response: httpx.Response) -> contextlib.aclosing[AsyncGenerator[bytes, None]]:
+    """The decoded body's chunks, closed when the reading stops early (a cap, a peek)."""
+    return contextlib.aclosing(cast("AsyncGenerator[bytes, None]", response.aiter_bytes()))
+
+
+def _direct_to_loopback(base_url: str) -> dict[str, httpx.AsyncBaseTransport | None]:
+    """No proxy for a loopback base URL, as ``NO_PROXY`` conventions have it."""
+    host = urlsplit(base_url).hostname or ""
+    if not is_loopback(host):
+        return {}
+    pattern_host = f"[{host}]" if ":" in host else host
+    return {f"all://{pattern_host}": None}
+
+
+def _declares_json(content_type: str) -> bool:
+    """Whether a content type is JSON's; a missing one is given the benefit of the doubt."""
+    mime = content_type.split(";", 1)[0].strip().lower()
+    return not mime or mime in {"application/json", "text/json"} or mime.endswith("+json")
 
 
 def _context_headers(project_id: str, organisation: str | None) -> dict[str, str]:
@@ -350,66 +559,6 @@ def _parse_projects(body: Any) -> tuple[ProjectInfo, ...]:
 
 
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
-
-
-def _translate_transport_error(exc: httpx.HTTPError, method: str, path: str) -> Exception:
-    """Sort a transport failure into provably-unsent or maybe-processed."""
-    kind = type(exc).__name__
-    if isinstance(exc, _NOT_SENT):
-        return NotSent(f"{method} {path}: not sent ({kind}: {_short(exc)})")
-    return OutcomeUnknown(f"{method} {path}: no answer ({kind}: {_short(exc)})")
-
-
-def _short(exc: Exception) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return text[:200]
-
-
-def _error_body(response: httpx.Response) -> tuple[Any, str]:
-    """The error body and a readable message from it (NestJS: statusCode, message, error)."""
-    try:
-        body = response.json()
-    except (ValueError, UnicodeDecodeError):
-        return response.text[:500], response.text[:200]
-    if isinstance(body, dict):
-        message = body.get("message", body.get("error", ""))
-        if isinstance(message, list):
-            message = "; ".join(str(m) for m in message)
-        return body, str(message)
-    return body, json.dumps(body)[:200]
-
-
-def _error_for(  # noqa: PLR0911 - the status table reads best flat
-    response: httpx.Response,
-    method: str,
-    path: str,
-    rate: RateLimitInfo,
-    request_id: str | None,
-) -> ApiError:
-    status = response.status_code
-    body, detail = _error_body(response)
-    message = f"{method} {path}: HTTP {status}" + (f": {detail}" if detail else "")
-    common: dict[str, Any] = {
-        "status": status,
-        "body": body,
-        "request_id": request_id,
-        "method": method,
-        "path": path,
-        "rate": rate,
-    }
-    if status == 402 or (status in {403, 429} and _mentions_quota(detail)):
-        return QuotaExhausted(message, **common)
-    if status == 429:
-        return RateLimited(message, retry_after=rate.retry_after, **common)
-    if status in {401, 403}:
-        return AuthError(message, **common)
-    if status == 404:
-        return NotFound(message, **common)
-    if status == 503:
-        return ServiceUnavailable(message, retry_after=rate.retry_after, **common)
-    if status >= 500:
-        return ServerError(message, **common)
-    return RequestRejected(message, **common)
 
 
 def _mentions_quota(detail: str) -> bool:

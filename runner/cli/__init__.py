@@ -7,6 +7,8 @@ and ``mlrun --help`` stay fast (no httpx, jsonschema or yaml import).
 from __future__ import annotations
 
 import importlib
+import signal
+from types import FrameType
 from typing import Any
 
 import click
@@ -56,3 +58,9 @@ def main() -> None:
     Try it without an account:
       mlrun apply examples/quickstart.yaml --sandbox
     """
+    # SIGTERM (a CI job cancelled) stops a command as Ctrl-C does: cleanly, exit 3.
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)

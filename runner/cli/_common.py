@@ -2,6 +2,9 @@
 
 Commands raise typed errors (``runner.errors``); :func:`exit_on_error` renders each one once and
 exits with its documented code. Anything else is a bug: one line asking for a report, exit 70.
+Every line written to stderr here passes through a redactor that removes the current
+``MENTIONLAB_API_KEY`` and any ``ml_live_…`` token: texts from the API are redacted where they
+enter mlrun, and this is the last line of defence for the rest (an argument echoed back).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import ParamSpec, TypeVar
 
 import click
 
+from runner.endpoints import API_KEY_ENV
 from runner.errors import (
     AuthError,
     BudgetExceeded,
@@ -21,13 +25,16 @@ from runner.errors import (
     LedgerError,
     ManifestError,
     MlrunError,
+    NotTheApi,
     PlanError,
     QuotaExhausted,
     RunInterrupted,
     Unreachable,
     UsageError,
+    collapse,
 )
 from runner.exitcodes import ExitCode
+from runner.report.redact import Redactor
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -41,13 +48,14 @@ def exit_code_for(error: MlrunError) -> ExitCode:
         return ExitCode.BUDGET_REFUSED
     if isinstance(error, RunInterrupted):
         return ExitCode.INTERRUPTED
-    if isinstance(error, AuthError | QuotaExhausted | Unreachable):
+    if isinstance(error, AuthError | QuotaExhausted | Unreachable | NotTheApi):
         return ExitCode.FATAL_API
     return ExitCode.ACTION_FAILED
 
 
 def echo_err(message: str) -> None:
-    click.echo(message, err=True)
+    """Write ``message`` to stderr, with the API key and any ``ml_live_…`` token masked."""
+    click.echo(Redactor([os.environ.get(API_KEY_ENV, "").strip()])(message), err=True)
 
 
 def exit_on_error(func: Callable[P, R]) -> Callable[P, R]:
@@ -56,7 +64,10 @@ def exit_on_error(func: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return func(*args, **kwargs)
+            try:
+                return func(*args, **kwargs)
+            except BaseExceptionGroup as group:  # concurrent tasks failed together: one error
+                raise collapse(group) from group
         except ManifestError as error:
             # Commands that render diagnostics themselves catch ManifestError first.
             for diagnostic in error.diagnostics:
@@ -65,8 +76,9 @@ def exit_on_error(func: Callable[P, R]) -> Callable[P, R]:
         except MlrunError as error:
             echo_err(f"error: {error}")
             sys.exit(exit_code_for(error))
-        except KeyboardInterrupt:
-            echo_err("interrupted")
+        except KeyboardInterrupt as error:
+            signal_name = f" ({error})" if str(error) else ""
+            echo_err(f"interrupted{signal_name}")
             sys.exit(ExitCode.INTERRUPTED)
         except Exception as error:  # the last line of defence: a bug in mlrun
             if os.environ.get("MLRUN_DEBUG"):

@@ -38,7 +38,19 @@ from runner.cli.options import (
     help="With --sandbox: how much faster than real time the simulated jobs run.",
 )
 @click.option("--dry-run", is_flag=True, help="Plan (remotely) and stop before sending triggers.")
+@click.option(
+    "-y",
+    "--yes",
+    is_flag=True,
+    help="Do not ask before sending (asked only on a terminal, never in CI or without one).",
+)
 @click.option("--offline", is_flag=True, help="Do not ask the API for query counts first.")
+@click.option(
+    "--allow-unknown-cost",
+    is_flag=True,
+    help="With --offline and a budget: apply although the query counts, and so the cost, are "
+    "unknown (the budget is still checked at one query per project).",
+)
 @click.option(
     "--resume",
     is_flag=False,
@@ -92,7 +104,9 @@ def apply(
     exclude: tuple[str, ...],
     concurrency: int | None,
     dry_run: bool,
+    yes: bool,
     offline: bool,
+    allow_unknown_cost: bool,
     resume: str | None,
     wait: bool | None,
     timeout: float | None,
@@ -116,8 +130,9 @@ def apply(
     """Trigger every job the manifest declares, follow them, and report.
 
     Validates PATHS (files or directories forming one manifest), asks the API how many queries each
-    project has, refuses a plan over the budget, then sends the triggers under the rate limits,
-    journaled in the ledger so that a killed run resumes without paying twice.
+    project has, refuses a plan over the budget, prints the plan's cost (and on a terminal asks
+    before going on, unless --yes), then sends the triggers under the rate limits, journaled in
+    the ledger so that a killed run resumes without paying twice.
 
     \b
     Examples:
@@ -146,6 +161,7 @@ def apply(
         concurrency=concurrency,
         dry_run=dry_run,
         offline=offline,
+        allow_unknown_cost=allow_unknown_cost,
         wait=wait,
         timeout=timeout,
         fail_fast=fail_fast,
@@ -167,6 +183,7 @@ def apply(
             say=(lambda _line: None) if quiet else echo_err,
             view=None if quiet else _view_options(progress, verbose),
             stream=sys.stderr,
+            confirm=None if yes or not _interactive() else _confirm,
         )
     except BudgetExceeded as error:
         _echo_lines(github.after_refusal(str(error), paths, "apply"))
@@ -182,7 +199,26 @@ def apply(
     from runner.report import render_text  # noqa: PLC0415
 
     click.echo(render_text(result.report, color=_use_color(), files=result.report_files))
+    if result.interrupted and result.run is not None:  # the run had ended: its report says so
+        echo_err(f"{result.interrupted} while reporting: the report was written; exit 3")
+        sys.exit(ExitCode.INTERRUPTED)
     sys.exit(result.report.exit_code())
+
+
+def _interactive() -> bool:
+    """Someone at a terminal can answer: stdin is a TTY and no CI system runs the command."""
+    return sys.stdin.isatty() and not os.environ.get("CI")
+
+
+def _confirm(question: str) -> bool:
+    """Terraform's question: only ``yes`` applies; anything else, or no answer, does not."""
+    try:
+        answer = click.prompt(
+            f"{question} Only 'yes' applies", default="", show_default=False, err=True
+        )
+    except click.Abort:
+        return False
+    return str(answer).strip().lower() == "yes"
 
 
 def _shard(spec: str | None) -> Shard | None:

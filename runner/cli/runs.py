@@ -126,7 +126,7 @@ def report() -> None:
 @click.option(
     "--output-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Where --format files go (default mlrun-reports/<run id>).",
+    help="Where --format files go (default: <the run's report directory>/<run id>).",
 )
 @state_dir_option
 @click.option("--exit-code", is_flag=True, help="Exit with the run's exit code, not 0.")
@@ -146,10 +146,10 @@ def show(
     from runner.report import render_text, write_reports  # noqa: PLC0415 - fast --help
     from runner.status import existing_ledger, past_report, report_directory  # noqa: PLC0415
 
-    rendered = past_report(existing_ledger(_ledger_path(state_dir)), run, env=os.environ)
+    rendered, record = past_report(existing_ledger(_ledger_path(state_dir)), run, env=os.environ)
     files: list[Path] = []
     if formats:
-        directory = output_dir or report_directory(None, rendered.run.run_id)
+        directory = output_dir or report_directory(record)
         files = write_reports(rendered, directory, formats)
     click.echo(render_text(rendered, color=_use_color(), files=files), nl=False)
     sys.exit(rendered.exit_code() if exit_code else 0)
@@ -208,7 +208,11 @@ def merge(
     type=click.FloatRange(min=1),
     help="Seconds to follow at most (--wait; default 3600), or to spend on the one pass (60).",
 )
-@click.option("--sandbox", is_flag=True, help="The in-process sandbox (its jobs die with it).")
+@click.option(
+    "--sandbox",
+    is_flag=True,
+    help="The run ran on the in-process sandbox (it is known from the run; kept for scripts).",
+)
 @click.option(
     "--base-url",
     envvar="MENTIONLAB_BASE_URL",
@@ -219,7 +223,8 @@ def merge(
 @click.option(
     "--report-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Where the run's reports are rewritten (default mlrun-reports; <dir>/<run id>).",
+    help="Where the run's reports are rewritten (default: where the run wrote them; "
+    "<dir>/<run id>).",
 )
 @formats_option
 @click.option("-q", "--quiet", is_flag=True, help="Only the summary and errors.")

@@ -43,10 +43,15 @@ class PosList(list[Any]):
 
 @dataclass(frozen=True)
 class Document:
-    """One parsed file: its name as the user gave it, and its root value."""
+    """One parsed file: its name as the user gave it, its root value and where that starts.
+
+    A mapping or a sequence knows its own position; ``mark`` also places a root that is a
+    scalar (a file holding just ``42``).
+    """
 
     file: str
     root: Any
+    mark: Mark | None = None
 
 
 @dataclass(frozen=True)

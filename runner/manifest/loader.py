@@ -137,10 +137,10 @@ def _read_documents(
             continue
         parsed = parse_yaml(source, env, limits, findings)
         _report_secrets(source, parsed, findings)
-        if parsed.root is None:
+        if not parsed.complete:
             complete = False
             continue
-        document = Document(name, parsed.root)
+        document = Document(name, parsed.root, parsed.root_mark)
         check_document(document, findings)
         documents.append(document)
     return documents, complete

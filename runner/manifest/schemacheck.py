@@ -1,8 +1,9 @@
-"""Checking a document against ``schemas/manifest.schema.json``: the only module calling jsonschema.
+"""Checking a document against the manifest schema: the one module calling (fast)jsonschema.
 
-A valid document is recognised by a predicate compiled from the same schema
-(:mod:`runner.manifest.fastcheck`), so validating a valid manifest does not even import
-jsonschema; an invalid one is explained by jsonschema.
+The document is checked after interpolation, against the strict form of
+``schemas/manifest.schema.json`` (:mod:`runner.manifest.strictschema`). A valid document is
+recognised by a validator that fastjsonschema compiles from that schema, so validating a valid
+manifest does not even import jsonschema; an invalid one is explained by jsonschema.
 
 jsonschema's errors are turned into findings here, each at the position of the offending key or
 value, with a message in the manifest's words and a hint (did-you-mean for unknown keys and enum
@@ -19,14 +20,15 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from runner.manifest.document import Document, JsonPath, PathItem
-from runner.manifest.fastcheck import Check, compile_schema
 from runner.manifest.findings import Findings
+from runner.manifest.strictschema import strict_manifest_schema
 from runner.manifest.suggest import closest, did_you_mean
-from runner.schemas import MANIFEST_SCHEMA, load_schema
 
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import ValidationError
+
+Check: TypeAlias = "Callable[[Any], bool]"
 
 _JSON_TYPES = {
     "string": "a string",
@@ -57,7 +59,7 @@ def manifest_validator() -> Draft202012Validator:
     """The manifest schema's validator; the schema is checked against its metaschema once."""
     import jsonschema  # noqa: PLC0415 - only an invalid manifest needs jsonschema
 
-    schema = load_schema(MANIFEST_SCHEMA)
+    schema = strict_manifest_schema()
     try:
         jsonschema.Draft202012Validator.check_schema(schema)
     except jsonschema.SchemaError as exc:  # a packaging bug, not the author's: say so plainly
@@ -75,7 +77,7 @@ def _validator_for(schema: dict[str, Any]) -> Draft202012Validator:
 def key_homes() -> dict[str, tuple[str, ...]]:
     """Every key the schema knows, with the places ("settings.rateLimits") where it belongs."""
     homes: dict[str, list[str]] = {}
-    root = load_schema(MANIFEST_SCHEMA)
+    root = strict_manifest_schema()
     pending: list[tuple[dict[str, Any], str]] = [(root, "")]
     seen: set[str] = set()
     while pending:
@@ -100,22 +102,55 @@ def _deref(root: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
 
 
 @cache
-def _fast_checks() -> tuple[Check, Check] | None:
-    """Compiled predicates for the whole manifest and for one project (None: not compilable)."""
-    root = load_schema(MANIFEST_SCHEMA)
-    whole, project = compile_schema(root), compile_schema(_project_schema())
-    return (whole, project) if whole is not None and project is not None else None
+def _manifest_check() -> Check:
+    """The compiled yes/no check of a whole manifest."""
+    return _compiled(strict_manifest_schema())
+
+
+@cache
+def _project_check() -> Check:
+    """The compiled yes/no check of one project (compiled when a manifest fails)."""
+    return _compiled(_project_schema())
+
+
+def _compiled(schema: dict[str, Any]) -> Check:
+    import fastjsonschema  # noqa: PLC0415 - only validation needs it
+
+    # fastjsonschema rewrites the $refs of the schema it compiles: give it a copy. And the
+    # document is only checked, never filled in with the schema's defaults.
+    try:
+        validate = fastjsonschema.compile(
+            copy.deepcopy(schema), handlers=_NO_REMOTE_REFS, use_default=False
+        )
+    except fastjsonschema.JsonSchemaDefinitionException as exc:  # a packaging bug, as above
+        raise RuntimeError(f"the shipped manifest schema cannot be compiled: {exc}") from exc
+
+    def check(document: Any) -> bool:
+        try:
+            validate(document)
+        except fastjsonschema.JsonSchemaValueException:
+            return False
+        return True
+
+    return check
+
+
+def _refuse_remote_ref(uri: str) -> Any:
+    raise RuntimeError(f"the manifest schema refers to {uri}; it must be self-contained")
+
+
+_NO_REMOTE_REFS = dict.fromkeys(("http", "https", "file", "ftp", "data"), _refuse_remote_ref)
 
 
 def _project_schema() -> dict[str, Any]:
-    root = load_schema(MANIFEST_SCHEMA)
+    root = strict_manifest_schema()
     return {"$defs": root["$defs"], **root["properties"]["projects"]["items"]}
 
 
 @cache
 def _shallow_validator() -> Draft202012Validator:
     """The manifest schema without the schema of each project (projects are checked one by one)."""
-    shallow = copy.deepcopy(load_schema(MANIFEST_SCHEMA))
+    shallow = copy.deepcopy(strict_manifest_schema())
     del shallow["properties"]["projects"]["items"]
     return _validator_for(shallow)
 
@@ -128,19 +163,18 @@ def _project_validator() -> Draft202012Validator:
 def _errors(root: Any) -> Iterator[tuple[ValidationError, JsonPath]]:
     """The schema errors of ``root``, each with the path prefix its ``absolute_path`` lacks.
 
-    A valid document costs one pass of the compiled predicate; an invalid one is explained by
-    jsonschema, which only walks the projects the predicate refused.
+    A valid document costs one pass of the compiled check; an invalid one is explained by
+    jsonschema, which only walks the projects the compiled check refused.
     """
-    fast = _fast_checks()
-    if fast is not None and fast[0](root):
+    if _manifest_check()(root):
         return
     projects = root.get("projects") if isinstance(root, dict) else None
-    if fast is None or not isinstance(projects, list):
+    if not isinstance(projects, list):
         yield from ((error, ()) for error in manifest_validator().iter_errors(root))
         return
     yield from ((error, ()) for error in _shallow_validator().iter_errors(root))
     for index, project in enumerate(projects):
-        if not fast[1](project):
+        if not _project_check()(project):
             for error in _project_validator().iter_errors(project):
                 yield error, ("projects", index)
 
@@ -158,6 +192,7 @@ def check_document(document: Document, findings: Findings) -> None:
                 finding.path,
                 finding.message,
                 root=document.root,
+                mark=None if finding.path else document.mark,
                 hint=finding.hint,
                 value=finding.value,
                 at_key=finding.at_key,
@@ -227,10 +262,14 @@ def _missing_keys(error: ValidationError, path: JsonPath) -> Iterator[SchemaFind
 def _wrong_type(error: ValidationError, path: JsonPath) -> Iterator[SchemaFinding]:
     expected = _expected(error)
     types = [expected] if isinstance(expected, str) else list(expected)
+    if path:
+        hint = _type_hint(types, _instance(error)) or _schema_of(error).get("description")
+    else:
+        hint = "a manifest is a mapping of keys, starting with 'version: 1'"
     yield SchemaFinding(
         path,
         f"expected {_or(types)}, got {_describe(_instance(error))}",
-        _type_hint(types, _instance(error)) or _schema_of(error).get("description"),
+        hint,
         value=_instance(error),
     )
 

@@ -2,7 +2,8 @@
 
 * model names: a model id where a provider key is needed (or the reverse) is said plainly, unknown
   names get a did-you-mean, and a model set must be all one kind;
-* model-set references: undefined sets (did-you-mean), a set of the wrong kind, unused sets;
+* model-set references: undefined sets (did-you-mean), a set of the wrong kind, a set named
+  inside a models list, unused sets;
 * a trigger with no models and no default; cached jobs without an organisation;
 * duplicate project names and ids, across all files;
 * declared extra models (accepted, with a warning).
@@ -194,8 +195,25 @@ def _check_models(checker: _Checker, models: Any, kind: ModelKind, at: Origin) -
         _check_set_reference(checker, models, kind, at)
     elif isinstance(models, list):
         for index, name in enumerate(models):
-            if isinstance(name, str):
-                _check_model_name(checker, name, kind, Origin(at.document, (*at.path, index)))
+            if not isinstance(name, str):
+                continue
+            item = Origin(at.document, (*at.path, index))
+            if name in checker.assembled.model_sets and name not in checker.catalog.names(kind):
+                _report_set_in_list(checker, name, kind, item)
+            else:
+                _check_model_name(checker, name, kind, item)
+
+
+def _report_set_in_list(checker: _Checker, name: str, kind: ModelKind, at: Origin) -> None:
+    checker.used_sets.add(name)
+    checker.report(
+        at,
+        f"{name!r} is a model set: write `models: {name}`",
+        hint=f"a models list holds {_NOUN[kind]}s; a set is named on its own, not in a list"
+        " (a set and a list do not combine)",
+        value=name,
+        code="set-in-list",
+    )
 
 
 def _check_set_reference(checker: _Checker, name: str, kind: ModelKind, at: Origin) -> None:

@@ -29,6 +29,7 @@ from typing import Any, Final
 import yaml
 
 from runner.manifest.document import JsonPath, Mark, PathItem, PosList, PosMap
+from runner.manifest.excerpt import source_excerpt
 from runner.manifest.findings import Findings
 from runner.manifest.interpolate import interpolate
 from runner.manifest.limits import Limits
@@ -89,16 +90,24 @@ class _Frame:
 
 @dataclass(frozen=True)
 class ParsedYaml:
-    """The root value, and where scalars holding a key-like string start (line -> [(col, path)])."""
+    """The root value and where it starts (None when reading stopped), and where scalars holding
+    a key-like string start (line -> [(col, path)]).
+    """
 
     root: Any
     secret_scalars: dict[int, list[tuple[int, JsonPath]]]
+    root_mark: Mark | None = None
+
+    @property
+    def complete(self) -> bool:
+        """Whether the document was read to its end (its root may still be null)."""
+        return self.root_mark is not None
 
 
 def parse_yaml(
     source: SourceText, env: Mapping[str, str], limits: Limits, findings: Findings
 ) -> ParsedYaml:
-    """Read ``source``; problems go to ``findings``. ``root`` is None when reading stopped."""
+    """Read ``source``; problems go to ``findings``. Not ``complete`` when reading stopped."""
     builder = _Builder(source.file, env, limits, findings)
     loader = _Loader(source.text)
     try:
@@ -126,7 +135,7 @@ def parse_yaml(
         return ParsedYaml(None, builder.secret_scalars)
     finally:
         loader.dispose()
-    return ParsedYaml(builder.root, builder.secret_scalars)
+    return ParsedYaml(builder.root, builder.secret_scalars, builder.root_mark)
 
 
 class _Builder:
@@ -141,6 +150,7 @@ class _Builder:
         self.open_anchors: set[str] = set()
         self.alias_nodes = 0
         self.root: Any = None
+        self.root_mark: Mark | None = None
         self.secret_scalars: dict[int, list[tuple[int, JsonPath]]] = {}
         self.typed: dict[str, tuple[str, Any]] = {}
 
@@ -400,7 +410,7 @@ class _Builder:
 
     def _attach(self, value: Any, mark: Mark, size: int) -> None:
         if not self.stack:
-            self.root = value
+            self.root, self.root_mark = value, mark
             return
         frame = self.stack[-1]
         frame.size += size
@@ -567,22 +577,53 @@ _SYNTAX_HINTS = (
 
 
 def _describe_yaml_error(exc: yaml.YAMLError, text: str) -> tuple[str, str, Mark | None]:
-    """A message, hint and position for a PyYAML error, never echoing the source line."""
+    """A message, hint and position for a PyYAML error.
+
+    The message names both of PyYAML's marks, where the enclosing block began (``context_mark``)
+    and where reading broke (``problem_mark``, the position reported), and shows their source
+    lines under a caret.
+    """
     if isinstance(exc, yaml.MarkedYAMLError):
-        problem = exc.problem or "invalid YAML"
-        context = f" ({exc.context})" if exc.context else ""
-        where = exc.problem_mark or exc.context_mark
-        mark = (where.line + 1, where.column + 1) if where is not None else None
-        message = f"YAML syntax error: {problem}{context}"
+        message, pointers = _marked_error(exc)
     else:  # ReaderError: a character the YAML reader refuses
         position = getattr(exc, "position", 0)
         line = text.count("\n", 0, position) + 1
-        mark = (line, position - (text.rfind("\n", 0, position) + 1) + 1)
+        column = position - (text.rfind("\n", 0, position) + 1) + 1
         message = f"YAML syntax error: {getattr(exc, 'reason', 'unreadable character')}"
+        pointers = [((line, column), "here")]
+    mark = pointers[0][0] if pointers else None
     hint = next((h for needle, h in _SYNTAX_HINTS if needle in message), "fix the YAML syntax")
     if mark is not None and _char_at(text, mark) == "\t":
         hint = _TAB_HINT
-    return message, hint, mark
+    return "\n".join([message, *source_excerpt(text, pointers)]), hint, mark
+
+
+def _marked_error(exc: yaml.MarkedYAMLError) -> tuple[str, list[tuple[Mark, str]]]:
+    """The message of a scanner or parser error, and its marks (where it broke first)."""
+    problem = exc.problem or "invalid YAML"
+    context = exc.context or ""
+    mark = _one_based(exc.problem_mark) or _one_based(exc.context_mark)
+    began = _one_based(exc.context_mark) if context else None
+    pointers = [(mark, problem)] if mark else []
+    if began is None or began == mark:
+        where = f" ({context})" if context else ""
+    else:
+        where = f" ({context} that starts at line {began[0]}, column {began[1]})"
+        pointers.append((began, f"{_block_of(context)} starts here"))
+    return f"YAML syntax error: {problem}{where}", pointers
+
+
+def _one_based(mark: Any) -> Mark | None:
+    """A PyYAML mark as (line, column), both 1-based."""
+    return None if mark is None else (mark.line + 1, mark.column + 1)
+
+
+def _block_of(context: str) -> str:
+    """What a PyYAML context is reading: 'while parsing a block mapping' -> 'a block mapping'."""
+    for prefix in ("while parsing ", "while scanning "):
+        if context.startswith(prefix):
+            return context.removeprefix(prefix)
+    return "the enclosing block"
 
 
 def _char_at(text: str, mark: Mark) -> str:

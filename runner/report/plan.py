@@ -55,7 +55,10 @@ def budget_line(plan: Plan, *, offline: bool = False) -> str:
         return "no budget set (settings.budget.maxExecutions)"
     if verdict.total is None:
         why = "planned with --offline" if offline else "some query counts are unknown"
-        return f"not checked: {why} (budget {verdict.limit:,})"
+        return (
+            f"not checked: {why}; at least {verdict.at_least:,} executions, "
+            f"budget {verdict.limit:,}"
+        )
     share = 100 * verdict.total / verdict.limit if verdict.limit else 100.0
     return f"within budget: {verdict.total:,} of {verdict.limit:,} executions ({share:.0f}%)"
 
@@ -132,6 +135,7 @@ def _budget_json(verdict: BudgetVerdict, plan: Plan, *, offline: bool) -> dict[s
     return {
         "maxExecutions": verdict.limit,
         "expectedExecutions": verdict.total,
+        "atLeast": verdict.at_least,
         "refused": verdict.refused,
         "overBy": verdict.over_by,
         "heaviest": [{"project": name, "expected": count} for name, count in verdict.heaviest],

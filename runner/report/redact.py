@@ -1,17 +1,24 @@
-"""Keeping secrets out of every report: API keys masked, URLs stripped of credentials.
+"""Keeping secrets out of every text: API keys masked by value and by shape, URLs stripped.
 
-The renderers pass their final text through :func:`redact`, and the report model is built from
-already-redacted strings, so a key that slipped into an error message or a URL never reaches a
-file, a terminal or a pull-request comment.
+Two kinds of masking. :func:`redact` replaces what looks like a MentionLab key (``ml_live_…``);
+the renderers pass their final text through it. :class:`Redactor` also knows the secrets
+themselves and removes each one by value, whatever its characters (``.``, ``+``, ``/``, ``=``),
+and in the spellings a server may echo it in (percent-encoded, JSON-escaped). The API client
+passes every text a server provides through one, so a key that a server echoes never reaches an
+error, the ledger or a report; the CLI passes its error lines through one as a last defence.
 """
 
 from __future__ import annotations
 
+import json
 import re
-from urllib.parse import urlsplit, urlunsplit
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
 
 # Production keys begin with ``ml_live_`` (the API reference); test keys are masked the same way.
-_API_KEY = re.compile(r"ml_(?:live|test)_[A-Za-z0-9_-]+")
+# A token runs over the characters of base64 and URL-safe base64 too, ending before a final '.'.
+_API_KEY = re.compile(r"ml_(?:live|test)_[A-Za-z0-9_\-+/=.]*[A-Za-z0-9_\-+/=]")
 MASK = "ml_live_***"
 
 
@@ -23,6 +30,53 @@ def redact(text: str) -> str:
 def redact_optional(text: str | None) -> str | None:
     """:func:`redact`, passing None through."""
     return None if text is None else redact(text)
+
+
+class Redactor:
+    """Removes the given secrets by value, and every ``ml_live_…`` token, from text and JSON data.
+
+    Each secret is matched as itself and as a server may spell it when echoing it back:
+    percent-encoded (``quote``, ``quote_plus``) and JSON-escaped. Longer spellings are matched
+    first, so one secret containing another is masked whole.
+    """
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        spellings = {spelling for secret in secrets if secret for spelling in _spellings(secret)}
+        ordered = sorted(spellings, key=len, reverse=True)
+        alternatives = [re.escape(spelling) for spelling in ordered] + [_API_KEY.pattern]
+        self._pattern = re.compile("|".join(alternatives))
+
+    def __repr__(self) -> str:
+        return "Redactor(...)"
+
+    def __call__(self, text: str) -> str:
+        """``text`` with every secret and every API key replaced by a mask."""
+        return self._pattern.sub(MASK, text)
+
+    def optional(self, text: str | None) -> str | None:
+        """The redacted ``text``, passing None through."""
+        return None if text is None else self(text)
+
+    def data(self, value: Any) -> Any:
+        """JSON data (dicts, lists, strings, numbers) with every string redacted, keys too."""
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, dict):
+            return {self(str(key)): self.data(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self.data(item) for item in value]
+        return value
+
+
+def _spellings(secret: str) -> set[str]:
+    escaped = json.dumps(secret)[1:-1]
+    return {
+        secret,
+        quote(secret, safe=""),
+        quote_plus(secret),
+        escaped,
+        escaped.replace("/", "\\/"),  # as servers that escape "/" in JSON write it
+    }
 
 
 def safe_url(url: str) -> str:

@@ -3,9 +3,12 @@
 The order of a request's life, and where each fault can strike::
 
     number it (schedule)  -> refuse | latency | drop before processing
-    route (unknown: 404)  -> auth (401) -> rate limits (429) -> gateway error, unprocessed
+    route (unknown: 404)  -> auth (401) -> rate limits (429) -> 400 -> gateway error, unprocessed
     handler (400/402/403/404, commit delay) -> gateway error after processing | malformed body
     -> response lost (reset or timeout) | response sent
+
+A 400 or 401 may quote the caller's API key in its message (``echo_key``), as a careless server
+would: the runner must keep it out of everything it writes.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from runner.sandbox.errors import (
     HttpError,
     NetworkFault,
     ResponseLost,
+    bad_request,
 )
 from runner.sandbox.faults import Decision, decide
 from runner.sandbox.handlers import TRIGGERS, Context, Route, route
@@ -147,10 +151,13 @@ class SandboxApp:
         try:
             who = self.core.directory.authenticate(request.headers.get("x-api-key"))
         except HttpError as error:
-            return Response.error(error)
+            return self._error(error, request, decision)
         limited = self._limit(who, decision, common)
         if limited is not None:
             return limited
+        if decision.error_400:
+            self.core.truth.fault("error_400")
+            return self._error(bad_request("Validation failed"), request, decision)
         if decision.gateway is not None and not decision.gateway_processed:
             return self._gateway(decision.gateway, None, processed=False)
         context = Context(
@@ -167,8 +174,20 @@ class SandboxApp:
         try:
             response = await found.handler(context)
         except HttpError as error:
-            response = Response.error(error)
+            response = self._error(error, request, decision)
         return self._after(response, decision)
+
+    def _error(self, error: HttpError, request: Request, decision: Decision) -> Response:
+        """The answer of ``error``; a 400 or 401 quotes the caller's key under ``echo_key``."""
+        key = request.headers.get("x-api-key")
+        if decision.echo_key and key and error.status in {400, 401}:
+            self.core.truth.fault("echo_key")
+            message = error.message
+            quoted = (
+                [*message, f"API key: {key}"] if isinstance(message, list) else f"{message} {key}"
+            )
+            error = HttpError(error.status, quoted, error.headers)
+        return Response.error(error)
 
     def _limit(self, who: Principal, decision: Decision, common: list[Header]) -> Response | None:
         """Admit, or answer 429; adds the X-RateLimit-* headers to ``common`` either way."""

@@ -97,6 +97,8 @@ class Faults:
     processed_502: float = 0.5
     processed_504: float = 0.5
     error_429: float = 0.0
+    error_400: float = 0.0
+    echo_key: float = 0.0
     retry_after: RetryAfterStyle = "seconds"
     refuse: float = 0.0
     drop_before: float = 0.0
@@ -127,8 +129,8 @@ class Faults:
     def request_faults(self) -> bool:
         """Whether any request-level fault can fire (a fast path when none can)."""
         rates = (self.error_500, self.error_502, self.error_503, self.error_504, self.error_429)
-        more = (self.refuse, self.drop_before, self.lost_response, self.malformed)
-        return any(rates + more) or self.latency.active
+        more = (self.refuse, self.drop_before, self.lost_response, self.malformed, self.error_400)
+        return any((*rates, *more, self.echo_key)) or self.latency.active
 
     @classmethod
     def parse(cls, spec: str) -> Faults:
@@ -218,6 +220,8 @@ class Decision:
     drop_before: bool = False
     latency: float = 0.0
     error_429: bool = False
+    error_400: bool = False
+    echo_key: bool = False
     retry_after: str = "seconds"
     gateway: int | None = None
     gateway_processed: bool = False
@@ -243,6 +247,8 @@ def decide(faults: Faults, seed: int, seq: int, *, trigger: bool) -> Decision:
         drop_before=chance(faults.drop_before, seed, seq, "drop"),
         latency=latency,
         error_429=chance(faults.error_429, seed, seq, "429"),
+        error_400=chance(faults.error_400, seed, seq, "400"),
+        echo_key=chance(faults.echo_key, seed, seq, "echo"),
         retry_after=style,
         gateway=gateway,
         gateway_processed=gateway is not None

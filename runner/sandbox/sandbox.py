@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from runner.clock import Clock, SystemClock
+from runner.sandbox import snapshot
 from runner.sandbox.app import SandboxApp
 from runner.sandbox.config import SandboxConfig
 from runner.sandbox.core import Core
@@ -73,6 +76,25 @@ class Sandbox:
         """Breaches of ``windows`` (default: the current ones) in the admitted-arrival log."""
         checked = self._core.limiter.windows if windows is None else windows
         return window_violations(self._core.limiter.arrivals(), checked)
+
+    def save(self, path: Path) -> None:
+        """Write what this sandbox created to ``path`` (JSON, no API key), atomically."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial")
+        partial.write_text(json.dumps(snapshot.dump(self._core)), encoding="utf-8")
+        partial.replace(path)
+
+    def load(self, path: Path, *, api_key: str) -> bool:
+        """Load what :meth:`save` wrote into this new sandbox, as created by ``api_key``.
+
+        False, loading nothing, when ``path`` is missing or not a state of this sandbox.
+        """
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            snapshot.restore(self._core, data, api_key=api_key)
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        return True
 
     def job(self, job_id: str) -> dict[str, Any]:
         """The true current state of a job, ignoring vanish, flap and list lag."""

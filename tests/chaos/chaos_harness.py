@@ -15,8 +15,8 @@ from typing import Any
 
 import anyio
 from runner.ledger import ActionState
-from runner.limiter import RateLimiter
 from runner.plan import Action
+from runner.ratelimit import RateLimiter
 from runner.report import build_report
 
 from harness import Harness

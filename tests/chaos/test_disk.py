@@ -1,17 +1,28 @@
-"""A corrupt ledger through the real CLI: a clear error, a documented exit code, no trigger.
+"""A corrupt or full ledger through the real CLI: a clear error, a documented exit code.
 
-(A full disk and a read-only ledger mid-run are in test_scenarios.py, in process: as root, a
-read-only directory stops nobody, so SQLite itself is made to fail the way a disk would.)
+A corrupt ledger sends no trigger; a disk that fills mid-run stops the sending, writes the
+report, and the run resumes from a copy of the ledger on a roomy disk without a duplicate (a
+real tmpfs in a private mount namespace; skipped where that cannot be made). A read-only ledger
+mid-run is in test_scenarios.py, in process: as root, a read-only directory stops nobody.
 """
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 from runner.exitcodes import ExitCode
 
-from chaos.chaos_support import ServedSandbox, run_mlrun, write_manifest
+from chaos.chaos_support import (
+    ServedSandbox,
+    compare_triggers,
+    mlrun_command,
+    read_report,
+    record,
+    run_mlrun,
+    write_manifest,
+)
 
 pytestmark = pytest.mark.chaos
 
@@ -44,3 +55,46 @@ def test_a_corrupt_ledger_is_a_clear_error_and_sends_no_trigger(
         assert str(ledger) in result.stderr or "state/ledger.sqlite" in result.stderr
     after = served.truth()
     assert len(after["triggers"]) == len(before["triggers"])  # no trigger without its intent
+
+
+def _in_a_small_tmpfs(script: str, *, cwd: Path, env: dict[str, str]) -> None:
+    """Run ``script`` (sh) in a private mount namespace where ``state`` is a small tmpfs."""
+    probe = subprocess.run(
+        ["unshare", "--mount", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"],
+        capture_output=True,
+        check=False,
+    )
+    if probe.returncode != 0:
+        pytest.skip(f"no private tmpfs here (unshare --mount, mount): {probe.stderr!r}")
+    (cwd / "state").mkdir()
+    mounted = f"mount -t tmpfs -o size=250k tmpfs state && {script}"
+    subprocess.run(["unshare", "--mount", "sh", "-c", mounted], cwd=cwd, env=env, check=True)
+
+
+def test_a_disk_full_mid_run_stops_sending_exits_2_reports_and_resumes_without_a_duplicate(
+    tmp_path: Path, served: ServedSandbox
+) -> None:
+    planned = write_manifest(tmp_path / "manifest.yaml", projects=60, salt="full")
+    command = " ".join(mlrun_command("apply", "manifest.yaml", "--state-dir", "state"))
+    # The run's exit code and stderr, then its ledger copied off the full disk before the
+    # namespace (and its tmpfs) goes away.
+    script = (
+        f"{command} --no-wait --report-dir r --no-progress 2> err.txt; echo $? > rc.txt; "
+        "mkdir roomy && cp -a state/. roomy/"
+    )
+    _in_a_small_tmpfs(script, cwd=tmp_path, env=served.env())
+    stderr = (tmp_path / "err.txt").read_text()
+    assert (tmp_path / "rc.txt").read_text().strip() == str(int(ExitCode.INVALID)), stderr
+    assert "database or disk is full; nothing more was sent" in stderr
+    assert "Traceback" not in stderr
+    assert read_report(tmp_path / "r")["run"]["runId"] in stderr  # written, and named
+    sent = len(served.truth()["triggers"])
+    assert 0 < sent < len(planned)
+
+    resumed = run_mlrun(
+        "apply", "--resume", "--state-dir", "roomy", "--no-wait", cwd=tmp_path, env=served.env()
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    tally = compare_triggers(planned, served.truth()["triggers"])
+    assert (tally.lost, tally.duplicates, tally.unexpected) == (0, 0, 0)
+    record("disk-full", sent_before_full=sent, planned=len(planned), lost=0, duplicated=0)

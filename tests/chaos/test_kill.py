@@ -1,4 +1,7 @@
-"""SIGKILL at random moments, then ``mlrun apply --resume``: every trigger sent exactly once.
+"""SIGKILL, SIGINT or SIGTERM at random moments, then ``mlrun apply --resume``: exactly once.
+
+SIGINT and SIGTERM must also stop the process cleanly wherever they land: exit 3, no
+traceback, and the report written once a run exists.
 
 A real ``mlrun apply`` subprocess runs against a real served sandbox (uvicorn on loopback), and is
 killed with SIGKILL (no handler, no cleanup: the kernel closes its sockets and releases the ledger
@@ -234,3 +237,130 @@ def test_sigkill_at_random_moments_then_resume_triggers_each_action_exactly_once
     )
     assert (lost, duplicates) == (0, 0)
     assert sum(log.phases.values()) == runs * kills
+
+
+@dataclass
+class SignalLog:
+    """What each SIGINT or SIGTERM led to."""
+
+    phases: Counter[str] = field(default_factory=Counter)
+    exit_codes: Counter[int] = field(default_factory=Counter)
+    reports_written: int = 0
+    missed: int = 0
+
+
+def _signal_after(
+    command: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    delay: float,
+    signum: signal.Signals,
+    *,
+    anchor: Callable[[], bool] | None,
+) -> tuple[int, str, bool]:
+    """Start the command, send ``signum`` ``delay`` s later (from ``anchor``, if given); its exit
+    code, its stderr, and whether the signal was sent before it ended."""
+    process = subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    if anchor is not None:
+        deadline = time.monotonic() + 30.0
+        while not anchor() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+    try:
+        _, err = process.communicate(timeout=delay)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signum)
+        _, err = process.communicate(timeout=90)
+        return process.returncode, err, True
+    return process.returncode, err, False
+
+
+def _report_mtime(reports: Path) -> float:
+    return max((p.stat().st_mtime for p in reports.glob("*/report.json")), default=0.0)
+
+
+def _signalled_run(
+    sandbox: ServedSandbox,
+    workdir: Path,
+    manifest: Path,
+    signals: int,
+    rng: random.Random,
+    log: SignalLog,
+) -> None:
+    """Apply, stop it with SIGINT or SIGTERM ``signals`` times (resuming after each), finish."""
+    state, reports = workdir / "state", workdir / "reports"
+    common = ["--state-dir", str(state), "--report-dir", str(reports), "--settle-grace", "0.5"]
+    fresh = mlrun_command("apply", str(manifest), *common, "--no-progress")
+    resume = mlrun_command("apply", "--resume", *common, "--no-progress")
+    ledger = state / "ledger.sqlite"
+    done = 0
+    while done < signals:
+        fresh_run = not _has_run(ledger)
+        signum = rng.choice([signal.SIGINT, signal.SIGTERM])
+        anchor: Callable[[], bool] | None = None
+        delay = rng.uniform(0.05, 2.0) if rng.random() < 0.8 else rng.uniform(2.0, 5.0)
+        if rng.random() < 0.5:
+            anchor = partial(_more_rows, ledger, "attempts", _count(ledger, "attempts"))
+            delay = rng.uniform(0.0, 0.3)
+        before = time.time()
+        command = fresh if fresh_run else resume
+        code, err, sent = _signal_after(
+            command, workdir, sandbox.env(), delay, signum, anchor=anchor
+        )
+        assert "Traceback" not in err, err
+        assert "internal error" not in err, err
+        if not sent:
+            assert code == 0, err
+            log.missed += 1
+            continue
+        phase, _ = _phase(ledger)
+        log.phases[phase] += 1
+        log.exit_codes[code] += 1
+        assert code == 3, f"{signum.name} during {phase}: exit {code}\n{err}"
+        if _has_run(ledger):
+            assert _report_mtime(reports) >= before - 1, f"no report after {phase}: {err}"
+            log.reports_written += 1
+        else:
+            assert "no trigger was sent" in err or "interrupted" in err, err
+        done += 1
+    final = run_mlrun(*(resume if _has_run(ledger) else fresh)[3:], cwd=workdir, env=sandbox.env())
+    assert final.returncode == 0, final.stderr + final.stdout
+
+
+def test_sigint_and_sigterm_anywhere_exit_3_report_and_resume_exactly_once(
+    tmp_path: Path, chaos_full: bool
+) -> None:
+    runs, signals = (10, 10) if chaos_full else (1, 10)
+    log = SignalLog()
+    lost = duplicates = actions = 0
+    for run in range(runs):
+        workdir = tmp_path / f"run-{run}"
+        workdir.mkdir()
+        manifest = workdir / "manifest.yaml"
+        planned = write_manifest(manifest, projects=PROJECTS, salt=f"signal-{run}", per_second=8)
+        served = start_served_sandbox(
+            workdir / "sandbox",
+            seed=run,
+            time_scale=100.0,
+            extra=("--rate-limits", "off", "--faults", "latency=20s..40s"),
+        )
+        with served as sandbox:
+            _signalled_run(sandbox, workdir, manifest, signals, random.Random(2000 + run), log)
+            run_lost, run_duplicates = _check(sandbox, planned, workdir / "reports")
+        lost += run_lost
+        duplicates += run_duplicates
+        actions += len(planned)
+    record(
+        "signal-resume",
+        runs=runs,
+        signals=sum(log.phases.values()),
+        phases=dict(log.phases),
+        exit_codes={str(code): n for code, n in log.exit_codes.items()},
+        reports_written=log.reports_written,
+        ended_before_signal=log.missed,
+        actions=actions,
+        lost=lost,
+        duplicates=duplicates,
+    )
+    assert (lost, duplicates) == (0, 0)

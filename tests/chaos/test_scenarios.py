@@ -22,7 +22,7 @@ from runner.engine import EngineOptions
 from runner.errors import LedgerError
 from runner.follow import FollowOptions
 from runner.ledger import ActionState, Ledger
-from runner.limiter import Window
+from runner.ratelimit import Window
 from runner.sandbox import Change, Faults, Latency, RateLimitPolicy, SandboxConfig
 from runner.sandbox import Window as ServerWindow
 

@@ -70,3 +70,59 @@ def test_nothing_to_do_is_a_usage_error(tmp_path: Path, args: tuple[str, ...]) -
     result = mlrun("apply", *args, cwd=tmp_path)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
+
+
+def _apply_at_a_terminal(tmp_path: Path, answer: str, *extra: str) -> tuple[int, str]:
+    """``mlrun apply --sandbox`` with a terminal on stdin (a pty), answering its question."""
+    import os  # noqa: PLC0415
+    import pty  # noqa: PLC0415
+    import select  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    from subprocesses import clean_env, mlrun_command  # noqa: PLC0415
+
+    controller, terminal = pty.openpty()
+    env = {k: v for k, v in clean_env().items() if k != "CI"}
+    args = ("apply", str(QUICKSTART), "--sandbox", "--sandbox-time-scale", "600", *extra)
+    process = subprocess.Popen(
+        mlrun_command(*args), cwd=tmp_path, env=env, stdin=terminal, stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    os.close(terminal)
+    assert process.stderr is not None
+    seen, deadline = b"", time.monotonic() + 60
+    while b"Only 'yes' applies" not in seen and process.poll() is None:
+        assert time.monotonic() < deadline, seen
+        if select.select([process.stderr], [], [], 0.1)[0]:
+            seen += os.read(process.stderr.fileno(), 4096)
+    if answer:
+        os.write(controller, answer.encode() + b"\n")
+    seen += process.stderr.read()
+    process.stderr.close()
+    process.wait(timeout=60)
+    os.close(controller)
+    return process.returncode, seen.decode()
+
+
+def test_at_a_terminal_apply_shows_the_cost_and_sends_only_after_yes(tmp_path: Path) -> None:
+    code, err = _apply_at_a_terminal(tmp_path, "no")
+    assert code == 3, err
+    assert "plan: 4 actions in 3 projects" in err
+    assert "; budget: no budget set" in err
+    assert "apply cancelled at the confirmation: no trigger was sent" in err
+    assert not list((tmp_path / ".mlrun").glob("sandbox/*.json"))  # no run was started
+    code, err = _apply_at_a_terminal(tmp_path, "yes")
+    assert code == 0, err
+
+
+def test_with_yes_or_without_a_terminal_apply_does_not_ask(tmp_path: Path) -> None:
+    code, err = _apply_at_a_terminal(tmp_path, "", "--yes")
+    assert code == 0, err
+    assert "Only 'yes' applies" not in err
+    piped = mlrun(
+        "apply", str(QUICKSTART), "--sandbox", "--sandbox-time-scale", "600", cwd=tmp_path
+    )
+    assert piped.returncode == 0, piped.stderr
+    assert "plan: 4 actions in 3 projects" in piped.stderr
+    assert "Only 'yes' applies" not in piped.stderr

@@ -88,7 +88,7 @@ def _env() -> dict[str, str]:
 
 
 def test_a_terminal_gets_the_live_display(tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "runner", "apply", str(QUICKSTART), "--sandbox"]
+    command = [sys.executable, "-m", "runner", "apply", str(QUICKSTART), "--sandbox", "--yes"]
     pid, fd = pty.fork()
     if pid == 0:  # the child: a terminal on stdin/stdout/stderr
         os.chdir(tmp_path)

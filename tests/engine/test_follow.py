@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from runner.forecast import Cohort, Sighting, expected_cost, hypotheses, next_look
-from runner.limiter import Window
+from runner.ratelimit import Window
 from runner.sandbox import SandboxConfig
 from runner.sandbox.ratelimit import RateLimitPolicy
 

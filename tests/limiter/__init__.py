@@ -1,1 +1,1 @@
-"""Tests of runner.limiter and runner.backoff (a package, so that they share limiter_support)."""
+"""Tests of runner.ratelimit and runner.backoff (a package, so that they share limiter_support)."""

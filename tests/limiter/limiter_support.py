@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import anyio
-from runner.limiter import Window
+from runner.ratelimit import Window
 from trio.testing import MockClock
 
 T = TypeVar("T")
@@ -28,6 +28,19 @@ def max_in_any_window(times: Sequence[float], seconds: float) -> int:
 def violations(times: Sequence[float], windows: Sequence[Window]) -> list[Window]:
     """The windows whose limit the admission log exceeds somewhere."""
     return [w for w in windows if max_in_any_window(times, w.seconds) > w.limit]
+
+
+def brute_force_ready_at(
+    admissions: Sequence[float], windows: Sequence[Window], now: float
+) -> float:
+    """The first candidate instant (now, or an entry leaving a window) at which all have room."""
+    candidates = sorted({now} | {a + w.seconds for a in admissions for w in windows} - {-1.0})
+    for t in candidates:
+        if t < now:
+            continue
+        if all(sum(1 for a in admissions if a + w.seconds > t) < w.limit for w in windows):
+            return t
+    raise AssertionError("unreachable: every entry eventually leaves every window")
 
 
 def ideal_schedule(count: int, windows: Sequence[Window], start: float = 0.0) -> list[float]:

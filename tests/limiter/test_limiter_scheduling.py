@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from runner.clock import LoopClock
-from runner.limiter import RateLimiter, RequestKind, Window
+from runner.ratelimit import RateLimiter, RequestKind, Window
 
 from .limiter_support import ideal_schedule, run_virtual, violations
 
@@ -373,7 +373,7 @@ def test_reserves_outside_0_to_1_are_refused(setting: str, value: float) -> None
         )
 
 
-# -- the poll reserve (issue 6): polls find a slot at once, and neither kind starves
+# -- the poll reserve: polls find a slot at once, and neither kind starves
 
 
 @dataclass
@@ -408,7 +408,7 @@ async def drive_kinds(
 def poll_slots(
     limit: int, poll_reserve: float = 0.2, trigger_reserve: float = 0.2
 ) -> tuple[int, int]:
-    """``R`` and ``P`` of a window, as the module docstring defines them (no neighbour)."""
+    """``R`` and ``P`` of a window, as the priority module defines them (no neighbour)."""
     reserve = max(0, min(math.floor(limit * Fraction(poll_reserve)), limit - 1))
     triggers = min(math.ceil(limit * Fraction(trigger_reserve)), limit - reserve)
     return reserve, limit - triggers

@@ -26,7 +26,7 @@ from hypothesis.stateful import (
     rule,
 )
 from runner.clock import LoopClock
-from runner.limiter import Permit, RateLimiter, RateLimitInfo, RequestKind, Window
+from runner.ratelimit import Permit, RateLimiter, RateLimitInfo, RequestKind, Window
 from trio.testing import MockClock, wait_all_tasks_blocked
 
 from .limiter_support import violations
@@ -271,7 +271,7 @@ class LimiterMachine(RuleBasedStateMachine):
 
     def reserve_holds(self, window: Window, now: float) -> bool:
         """With no poll waiting: a poll in the window, and a trigger would not leave the
-        ``min(R, P - polls)`` slots the module docstring says it must."""
+        ``min(R, P - polls)`` slots the priority module says it must."""
         polls = self.inside(self.polls, window, now)
         if not polls:
             return False

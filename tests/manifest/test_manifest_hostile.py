@@ -155,6 +155,14 @@ def test_a_secret_is_never_echoed(write: Write, errors_of: Errors, valid_text: s
     assert secret not in repr(errors)
 
 
+def test_a_secret_on_a_broken_line_is_not_echoed_with_it(write: Write, errors_of: Errors) -> None:
+    secret = "ml_live_" + "brokenline12345"
+    errors = errors_of(write(f"version: 1\nlabels: {{token: {secret}\nprojects: []\n"))
+    syntax = next(e for e in errors if e.code == "yaml-syntax")
+    assert "labels: {token: ml_live_[REDACTED]" in syntax.message
+    assert secret not in repr(errors)
+
+
 def test_a_secret_from_the_environment_is_refused(
     write: Write, errors_of: Errors, valid_text: str
 ) -> None:

@@ -13,6 +13,7 @@ from runner.manifest.model import Settings
 Write = Callable[..., Path]
 Load = Callable[..., LoadedManifest]
 Errors = Callable[..., list[Diagnostic]]
+Env = dict[str, str]
 
 ORG = "01234567-89ab-cdef-0123-456789abcdef"
 FULL = f"""\
@@ -102,6 +103,28 @@ def test_unquoted_interpolation_is_typed(
     assert load(write(text), env=env).manifest.projects[0].jobs[0].execution_count == expected
 
 
+@pytest.mark.parametrize(
+    ("key", "written", "env", "message"),
+    [
+        ("executionCount", "${RUNS}", {"RUNS": "0"}, "execution count must be >= 1, got 0"),
+        ("executionCount", "'${RUNS}'", {"RUNS": "4"}, "expected an integer, got '4'"),
+        ("executionCount", "$${RUNS}", {}, "expected an integer, got '${RUNS}'"),
+        ("executionCount", "${RUNS}", {"RUNS": "${MORE}"}, "expected an integer, got '${MORE}'"),
+        ("models", "${SET}", {"SET": "Core Set"}, "'Core Set' is not a valid name"),
+    ],
+)
+def test_the_interpolated_value_is_checked_against_its_type(
+    write: Write, errors_of: Errors, valid_text: str, key: str, written: str, env: Env, message: str
+) -> None:
+    """The schema accepts ``${...}`` where a value is written; the value it gives must fit."""
+    trigger = "models: [gpt-5-mini]\n        " if key == "executionCount" else ""
+    text = valid_text.replace("models: [gpt-5-mini]", f"{trigger}{key}: {written}")
+    errors = errors_of(write(text), env=env)
+    assert [d.message for d in errors] == [message]
+    line = 7 if key == "executionCount" else 6
+    assert (errors[0].line, errors[0].column) == (line, 9 + len(key) + 2)
+
+
 def test_quoted_interpolation_stays_a_string_and_dollars_escape(
     write: Write, load: Load, valid_text: str
 ) -> None:
@@ -124,6 +147,33 @@ def test_a_directory_is_one_manifest(write: Write, load: Load, tmp_path: Path) -
     manifest = load(tmp_path / "dir").manifest
     assert manifest.files == (str(tmp_path / "dir" / "a.yaml"), str(tmp_path / "dir" / "b.yml"))
     assert manifest.projects[0].jobs[0].models == ("gpt-5-mini",)
+
+
+def test_a_null_document_among_the_files_is_an_error(
+    write: Write, errors_of: Errors, tmp_path: Path
+) -> None:
+    """A file holding only null is read (not skipped), so the other files are checked in full."""
+    write("~\n", "dir/a.yaml")
+    write(
+        "version: 1\nprojects:\n  - name: b\n    id: 3f1c2a4e-5b6d-4e7f-8a9b-0c1d2e3f4a5b\n"
+        "    jobs: [{models: core}]\n",
+        "dir/b.yaml",
+    )
+    errors = errors_of(tmp_path / "dir")
+    assert [(d.message, d.line, d.column) for d in errors] == [
+        ("expected a mapping, got null", 1, 1),
+        ("undefined model set 'core'", 5, 21),
+    ]
+
+
+def test_a_set_named_in_a_models_list_counts_as_used(
+    write: Write, diagnostics_of: Callable[..., list[Diagnostic]], valid_text: str
+) -> None:
+    text = valid_text.replace("[gpt-5-mini]", "[core]") + "modelSets:\n  core: [gpt-5-mini]\n"
+    (diagnostic,) = diagnostics_of(write(text))
+    assert diagnostic.code == "set-in-list"
+    assert diagnostic.hint is not None
+    assert "a models list holds model ids" in diagnostic.hint
 
 
 def test_duplicates_across_files_point_at_both_places(

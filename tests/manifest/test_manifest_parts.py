@@ -1,4 +1,4 @@
-"""The small parts: interpolation, did-you-mean, JSON paths, diagnostics rendering."""
+"""The small parts: interpolation, did-you-mean, JSON paths, source excerpts, rendering."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import pytest
 from runner.cli.diagnostics import Outcome, render_text, show_value
 from runner.errors import Diagnostic
 from runner.manifest.document import PosList, PosMap, format_path, locate
+from runner.manifest.excerpt import source_excerpt
 from runner.manifest.interpolate import interpolate
 from runner.manifest.secrets import redact
 from runner.manifest.suggest import closest, did_you_mean
@@ -66,6 +67,30 @@ def test_paths_and_positions() -> None:
     assert (located.value, located.mark) == ("x", (2, 5))
     assert locate(root, ("a b", 7)).mark == (2, 3)
     assert locate(root, ("a b",)).key_mark == (2, 1)
+
+
+def test_source_excerpt_shows_each_line_once_in_order() -> None:
+    text = "a: 1\nb: [x,\r\nc: 3\n\td: 4\n"
+    assert source_excerpt(text, [((4, 1), "tab"), ((2, 4), "opened"), ((2, 7), "broke")]) == [
+        "    2 | b: [x,",
+        "      |    ^ opened",
+        "      |       ^ broke",
+        "    …",
+        "    4 | →d: 4",
+        "      | ^ tab",
+    ]
+    assert source_excerpt(text, [((9, 1), "end")]) == ["    9 |", "      | ^ end"]
+    assert source_excerpt(text, []) == []
+
+
+def test_source_excerpt_cuts_a_long_line_around_its_caret() -> None:
+    line = "k: " + "".join(f"{i:03d}," for i in range(300))
+    column = line.index("150,") + 1
+    shown, caret = source_excerpt(line, [((1, column), "here")])
+    assert shown.startswith("    1 | …")
+    assert shown.endswith("…")
+    assert len(shown) < 120
+    assert shown[caret.index("^") : caret.index("^") + 4] == "150,"
 
 
 def test_redaction() -> None:

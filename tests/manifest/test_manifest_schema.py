@@ -1,8 +1,9 @@
-"""The shipped schema: valid against its metaschema, defaults as documented, fast path exact."""
+"""The shipped schema: its two forms agree, defaults as documented, the fast path exact."""
 
 from __future__ import annotations
 
-import copy
+import re
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,17 +13,143 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from runner import schemas
-from runner.manifest.fastcheck import compile_schema, json_equal
+from runner.manifest.document import Document
+from runner.manifest.findings import Findings
+from runner.manifest.interpolate import interpolate
 from runner.manifest.model import Settings
-from runner.manifest.schemacheck import key_homes, manifest_validator
+from runner.manifest.schemacheck import check_document, key_homes, manifest_validator
+from runner.manifest.strictschema import (
+    INTERPOLATION,
+    INTERPOLATION_REF,
+    strict_manifest_schema,
+    without_interpolation,
+)
 
 HERE = Path(__file__).parent
 SCHEMA = schemas.load_schema("manifest.schema.json")
+STRICT = strict_manifest_schema()
+PATTERN = SCHEMA["$defs"][INTERPOLATION]["pattern"]
+_ANNOTATIONS = frozenset({"title", "description", "default", "examples", "$comment"})
+_SCALAR_TYPES = frozenset({"string", "integer", "number", "boolean", "null"})
 
 
-def test_schema_is_valid_against_its_metaschema() -> None:
+def test_both_forms_are_valid_against_the_metaschema() -> None:
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
+    jsonschema.Draft202012Validator.check_schema(STRICT)
     assert manifest_validator() is manifest_validator()
+
+
+# -- the published form and the strict form ---------------------------------------------------
+
+
+def with_interpolation(strict: dict[str, Any]) -> dict[str, Any]:
+    """The published form that ``strict`` implies: every scalar value also takes ``${...}``.
+
+    A value is what a property, an array item or an additional property holds (never a key):
+    when it can be a scalar, its annotations stay and its assertions become the first branch of
+    ``anyOf: [typed, interpolation]``.
+    """
+    published = _values_within(strict, strict)
+    published["$defs"] = {**published["$defs"], INTERPOLATION: SCHEMA["$defs"][INTERPOLATION]}
+    return published
+
+
+def _values_within(root: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    inside: dict[str, Any] = {}
+    for keyword, sub in schema.items():
+        if keyword == "properties":
+            inside[keyword] = {name: _value(root, item) for name, item in sub.items()}
+        elif keyword in ("items", "additionalProperties") and isinstance(sub, dict):
+            inside[keyword] = _value(root, sub)
+        elif keyword == "anyOf":
+            inside[keyword] = [_values_within(root, branch) for branch in sub]
+        elif keyword == "$defs":
+            inside[keyword] = {name: _values_within(root, item) for name, item in sub.items()}
+        else:
+            inside[keyword] = sub
+    return inside
+
+
+def _value(root: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    schema = _values_within(root, schema)
+    if not _may_be_scalar(root, schema):
+        return schema
+    annotations = {k: v for k, v in schema.items() if k in _ANNOTATIONS}
+    typed = {k: v for k, v in schema.items() if k not in _ANNOTATIONS}
+    return {**annotations, "anyOf": [typed, INTERPOLATION_REF]}
+
+
+def _may_be_scalar(root: dict[str, Any], schema: dict[str, Any]) -> bool:
+    if "$ref" in schema:
+        return _may_be_scalar(root, root["$defs"][schema["$ref"].removeprefix("#/$defs/")])
+    types = schema.get("type")
+    if types is not None and not _SCALAR_TYPES.intersection(
+        [types] if isinstance(types, str) else types
+    ):
+        return False
+    return "anyOf" not in schema or any(_may_be_scalar(root, b) for b in schema["anyOf"])
+
+
+def test_the_published_schema_is_the_strict_one_with_interpolation_at_every_scalar_value() -> None:
+    assert with_interpolation(STRICT) == SCHEMA
+    assert without_interpolation(with_interpolation(STRICT)) == STRICT
+
+
+def test_the_strict_schema_has_no_interpolation_left() -> None:
+    assert INTERPOLATION not in repr(STRICT)
+    assert "${" not in repr(STRICT)
+    executions = STRICT["$defs"]["trigger"]["properties"]["executionCount"]
+    assert executions == {"$ref": "#/$defs/executionCount"}
+
+
+def test_without_interpolation_keeps_several_typed_branches_and_copies() -> None:
+    schema = {"anyOf": [{"type": "integer"}, {"type": "null"}, INTERPOLATION_REF]}
+    assert without_interpolation(schema) == {"anyOf": [{"type": "integer"}, {"type": "null"}]}
+    assert INTERPOLATION_REF in schema["anyOf"]
+
+
+class _EveryVariableSet(Mapping[str, str]):
+    def __getitem__(self, name: str) -> str:
+        return "value"
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+_INTERPOLATION_TEXT = st.text(alphabet="${}:-_aZ9 .\n", max_size=24)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_INTERPOLATION_TEXT)
+def test_the_interpolation_pattern_is_the_loader_syntax(text: str) -> None:
+    """The pattern holds exactly the text the loader resolves, and reads a variable from."""
+    resolved = interpolate(text, _EveryVariableSet())
+    assert (re.search(PATTERN, text) is not None) == bool(
+        resolved.variables and not resolved.problems
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "matches"),
+    [
+        ("${RUNS}", True),
+        ("${RUNS:-1}", True),
+        ("${MENTIONLAB_ORG_ID:-01234567-89ab-cdef-0123-456789abcdef}", True),
+        ("eu-${REGION}-$$5 $x", True),
+        ("${A:-}", True),
+        ("$${RUNS}", False),  # a literal ${RUNS}: nothing comes from the environment
+        ("${RUNS", False),
+        ("${1RUNS}", False),
+        ("${RUNS:1}", False),
+        ("cost $5", False),
+        ("3", False),
+    ],
+)
+def test_the_interpolation_pattern_on_examples(text: str, *, matches: bool) -> None:
+    assert (re.search(PATTERN, text) is not None) is matches
 
 
 def test_load_schema_is_cached_and_names_are_listed() -> None:
@@ -66,22 +193,6 @@ def test_every_key_has_a_home_for_hints() -> None:
     ) or ("defaults" in homes["executionCount"])
 
 
-def test_the_fast_check_compiles_the_shipped_schema() -> None:
-    assert compile_schema(SCHEMA) is not None
-    unsupported = copy.deepcopy(SCHEMA)
-    unsupported["properties"]["version"]["multipleOf"] = 1
-    assert compile_schema(unsupported) is None
-
-
-def test_json_equality() -> None:
-    assert json_equal(1, 1.0)
-    assert not json_equal(1, True)  # noqa: FBT003
-    assert not json_equal([1], [True])
-    assert json_equal({"a": [1, "x"]}, {"a": [1.0, "x"]})
-    assert not json_equal("1", 1)
-
-
-_FAST = compile_schema(SCHEMA)
 _scalars = st.one_of(
     st.none(),
     st.booleans(),
@@ -137,15 +248,26 @@ def _corpus() -> list[Any]:
     return documents
 
 
+def _passes_the_schema_check(document: Any) -> bool:
+    findings = Findings()
+    check_document(Document("manifest.yaml", document), findings)
+    return not findings.diagnostics
+
+
 @settings(max_examples=300, deadline=None)
 @given(_documents | st.fixed_dictionaries({"version": st.just(1), "projects": _documents}))
 def test_the_fast_check_agrees_with_jsonschema(document: Any) -> None:
-    assert _FAST is not None
-    assert _FAST(document) == manifest_validator().is_valid(document)
+    assert _passes_the_schema_check(document) == manifest_validator().is_valid(document)
 
 
 @pytest.mark.parametrize("index", range(len(_corpus())))
 def test_the_fast_check_agrees_on_the_corpus(index: int) -> None:
     document = _corpus()[index]
-    assert _FAST is not None
-    assert _FAST(document) == manifest_validator().is_valid(document)
+    assert _passes_the_schema_check(document) == manifest_validator().is_valid(document)
+
+
+def test_the_fast_check_changes_neither_the_document_nor_the_schema() -> None:
+    document = {"version": 1, "settings": {"rateLimits": {}}, "projects": []}
+    assert _passes_the_schema_check(document)
+    assert document == {"version": 1, "settings": {"rateLimits": {}}, "projects": []}
+    assert without_interpolation(schemas.load_schema("manifest")) == STRICT

@@ -18,13 +18,14 @@ from runner.clock import LoopClock
 from runner.engine import EngineOptions
 from runner.follow import FollowOptions
 from runner.ledger import Ledger
-from runner.limiter import RateLimiter, Window
 from runner.manifest import load_manifest
 from runner.plan import Action, Plan, Selection, Skip, build_plan
 from runner.planfile import PlanFile
+from runner.ratelimit import RateLimiter, Window
 from runner.remote import ProjectProblem
 from runner.run import RunOptions, execute, run_metadata, start_run
 from runner.sandbox import RateLimitPolicy, Sandbox, SandboxConfig, World
+from runner.target import Target
 
 KEY = "ml_live_" + "planner0123456789"
 OTHER_KEY = "ml_live_" + "stranger0123456789"
@@ -138,7 +139,9 @@ async def run_plan(sandbox: Sandbox, plan: Plan, ledger_path: Path) -> None:
     clock = LoopClock()
     limiter = RateLimiter(list(DOCUMENTED), clock=clock, concurrency=8)
     with Ledger.open(ledger_path) as ledger:
-        run_id = start_run(ledger, plan, clock=clock, base_url=API, meta=run_metadata({}))
+        run_id = start_run(
+            ledger, plan, clock=clock, target=Target(API, KEY), meta=run_metadata({})
+        )
         async with client(sandbox) as api:
             await execute(
                 run_id=run_id,

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from runner.apply import ApplyRequest, ApplyResult, apply, plan_only
 from runner.errors import BudgetExceeded, PlanError
+from runner.ledger import Ledger
 from runner.planfile import PlanFile, write_plan_file
 from runner.report import render_text
 from runner.report.merge import schema_problem
@@ -100,7 +101,8 @@ def test_apply_refuses_a_plan_over_budget_before_any_trigger(
     truth = sandbox.truth()
     assert trigger_requests(truth) == 0
     assert truth["triggers"] == []
-    assert not (tmp_path / "state").exists()  # not even a run was recorded
+    with Ledger.open(tmp_path / "state" / "ledger.sqlite") as ledger:
+        assert ledger.runs() == []  # not even a run was recorded
 
 
 def test_apply_refuses_a_saved_plan_over_budget_sending_nothing_at_all(

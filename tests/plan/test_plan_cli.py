@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from runner.ledger import Ledger
 from runner.planfile import read_plan_file
 from runner.sandbox import Sandbox
 
@@ -195,7 +196,9 @@ def test_nothing_listening_at_the_base_url_exits_5_in_seconds(tmp_path: Path, co
     assert f"nothing answered at {closed}" in result.stderr
     assert "(3 attempts); nothing was sent" in result.stderr
     assert "Traceback" not in result.stderr
-    assert not (tmp_path / "state" / "ledger.sqlite").exists()  # no run was started
+    if command == "apply":  # the state and its lock come first; no run was started
+        with Ledger.open(tmp_path / "state" / "ledger.sqlite") as ledger:
+            assert ledger.runs() == []
 
 
 def test_an_offline_plan_does_not_load_the_runner_or_the_remote_planner(tmp_path: Path) -> None:

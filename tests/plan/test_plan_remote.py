@@ -12,10 +12,10 @@ from runner.clock import LoopClock
 from runner.engine import EngineOptions
 from runner.errors import AuthError
 from runner.exitcodes import ExitCode
-from runner.limiter import RateLimiter
 from runner.manifest import load_manifest
 from runner.plan import Selection, build_plan
 from runner.planfile import PlanFile
+from runner.ratelimit import RateLimiter
 from runner.report.plan import problem_line, render_plan_text
 from runner.sandbox import Faults, Sandbox, SandboxConfig
 

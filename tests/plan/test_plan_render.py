@@ -94,7 +94,9 @@ def test_offline_says_plainly_that_counts_are_unknown() -> None:
     text = render_plan_text(plan_file)
     assert "Plan: 4 actions in 2 projects, expected executions unknown" in text
     assert "Query counts: unknown: planned with --offline, the API was not asked" in text
-    assert "Budget: not checked: planned with --offline (budget 1,000)" in text
+    assert (
+        "Budget: not checked: planned with --offline; at least 15 executions, budget 1,000" in text
+    )
     markdown = render_plan_markdown(plan_file)
     assert "| API | not asked (offline) |" in markdown
     assert "| Query counts | unknown: planned with --offline" in markdown

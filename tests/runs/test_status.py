@@ -108,15 +108,31 @@ def test_status_follows_a_no_wait_run_to_the_end_without_triggering(
     assert "0 job(s) refreshed with 0 request(s)" in again.stderr
 
 
-def test_status_of_an_in_process_sandbox_run_explains_why_it_cannot(tmp_path: Path) -> None:
+def test_status_of_an_in_process_sandbox_run_follows_the_sandbox_it_saved(tmp_path: Path) -> None:
     applied = mlrun(
         "apply", str(QUICKSTART), "--sandbox", "--sandbox-time-scale", "600", "--no-wait", "-q",
         cwd=tmp_path,
     )  # fmt: skip
     assert applied.returncode == 0, applied.stderr
+    result = mlrun("status", "last", "--wait", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "asking the in-process sandbox (--sandbox) about 2 job(s)" in result.stderr
+    assert "everything completed as asked" in result.stdout
+
+
+def test_status_of_a_sandbox_run_whose_sandbox_was_not_saved_explains_why_it_cannot(
+    tmp_path: Path,
+) -> None:
+    applied = mlrun(
+        "apply", str(QUICKSTART), "--sandbox", "--sandbox-time-scale", "600", "--no-wait", "-q",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert applied.returncode == 0, applied.stderr
+    for state in (tmp_path / ".mlrun" / "sandbox").iterdir():  # as if the process was killed
+        state.unlink()
     result = mlrun("status", "last", cwd=tmp_path)
     assert result.returncode == 2
-    assert "keeps its jobs only while its process lives" in result.stderr
+    assert "whose state was not saved (the process was killed" in result.stderr
 
 
 def test_status_of_a_finished_run_rewrites_its_report(tmp_path: Path) -> None:
@@ -168,3 +184,20 @@ def test_a_resumed_run_keeps_the_settings_it_was_started_with(served: str, tmp_p
     assert sorted(p.name for p in run_dir.iterdir()) == ["report.json"]  # the run's formats
     assert not (tmp_path / "mlrun-reports").exists()  # not the defaults
     assert read_json(run_dir / "report.json")["run"]["followed"] is False  # follow: false kept
+
+
+def test_status_and_report_rewrite_the_reports_where_the_run_wrote_them(tmp_path: Path) -> None:
+    applied = mlrun(
+        "apply", str(QUICKSTART), "--sandbox", "--sandbox-time-scale", "600", "--no-wait", "-q",
+        "--report-dir", "ci-artifacts", cwd=tmp_path,
+    )  # fmt: skip
+    assert applied.returncode == 0, applied.stderr
+    (run_dir,) = (tmp_path / "ci-artifacts").iterdir()
+    before = (run_dir / "report.json").read_text()
+    refreshed = mlrun("status", "last", "--wait", cwd=tmp_path)
+    assert refreshed.returncode == 0, refreshed.stderr
+    assert (run_dir / "report.json").read_text() != before  # the jobs have ended since
+    shown = mlrun("report", "last", "--format", "html", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert (run_dir / "report.html").exists()
+    assert not (tmp_path / "mlrun-reports").exists()

@@ -10,7 +10,7 @@ from email.utils import format_datetime
 import anyio
 import pytest
 from runner.clock import LoopClock
-from runner.limiter import (
+from runner.ratelimit import (
     RateLimiter,
     RateLimitInfo,
     RequestKind,
@@ -42,44 +42,6 @@ def server_headers(**fields: str | float) -> dict[str, str]:
         else:
             headers[names[name]] = str(value)
     return headers
-
-
-# -- parsing
-
-
-def test_headers_are_read_case_insensitively() -> None:
-    info = parse_rate_limit_headers(
-        {
-            "x-ratelimit-limit": "300",
-            "X-RateLimit-Remaining": "12",
-            "X-RATELIMIT-RESET": "1790000030",
-            "date": "Sun, 20 Sep 2026 12:00:00 GMT",
-            "Retry-After": "30",
-        },
-        429,
-    )
-    assert info == RateLimitInfo(
-        status=429,
-        limit=300,
-        remaining=12,
-        reset_epoch=1_790_000_030.0,
-        date_epoch=datetime(2026, 9, 20, 12, tzinfo=UTC).timestamp(),
-        retry_after=30.0,
-    )
-    assert info.reset_after == 1_790_000_030.0 - info.date_epoch  # type: ignore[operator]
-
-
-@pytest.mark.parametrize(
-    "headers",
-    [
-        {},
-        {"X-RateLimit-Limit": "ten", "X-RateLimit-Remaining": "-1", "X-RateLimit-Reset": "soon"},
-        {"X-RateLimit-Limit": "1e3", "X-RateLimit-Remaining": "3.5", "X-RateLimit-Reset": "inf"},
-        {"X-RateLimit-Limit": "10, 10", "Date": "yesterday", "Retry-After": "later"},
-    ],
-)
-def test_malformed_fields_are_ignored(headers: dict[str, str]) -> None:
-    assert parse_rate_limit_headers(headers, 200) == RateLimitInfo(status=200)
 
 
 # -- Retry-After
