@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import signal
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -88,6 +89,17 @@ class Transcript:
         return found
 
 
+def _has_run(ledger: Path) -> bool:
+    """A run is recorded in ``ledger`` (the file itself exists from the lock on)."""
+    if not ledger.exists():
+        return False
+    try:
+        with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True) as db:
+            return bool(db.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+    except sqlite3.Error:
+        return False
+
+
 def _kill_then_resume(transcript: Transcript, sandbox: ServedSandbox, manifest: Path) -> None:
     env = {**sandbox.env(CANARY)}
     args = ["--state-dir", "killed", "--report-dir", "killed-reports", "--settle-grace", "0.5"]
@@ -101,7 +113,7 @@ def _kill_then_resume(transcript: Transcript, sandbox: ServedSandbox, manifest: 
     )
     try:
         deadline = time.monotonic() + 90  # an upper bound: planning against the faulty sandbox
-        while not (transcript.workdir / "killed" / "ledger.sqlite").exists():
+        while not _has_run(transcript.workdir / "killed" / "ledger.sqlite"):
             assert time.monotonic() < deadline
             assert process.poll() is None
             time.sleep(0.02)

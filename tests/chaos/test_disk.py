@@ -2,8 +2,8 @@
 
 A corrupt ledger sends no trigger; a disk that fills mid-run stops the sending, writes the
 report, and the run resumes from a copy of the ledger on a roomy disk without a duplicate (a
-real tmpfs in a private mount namespace; skipped where that cannot be made). A read-only ledger
-mid-run is in test_scenarios.py, in process: as root, a read-only directory stops nobody.
+real 400 KB tmpfs in a private mount namespace; skipped where that cannot be made). A read-only
+ledger mid-run is in test_scenarios.py, in process: as root, a read-only directory stops nobody.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def _in_a_small_tmpfs(script: str, *, cwd: Path, env: dict[str, str]) -> None:
     if probe.returncode != 0:
         pytest.skip(f"no private tmpfs here (unshare --mount, mount): {probe.stderr!r}")
     (cwd / "state").mkdir()
-    mounted = f"mount -t tmpfs -o size=250k tmpfs state && {script}"
+    mounted = f"mount -t tmpfs -o size=400k tmpfs state && {script}"
     subprocess.run(["unshare", "--mount", "sh", "-c", mounted], cwd=cwd, env=env, check=True)
 
 
