@@ -80,8 +80,8 @@ def answer(status: int, **headers: str) -> Step:
     return step
 
 
-async def garbled(request: httpx.Request) -> httpx.Response:
-    return httpx.Response(200, text="<html>maintenance</html>")
+async def misshapen(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, json={"unexpected": "shape"})
 
 
 async def refused(request: httpx.Request) -> httpx.Response:
@@ -162,7 +162,7 @@ ANSWERS: list[tuple[Step | None, type[Exception] | None]] = [
     (answer(400), RequestRejected),
     (answer(429, **{"retry-after": "5"}), RateLimited),
     (answer(500), ServerError),
-    (garbled, MalformedResponse),
+    (misshapen, MalformedResponse),
 ]
 NO_ANSWERS: list[tuple[Step, type[Exception]]] = [
     (answer(503), ServiceUnavailable),
@@ -182,7 +182,7 @@ async def _probe(run: Run, error: type[Exception] | None) -> None:
 
 
 @pytest.mark.parametrize(
-    ("step", "error"), ANSWERS, ids=["200", "400", "429", "500", "200 not JSON"]
+    ("step", "error"), ANSWERS, ids=["200", "400", "429", "500", "200 misshapen"]
 )
 async def test_a_probe_answered_with_any_status_but_503_closes_the_breaker(
     step: Step | None, error: type[Exception] | None
@@ -285,13 +285,18 @@ async def test_requests_waiting_for_a_dropped_probe_go_on_after_the_next_one() -
 
 
 async def test_a_probe_that_never_ends_cannot_keep_the_others_waiting() -> None:
-    # The probe's request hangs and nothing cancels it: the others wait at most the longest
-    # period for it, then one of them probes in its place.
-    run = Run(ScriptedAPI([*OPENING, hangs]))
+    # The probe's call never returns and nothing cancels it: the others wait at most the
+    # longest period for it, then one of them probes in its place.
+    run = Run(ScriptedAPI(OPENING))
+
+    async def lost() -> Reply[JobPage]:
+        await anyio.sleep_forever()
+        raise AssertionError
+
     async with run.client:
         await run.open_breaker()
         async with anyio.create_task_group() as group:
-            group.start_soon(run.request)  # the probe, lost
+            group.start_soon(run.gateway.request, RequestKind.TRIGGER, lost)  # the probe
             await anyio.sleep(OPTIONS.outage_pause + 1.0)
             assert run.progress.outage is not None
             assert run.progress.outage.next_probe is None  # shown as probing
