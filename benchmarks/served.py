@@ -181,15 +181,8 @@ async def run_engine(
         plan = Plan(actions=tuple(actions), manifest_digest="bench")
         meta = run_metadata({}, wait=options.wait)
         run_id = start_run(ledger, plan, clock=clock, target=Target(url, key), meta=meta)
-        # as `mlrun apply` builds it (runner.apply.make_limiter): a slow start, one probe first,
-        # as many permits again as places on the wire for requests whose intent is being written
-        limiter = RateLimiter(
-            list(windows),
-            clock=clock,
-            concurrency=concurrency,
-            headroom=concurrency,
-            probe_first=True,
-        )
+        # as `mlrun apply` builds it (runner.apply.make_limiter): a slow start, one probe first
+        limiter = RateLimiter(list(windows), clock=clock, concurrency=concurrency, probe_first=True)
         progress = RunProgress()
         client_options = ClientOptions(max_connections=concurrency)
         async with MentionLabClient(api_key=key, base_url=url, options=client_options) as client:

@@ -41,7 +41,7 @@ from runner.manifest.model import Settings, settings_from_json
 from runner.plan import Plan, Selection
 from runner.planfile import read_saved_plan, verify_saved_plan
 from runner.planning import local_plan
-from runner.progress import ProgressView, ViewOptions
+from runner.progress import ProgressView, ViewOptions, outage_text
 from runner.ratelimit import RateLimiter, Window
 from runner.remote import ProjectProblem, RemoteFacts, resolve_query_counts
 from runner.report import Report, build_report, write_reports
@@ -127,16 +127,10 @@ def load_plan(request: ApplyRequest) -> tuple[Plan, Settings]:
 
 
 def make_limiter(settings: Settings, clock: Clock, concurrency: int | None) -> RateLimiter:
-    """The run's limiter: the manifest's windows, a slow start, and intent headroom.
-
-    ``concurrency`` requests on the wire, and as many more admitted while their intent is
-    recorded.
-    """
+    """The run's limiter: the manifest's windows, ``concurrency`` requests at once, a slow start."""
     windows = [Window(limit, seconds) for limit, seconds in settings.rate_limits.windows()]
     on_the_wire = concurrency or settings.concurrency
-    return RateLimiter(
-        windows, clock=clock, concurrency=on_the_wire, headroom=on_the_wire, probe_first=True
-    )
+    return RateLimiter(windows, clock=clock, concurrency=on_the_wire, probe_first=True)
 
 
 def make_client(
@@ -631,12 +625,14 @@ def _resumed_request(request: ApplyRequest, record: RunRecord) -> ApplyRequest:
 async def _remote_facts(
     plan: Plan, client: MentionLabClient, limiter: RateLimiter, clock: Clock, say: Say | None
 ) -> RemoteFacts:
+    progress = RunProgress()
     gateway = Gateway(
         limiter=limiter,
         clock=clock,
         rng=random_module.Random(),
         options=EngineOptions(),
-        progress=RunProgress(),
+        progress=progress,
+        on_event=None if say is None else _planning_outage(say, progress, clock),
     )
     on_read = None if say is None else _planning_progress(say, clock)
     facts = await resolve_query_counts(plan, client=client, request=gateway.read, on_read=on_read)
@@ -661,6 +657,16 @@ def _planning_progress(say: Say, clock: Clock) -> Callable[[int, int], None]:
         say(f"planning: {done:,} of {total:,} projects read{took}")
 
     return report
+
+
+def _planning_outage(say: Say, progress: RunProgress, clock: Clock) -> Callable[..., None]:
+    """A line each time the reads wait for an outage: the breaker opened, or opened again."""
+
+    def on_event(kind: str, **_: object) -> None:
+        if kind == "outage_pause" and progress.outage is not None:
+            say(f"planning: {outage_text(progress.outage, clock.wall())}")
+
+    return on_event
 
 
 def _without_unreachable(plan: Plan, problems: Sequence[ProjectProblem]) -> Plan:

@@ -25,17 +25,16 @@ import hashlib
 import random as random_module
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
 import anyio
-import anyio.abc
 
 from runner.api import CachedJob, Job, JobPage, MentionLabClient, Reply
-from runner.backoff import full_jitter
+from runner.backoff import backoff_ceiling, full_jitter
 from runner.clock import Clock
 from runner.errors import (
     ApiError,
@@ -104,6 +103,15 @@ class ProjectProgress:
         return self.triggered + self.failed + self.unknown + self.skipped
 
 
+@dataclass(frozen=True)
+class Outage:
+    """Why and since when sending is paused for an outage; wall-clock times."""
+
+    since: float  # when the breaker opened
+    why: str  # the last sign of the outage: "HTTP 503", "no answer to the probe"...
+    next_probe: float | None  # when the next probe may go; None while one is out
+
+
 @dataclass
 class RunProgress:
     """Live counters for the progress display; the ledger stays the source of truth."""
@@ -123,7 +131,7 @@ class RunProgress:
     jobs_followed: int = 0
     jobs_done: int = 0
     stop_reason: str | None = None
-    waiting: str | None = None  # why nothing is sent right now (a pause, an outage), if anything
+    outage: Outage | None = None  # the API is unavailable: nothing is sent but a probe
     projects: dict[str, ProjectProgress] = field(default_factory=dict)
 
     @property
@@ -156,61 +164,131 @@ class _Sent:
 
 
 class OutageBreaker:
-    """A run-wide circuit breaker for outages: one probe per backoff period while open."""
+    """A run-wide circuit breaker for outages: one probe per backoff period while open.
 
-    def __init__(self, clock: Clock, rng: random_module.Random, options: EngineOptions) -> None:
+    After ``outage_threshold`` consecutive unavailable answers (503s, refused connections) it
+    opens for a period (``outage_pause``, doubling up to ``outage_pause_cap``, jittered). When
+    the period ends, one request goes as the probe and the others wait for it. Whatever becomes
+    of the probe moves the breaker: an answer closes it; anything else (a 503, a refused,
+    dropped or timed-out connection, a withdrawal, a cancellation, an exception) opens it for
+    the next period. The probe's turn ends when its block does, whatever the exit, and a waiter
+    never waits past ``outage_pause_cap`` for a probe: one out for that long is presumed lost
+    and the waiter probes in its place. The state is published as ``progress.outage``.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        rng: random_module.Random,
+        options: EngineOptions,
+        *,
+        progress: RunProgress,
+        on_open: Callable[[float, str], None] | None = None,
+    ) -> None:
         self._clock = clock
         self._rng = rng
         self._options = options
+        self._progress = progress
+        self._on_open = on_open
         self._consecutive = 0
-        self._open_until: float | None = None
         self._openings = 0
-        self._probing = False
-        self._closed = anyio.Event()
-        self._closed.set()
+        self._open_until: float | None = None
+        self._probe: object | None = None  # the token of the probe out, if one is
+        self._probe_deadline = 0.0
+        self._since = 0.0
+        self._why = ""
+        self._sleepers: set[anyio.CancelScope] = set()
 
     @property
     def is_open(self) -> bool:
         return self._open_until is not None
 
-    async def wait_turn(self) -> bool:
-        """Return when this caller may send: at once if closed (False), as the probe (True)."""
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[bool]:
+        """Wait until this caller may send; yields whether it goes as the probe.
+
+        Closed: at once, not a probe. Open: after the period, one caller as the probe, the
+        others once the probe has moved the breaker. If the probe's block ends and nothing has
+        closed or re-opened the breaker meanwhile (no answer came), it opens for the next period.
+        """
+        probe = await self._wait_turn()
+        try:
+            yield probe is not None
+        finally:
+            if probe is not None and probe is self._probe:
+                self._open("no answer to the probe")
+
+    def on_answer(self) -> None:
+        """The service answered (any status but 503): not an outage, the breaker closes."""
+        self._consecutive = 0
+        self._openings = 0
+        if self._open_until is not None:
+            self._open_until = None
+            self._probe = None
+            self._changed()
+
+    def on_unavailable(self, why: str) -> None:
+        """Count an unavailable answer (a 503, a refused connection); opens at the threshold."""
+        self._consecutive += 1
+        if self._open_until is not None or self._consecutive >= self._options.outage_threshold:
+            self._open(why)
+
+    def status(self) -> Outage | None:
+        """The outage as the progress display shows it; None while the breaker is closed."""
+        if self._open_until is None:
+            return None
+        next_probe = None
+        if self._probe is None:
+            left = max(0.0, self._open_until - self._clock.monotonic())
+            next_probe = self._clock.wall() + left
+        return Outage(since=self._since, why=self._why, next_probe=next_probe)
+
+    async def _wait_turn(self) -> object | None:
         while self._open_until is not None:
             now = self._clock.monotonic()
             if now < self._open_until:
-                await self._clock.sleep(self._open_until - now)
-                continue
-            if not self._probing:
-                self._probing = True
-                return True
-            await self._closed.wait()
-        return False
+                await self._sleep_until(self._open_until)
+            elif self._probe is None or now >= self._probe_deadline:
+                return self._start_probe(now)
+            else:
+                await self._sleep_until(self._probe_deadline)
+        return None
 
-    def success(self) -> None:
-        self._consecutive = 0
-        self._openings = 0
-        self._probing = False
-        if self._open_until is not None:
-            self._open_until = None
-            self._closed.set()
+    def _start_probe(self, now: float) -> object:
+        self._probe = probe = object()
+        self._probe_deadline = now + self._options.outage_pause_cap
+        self._changed()
+        return probe
 
-    def unavailable(self) -> float | None:
-        """Count an unavailable answer; returns the pause when the breaker (re)opens."""
-        self._consecutive += 1
-        self._probing = False
-        if self._consecutive < self._options.outage_threshold and self._open_until is None:
-            return None
+    def _open(self, why: str) -> None:
         self._openings += 1
-        base: float = self._options.outage_pause * 2.0 ** (self._openings - 1)
-        pause = min(self._options.outage_pause_cap, base) * (0.75 + 0.25 * self._rng.random())
+        ceiling = backoff_ceiling(
+            self._openings, base=self._options.outage_pause, cap=self._options.outage_pause_cap
+        )
+        pause = ceiling * (0.75 + 0.25 * self._rng.random())
+        if self._open_until is None:
+            self._since = self._clock.wall()
         self._open_until = self._clock.monotonic() + pause
-        if self._closed.is_set():
-            self._closed = anyio.Event()
-        return pause
+        self._probe = None
+        self._why = why
+        self._changed()
+        if self._on_open is not None:
+            self._on_open(pause, why)
 
+    async def _sleep_until(self, deadline: float) -> None:
+        """Sleep until ``deadline`` or until the breaker changes, whichever comes first."""
+        with anyio.CancelScope() as scope:
+            self._sleepers.add(scope)
+            try:
+                await self._clock.sleep(deadline - self._clock.monotonic())
+            finally:
+                self._sleepers.discard(scope)
 
-class _HeldByPause(Exception):
-    """A request admitted before a pause began, not yet sent: it goes through the limiter again."""
+    def _changed(self) -> None:
+        for scope in self._sleepers:
+            scope.cancel()
+        self._sleepers.clear()
+        self._progress.outage = self.status()
 
 
 class Gateway:
@@ -229,13 +307,14 @@ class Gateway:
         self.limiter = limiter
         self.clock = clock
         self.progress = progress
-        self.breaker = OutageBreaker(clock, rng, options)
+        self.breaker = OutageBreaker(
+            clock, rng, options, progress=progress, on_open=self._outage_opened
+        )
         self._options = options
         self._rng = rng
         self.answered = False  # has anything answered this run (a reply or an HTTP error)?
         self.server_offset = 0.0  # server Date minus our wall clock, from the last response
         self._on_event = on_event
-        self._wire: anyio.Semaphore | None = None  # created in the loop: limiter.concurrency
 
     async def request(
         self,
@@ -246,31 +325,23 @@ class Gateway:
     ) -> Reply[T]:
         """One request: breaker, limiter, header learning, outage accounting.
 
-        ``before_wire`` runs once the limiter has admitted the request and before it takes one
-        of the ``limiter.concurrency`` places on the wire (a trigger's intent is made durable
-        there, while the limiter's headroom lets other requests use the network). If the
-        limiter was paused since the admission (a 429's Retry-After), the request goes back
-        through the limiter before it is sent: the pause holds it too, and the windows space it
-        again.
+        ``before_wire`` runs once, after the limiter has admitted the request and before it is
+        sent (a trigger's intent is made durable there). If a pause began meanwhile (a 429's
+        Retry-After), the request goes back through the limiter before it is sent: the pause
+        holds it too, and the windows space it again.
         """
         while True:
-            probe = await self.breaker.wait_turn()
-            async with self.limiter.acquire(kind) as permit:
+            async with self.breaker.turn() as probe, self.limiter.acquire(kind) as permit:
                 if self.breaker.is_open and not probe:
-                    # The breaker opened while this request queued: it waits like the others.
-                    permit.refund()
+                    permit.refund()  # the breaker opened while this request queued: it waits
                     continue
                 if before_wire is not None:
                     await self._prepare(permit, before_wire)
                     before_wire = None
-                try:
-                    reply = await self._send(permit, call)
-                except _HeldByPause:
-                    permit.refund()
+                if self.limiter.current_pause() is not None:
+                    permit.refund()  # paused since its admission: through the limiter again
                     continue
-            self.breaker.success()
-            self._track_server_clock(reply.rate.date_epoch)
-            return reply
+                return await self._send(permit, call)
 
     async def read(self, kind: RequestKind, call: Callable[[], Awaitable[Reply[T]]]) -> Reply[T]:
         """An idempotent read, resent while its failure may pass; the last error otherwise.
@@ -322,16 +393,13 @@ class Gateway:
 
     async def _send(self, permit: Permit, call: Callable[[], Awaitable[Reply[T]]]) -> Reply[T]:
         try:
-            async with self._wire_slots():
-                if self.limiter.current_pause() is not None:
-                    raise _HeldByPause  # paused since this request was admitted
-                reply = await self._on_the_wire(call)
+            reply = await self._on_the_wire(call)
         except Withdrawn:
             permit.refund()
             raise
         except NotSent:
             permit.refund()
-            self._unavailable("connection refused")
+            self.breaker.on_unavailable("connection refused")
             raise
         except ApiError as exc:
             self.answered = True
@@ -339,12 +407,9 @@ class Gateway:
             raise
         self.answered = True
         permit.observe(reply.rate)
+        self.breaker.on_answer()
+        self._track_server_clock(reply.rate.date_epoch)
         return reply
-
-    def _wire_slots(self) -> anyio.Semaphore:
-        if self._wire is None:
-            self._wire = anyio.Semaphore(self.limiter.concurrency)
-        return self._wire
 
     async def _on_the_wire(self, call: Callable[[], Awaitable[Reply[T]]]) -> Reply[T]:
         self.progress.requests += 1
@@ -360,70 +425,17 @@ class Gateway:
             permit.observe(rate)
             self._track_server_clock(rate.date_epoch)
         if isinstance(exc, ServiceUnavailable):
-            self._unavailable("HTTP 503")
+            self.breaker.on_unavailable("HTTP 503")
         else:
-            self.breaker.success()  # the service answered: not an outage
+            self.breaker.on_answer()  # the service answered: not an outage
 
-    def _unavailable(self, why: str) -> None:
-        pause = self.breaker.unavailable()
-        if pause is not None and self._on_event is not None:
+    def _outage_opened(self, pause: float, why: str) -> None:
+        if self._on_event is not None:
             self._on_event("outage_pause", seconds=pause, why=why)
 
     def _track_server_clock(self, date_epoch: float | None) -> None:
         if date_epoch is not None:
             self.server_offset = date_epoch - self.clock.wall()
-
-
-class _Workers:
-    """Projects handed to ``size`` workers, as a bare loop would send them.
-
-    A worker that finishes a project takes the next one, so while the limiter has room nothing
-    waits in it or is woken (one task per project would queue thousands and wake one per
-    request: about 0.1 ms of CPU per trigger with limits off). A worker about to sleep (a backoff, a
-    settle look) steps aside: another one starts, so sleeping projects never hold up the others;
-    awake again, it finishes its project and leaves if the pool is full.
-    """
-
-    def __init__(
-        self,
-        group: anyio.abc.TaskGroup,
-        projects: Iterator[list[Action]],
-        size: int,
-        work: Callable[[list[Action]], Awaitable[None]],
-    ) -> None:
-        self._group = group
-        self._projects = projects
-        self._size = max(1, size)
-        self._work = work
-        self._active = 0  # workers not asleep
-
-    def start(self) -> None:
-        for _ in range(self._size):
-            self._spawn()
-
-    def _spawn(self) -> None:
-        self._active += 1
-        self._group.start_soon(self._run)
-
-    async def _run(self) -> None:
-        try:
-            while self._active <= self._size:
-                actions = next(self._projects, None)
-                if actions is None:
-                    return
-                await self._work(actions)
-        finally:
-            self._active -= 1
-
-    @contextmanager
-    def aside(self) -> Iterator[None]:
-        self._active -= 1
-        if self._active < self._size:
-            self._spawn()
-        try:
-            yield
-        finally:
-            self._active += 1
 
 
 def idempotency_key(run_id: str, action_key: str) -> str:
@@ -478,10 +490,8 @@ class Engine:
         self._known_jobs = ledger.known_job_ids()
         self._failures = 0
         self.on_job: Callable[[Action, Job], None] | None = None  # e.g. the follower's add
-        self._workers: _Workers | None = None
-        # Each action's state when trigger() began (what earlier processes left): read once,
-        # not per action, so the hot path never waits for the ledger's queued writes.
-        self._states_at_start: dict[str, ActionState] = {}
+        self._slots: anyio.CapacityLimiter  # per trigger(): concurrency projects at a time
+        self._slot_holders: set[str] = set()  # projects holding one of the slots
 
     # -- the trigger phase ----------------------------------------------------------------------
 
@@ -490,20 +500,17 @@ class Engine:
         by_project: dict[str, list[Action]] = defaultdict(list)
         for action in actions:
             by_project[action.project_id].append(action)
-        self._states_at_start = {r.action.key: r.state for r in self.ledger.actions(self.run_id)}
         self._count_known_progress(actions)
+        self._slots = anyio.CapacityLimiter(max(1, self.limiter.concurrency))
         async with anyio.create_task_group() as group:
-            self._workers = _Workers(
-                group, iter(by_project.values()), self.limiter.permits, self._trigger_project
-            )
-            self._workers.start()
-        self._workers = None
+            for project_actions in by_project.values():
+                group.start_soon(self._trigger_project_in_a_slot, project_actions)
         if self.stop_reason:
             self._skip_remaining(actions)
 
     def _count_known_progress(self, actions: Sequence[Action]) -> None:
         """Start the progress counters from the ledger (a resumed run has history)."""
-        states = self._states_at_start
+        states = {r.action.key: r.state for r in self.ledger.actions(self.run_id)}
         self.progress.total = len(actions)
         settled = {
             ActionState.TRIGGERED: "triggered",
@@ -517,6 +524,21 @@ class Engine:
             if counter is not None:
                 self.progress.note(action.project, **{counter: 1})
 
+    async def _trigger_project_in_a_slot(self, actions: list[Action]) -> None:
+        """One project, holding one of ``concurrency`` slots until it is done or first sleeps."""
+        project = actions[0].project_id
+        await self._slots.acquire()
+        self._slot_holders.add(project)
+        try:
+            await self._trigger_project(actions)
+        finally:
+            self._leave_slot(project)
+
+    def _leave_slot(self, project: str) -> None:
+        if project in self._slot_holders:
+            self._slot_holders.discard(project)
+            self._slots.release()
+
     async def _trigger_project(self, actions: list[Action]) -> None:
         if not self.options.allow_stacking and await self._project_busy(actions):
             return
@@ -527,7 +549,7 @@ class Engine:
 
     async def _project_busy(self, actions: list[Action]) -> bool:
         """The in-flight guard: skip a project whose last job (not ours) is still running."""
-        states = {self._state_at_start(action) for action in actions}
+        states = {self.ledger.action_state(self.run_id, action.key) for action in actions}
         if states != {ActionState.PENDING}:
             return False  # this run already started the project: its jobs are ours
         first = actions[0]
@@ -576,12 +598,8 @@ class Engine:
                 )
                 self.progress.note(action.project, skipped=1)
 
-    def _state_at_start(self, action: Action) -> ActionState:
-        state = self._states_at_start.get(action.key)
-        return self.ledger.action_state(self.run_id, action.key) if state is None else state
-
     async def _trigger_action(self, action: Action) -> None:
-        state = self._state_at_start(action)
+        state = self.ledger.action_state(self.run_id, action.key)
         if state in {ActionState.IN_FLIGHT, ActionState.AMBIGUOUS}:
             # A previous process sent (or may have sent) this trigger: look before resending.
             last = self.ledger.attempts(self.run_id, action.key)[-1]
@@ -621,15 +639,17 @@ class Engine:
                 self._fail(action, sent.number, f"gave up after {safe_failures} attempts")
                 return
             if outcome == "backoff":
-                await self._sleep_aside(self.gateway.backoff(safe_failures))
+                await self._sleep_aside(action, self.gateway.backoff(safe_failures))
 
-    async def _sleep_aside(self, seconds: float) -> None:
-        """Sleep without holding up other projects: the worker steps aside while it sleeps."""
-        if self._workers is None:
-            await self.clock.sleep(seconds)
-            return
-        with self._workers.aside():
-            await self.clock.sleep(seconds)
+    async def _sleep_aside(self, action: Action, seconds: float) -> None:
+        """Sleep without holding up other projects: the project leaves its slot for good.
+
+        Another project starts in it. Awake, this one goes on without a slot rather than queue
+        behind every project not yet started (its retries would wait for most of the run, past
+        ``max_retry_seconds``); the limiter still bounds the requests in flight.
+        """
+        self._leave_slot(action.project_id)
+        await self.clock.sleep(seconds)
 
     def _retries_exhausted(self, failures: int, started: float) -> bool:
         elapsed = self.clock.monotonic() - started
@@ -889,7 +909,7 @@ class Engine:
         started = self.clock.monotonic()
         failures = [0]
         for at in self._settle_schedule():
-            await self._sleep_aside(started + at - self.clock.monotonic())
+            await self._sleep_aside(action, started + at - self.clock.monotonic())
             final = at >= self.options.settle_grace
             try:
                 candidates = await self._look(action, since_wall, final=final, failures=failures)
@@ -923,7 +943,7 @@ class Engine:
                     raise _LookupFailed(f"could not read the job list: {exc}") from exc
                 if not final:
                     return None
-                await self._sleep_aside(self.gateway.backoff(failures[0]))
+                await self._sleep_aside(action, self.gateway.backoff(failures[0]))
 
     def _not_created(self, action: Action, attempt: int) -> bool:
         if attempt >= self.options.max_attempts:

@@ -4,9 +4,11 @@ On a TTY the view redraws a small block in place a few times a second: the run's
 in flight, done, failed, request rate, 429s, ETA) and one line per unfinished project. Anywhere
 else (a CI log, a pipe, ``--no-progress``) it prints one timestamped line every
 ``plain_interval`` seconds, so a long run leaves a few lines a minute, never a spinner's worth.
-Either way, a long wait says what it is waiting for (a Retry-After pause, an outage).
+Either way, a long wait says what it is waiting for: an outage ("API unavailable since
+12:03:10 (HTTP 503); next probe in 20s"), a Retry-After pause.
 
-The view only reads :class:`~runner.engine.RunProgress` and the limiter; it never blocks the run.
+The view only reads :class:`~runner.engine.RunProgress` (the outage breaker publishes its state
+there) and the limiter's pause; it never blocks the run.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import TextIO
 
 import anyio
 
-from runner.engine import ProjectProgress, RunProgress
+from runner.engine import Outage, ProjectProgress, RunProgress
 
 LIVE_INTERVAL = 0.25
 PLAIN_INTERVAL = 15.0
@@ -48,12 +50,14 @@ class ProgressView:
         *,
         pause: Pause | None = None,
         now: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self._progress = progress
         self._stream = stream
         self._options = options
         self._pause = pause
         self._now = now
+        self._wall = wall
         self._history: deque[tuple[float, int, int]] = deque()  # (time, requests, settled)
         self._drawn_lines = 0
         self._started = now()
@@ -134,6 +138,8 @@ class ProgressView:
     def _waiting(self) -> str | None:
         if self._progress.stop_reason:
             return f"stopping: {self._progress.stop_reason}"
+        if self._progress.outage is not None:
+            return outage_text(self._progress.outage, self._wall())
         pause = self._pause() if self._pause else None
         if pause is not None:
             seconds, reason = pause
@@ -182,6 +188,15 @@ def _project_line(name: str, counters: ProjectProgress) -> str:
         f"  {name}: {counters.settled}/{counters.actions} done · {counters.in_flight} in flight"
         f" · {counters.failed} failed"
     )
+
+
+def outage_text(outage: Outage, now: float) -> str:
+    """The outage on one line: since when (local time), why, and when the next probe goes."""
+    since = time.strftime("%H:%M:%S", time.localtime(outage.since))
+    text = f"API unavailable since {since} ({outage.why})"
+    if outage.next_probe is None:
+        return f"{text}; probing"
+    return f"{text}; next probe in {_duration(outage.next_probe - now)}"
 
 
 def _duration(seconds: float) -> str:

@@ -99,14 +99,9 @@ class Harness:
         return self.run_id
 
     def new_limiter(self) -> RateLimiter:
-        """The run's limiter, built as `mlrun apply` builds it (a probe first, the slow start,
-        as many permits again as places on the wire)."""
+        """The run's limiter, built as `mlrun apply` builds it (a probe first, the slow start)."""
         return RateLimiter(
-            list(self.windows),
-            clock=self.clock,
-            concurrency=self.concurrency,
-            headroom=self.concurrency,
-            probe_first=True,
+            list(self.windows), clock=self.clock, concurrency=self.concurrency, probe_first=True
         )
 
     async def run(

@@ -9,10 +9,11 @@ import select
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from runner.engine import ProjectProgress, RunProgress
+from runner.engine import Outage, ProjectProgress, RunProgress
 from runner.progress import ProgressView, ViewOptions
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,6 +56,29 @@ def test_a_pause_is_shown_as_what_the_run_waits_for() -> None:
     )
     view._draw()
     assert "waiting 42s (HTTP 429: Retry-After)" in stream.getvalue()
+
+
+def test_an_outage_is_shown_with_when_it_began_why_and_when_the_next_probe_goes() -> None:
+    since = time.mktime(time.strptime("2026-12-07 12:03:10", "%Y-%m-%d %H:%M:%S"))  # local
+    progress = _progress()
+    progress.outage = Outage(since=since, why="HTTP 503", next_probe=since + 50.0)
+    stream = io.StringIO()
+    view = ProgressView(
+        progress,
+        stream,
+        ViewOptions(live=False),
+        pause=lambda: (42.0, "HTTP 429: Retry-After"),
+        wall=lambda: since + 30.0,
+    )
+    view._draw()
+    assert "API unavailable since 12:03:10 (HTTP 503); next probe in 20s" in stream.getvalue()
+    assert "waiting 42s" not in stream.getvalue()  # the outage is what holds the run
+    progress.outage = replace(progress.outage, why="no answer to the probe", next_probe=None)
+    assert view.summary_line().endswith(
+        "API unavailable since 12:03:10 (no answer to the probe); probing"
+    )
+    progress.outage = None
+    assert view.summary_line().endswith("waiting 42s (HTTP 429: Retry-After)")
 
 
 def _env() -> dict[str, str]:

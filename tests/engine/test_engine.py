@@ -164,7 +164,7 @@ class _WireCounter(httpx.AsyncBaseTransport):
 
 async def _run_over(harness: Harness, transport: httpx.AsyncBaseTransport) -> RateLimiter:
     """The harness's started run, its client over ``transport``; returns the limiter used."""
-    limiter = harness.new_limiter()  # as `mlrun apply` builds it: headroom = concurrency
+    limiter = harness.new_limiter()  # as `mlrun apply` builds it
     client = MentionLabClient(
         api_key=API_KEY, base_url="https://api.mentionlab.io", transport=transport
     )
@@ -180,57 +180,54 @@ async def _run_over(harness: Harness, transport: httpx.AsyncBaseTransport) -> Ra
     return limiter
 
 
-async def test_headroom_admits_more_but_never_puts_more_than_concurrency_on_the_wire(
-    tmp_path: Path,
-) -> None:
-    # As `mlrun apply` builds it: `concurrency` places on the wire, as many permits again for
-    # requests whose intent is being made durable. Every answer takes 50-400 ms.
+async def test_never_more_than_concurrency_requests_are_on_the_wire(tmp_path: Path) -> None:
+    # Every answer takes 50-400 ms.
     config = SandboxConfig(seed=4, faults=Faults(latency=Latency(median_ms=100, p99_ms=400)))
     harness = Harness(tmp_path, config=config, wait=False, windows=(), concurrency=4)
     wire = _WireCounter(harness.sandbox.transport())
     actions = job_actions(40)
     harness.start(actions)
-    limiter = await _run_over(harness, wire)
+    await _run_over(harness, wire)
     harness.assert_exactly_once(actions)
     assert wire.most == 4  # the wire is full, and never fuller
-    assert limiter.permits == 8
 
 
-async def test_a_trigger_admitted_when_the_run_stops_is_withdrawn_not_sent(tmp_path: Path) -> None:
-    # One place on the wire, one permit of headroom, answers taking 200 ms. After the first
-    # trigger the credits are gone: while the second is on the wire (its answer will be a 402
-    # that stops the run), the third is admitted and its intent made durable. It must not be
-    # sent after the stop, and must not be left in doubt.
+async def test_a_trigger_admitted_when_the_run_stops_is_never_sent_after_it(
+    tmp_path: Path,
+) -> None:
+    # Two places on the wire, answers taking 200 ms. After the first trigger the credits are
+    # gone: the next two go on the wire together and both get the 402 that stops the run. The
+    # last one is admitted after the stop: it must not be sent, and nothing is left in doubt.
+    # (The intent is written inline, right before the send: no stop can come in between.)
     exhausted = Change(after_requests=1, credits=0)
     latency = Faults(latency=Latency(median_ms=200))
     config = SandboxConfig(seed=2, credits=10_000, faults=latency, schedule=(exhausted,))
     engine = EngineOptions(allow_stacking=True)
-    harness = Harness(tmp_path, config=config, wait=False, windows=(), concurrency=1, engine=engine)
+    harness = Harness(tmp_path, config=config, wait=False, windows=(), concurrency=2, engine=engine)
     actions = job_actions(4)
     summary = await harness.run(actions)
     assert summary.stop_reason is not None
     assert "QuotaExhausted" in summary.stop_reason
-    assert harness.truth()["requests"] == 2
+    assert harness.truth()["requests"] == 3
     assert len(harness.truth()["triggers"]) == 1
     states = Counter(harness.states().values())
-    assert states == {ActionState.TRIGGERED: 1, ActionState.FAILED: 1, ActionState.SKIPPED: 2}
+    assert states == {ActionState.TRIGGERED: 1, ActionState.FAILED: 2, ActionState.SKIPPED: 1}
     outcomes = [
         [a.outcome for a in harness.ledger.attempts(harness.run_id or "", action.key)]
         for action in actions
     ]
-    assert outcomes.count(["withdrawn"]) == 1
+    assert outcomes.count([]) == 1  # never attempted: no intent, no request
 
 
-async def test_a_trigger_cancelled_before_the_wire_is_pending_again_not_ambiguous(
+async def test_a_trigger_cancelled_on_the_wire_is_ambiguous_and_nothing_is_left_in_flight(
     tmp_path: Path,
 ) -> None:
-    # One place on the wire, one permit of headroom, answers taking 200 ms; SIGINT (a cancel)
-    # at 0.45 s: one trigger is on the wire (maybe processed: ambiguous), the next has its
-    # intent on disk and waits for the wire. That one provably never left: it must be pending
-    # again (resent on resume), not ambiguous (a cached-jobs trigger would end UNKNOWN).
+    # Two places on the wire, answers taking 200 ms; SIGINT (a cancel) at 0.45 s: one trigger
+    # is on the wire (maybe processed: ambiguous, settled on resume); every other attempt has
+    # its outcome. With the intent written right before the send, none can be caught between.
     config = SandboxConfig(seed=2, faults=Faults(latency=Latency(median_ms=200)))
     engine = EngineOptions(allow_stacking=True)
-    harness = Harness(tmp_path, config=config, wait=False, windows=(), concurrency=1, engine=engine)
+    harness = Harness(tmp_path, config=config, wait=False, windows=(), concurrency=2, engine=engine)
     actions = [cached_action(i) for i in range(4)]
     harness.start(actions)
     with anyio.move_on_after(0.45):
@@ -238,10 +235,5 @@ async def test_a_trigger_cancelled_before_the_wire_is_pending_again_not_ambiguou
     run_id = harness.run_id or ""
     last = {a.key: harness.ledger.attempts(run_id, a.key) for a in actions}
     outcomes = Counter(attempts[-1].outcome for attempts in last.values() if attempts)
-    assert outcomes == {"accepted": 2, "interrupted": 1, "withdrawn": 1}
-    withdrawn = next(
-        key
-        for key, attempts in last.items()
-        if attempts[-1:] and attempts[-1].outcome == "withdrawn"
-    )
-    assert harness.states()[withdrawn] == ActionState.PENDING
+    assert outcomes == {"accepted": 3, "interrupted": 1}
+    assert ActionState.IN_FLIGHT not in harness.states().values()

@@ -1,4 +1,4 @@
-"""Backoff arithmetic as pure functions: full jitter and the retry budget."""
+"""Backoff arithmetic as pure functions: full jitter."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import random
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from runner.backoff import RetryBudget, backoff_ceiling, full_jitter
+from runner.backoff import backoff_ceiling, full_jitter
 
 unit_floats = st.floats(min_value=0.0, max_value=1.0, exclude_max=True)
 
@@ -67,37 +67,3 @@ def test_huge_attempt_numbers_do_not_overflow(attempt: int, base: float, expecte
 def test_invalid_backoff_arguments_are_refused(attempt: int, base: float, cap: float) -> None:
     with pytest.raises(ValueError):
         full_jitter(attempt, base=base, cap=cap, random=lambda: 0.5)
-
-
-# -- retry budget
-
-
-def test_retry_budget_stops_retries_after_a_run_of_failures() -> None:
-    budget = RetryBudget(max_tokens=10, token_ratio=0.1)
-    allowed = []
-    for _ in range(8):
-        allowed.append(budget.allows_retry)
-        budget = budget.on_failure()
-    assert allowed == [True] * 5 + [False] * 3
-
-
-def test_retry_budget_refills_slowly_with_successes() -> None:
-    budget = RetryBudget(max_tokens=10, token_ratio=0.5)
-    for _ in range(10):
-        budget = budget.on_failure()
-    assert budget.level == 0.0
-    for _ in range(10):
-        budget = budget.on_success()
-    assert not budget.allows_retry
-    for _ in range(20):
-        budget = budget.on_success()
-    assert budget.allows_retry
-    assert budget.level == 10.0
-
-
-def test_retry_budget_is_an_immutable_value() -> None:
-    full = RetryBudget()
-    assert full.on_failure().level == 9.0
-    assert full.level == 10.0
-    with pytest.raises(ValueError):
-        RetryBudget(max_tokens=0)
