@@ -246,7 +246,12 @@ def interruptible(body: Callable[[Interrupt], Awaitable[T]], say: Say) -> T:
             group.start_soon(interrupt.watch)
             group.start_soon(run_body)
 
-    anyio.run(main)
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        anyio.run(main)
+    finally:
+        for signum, handler in handlers.items():  # asyncio leaves the defaults behind
+            signal.signal(signum, handler)
     if failure:
         raise failure[0]
     return result[0]

@@ -208,6 +208,15 @@ class RunInterrupted(MlrunError):
     """The run was stopped by a signal; it is resumable."""
 
 
+class SignalInterrupt(BaseException):
+    """SIGINT or SIGTERM arrived outside a run's own handling; the command ends with exit 3.
+
+    Not a KeyboardInterrupt: CPython marks a KeyboardInterrupt raised inside ``exec`` of a
+    string (a dataclass being built, as modules are imported) as unhandled even when it is
+    caught, and the process then exits by SIGINT instead of with its own code.
+    """
+
+
 def collapse(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """The one error a task group's failure stands for: its first mlrun error, else its first.
 
@@ -215,7 +224,7 @@ def collapse(group: BaseExceptionGroup[BaseException]) -> BaseException:
     CLI renders one error, with its exit code, not a group.
     """
     leaves = list(_leaves(group))
-    for kind in (MlrunError, KeyboardInterrupt):
+    for kind in (MlrunError, SignalInterrupt, KeyboardInterrupt):
         for leaf in leaves:
             if isinstance(leaf, kind):
                 return leaf

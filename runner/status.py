@@ -30,7 +30,7 @@ from runner.apply import (
 )
 from runner.clock import SystemClock
 from runner.engine import EngineOptions, Gateway, RunProgress
-from runner.errors import ConfigError, LedgerError, RunInterrupted, UsageError
+from runner.errors import ConfigError, LedgerError, RunInterrupted, SignalInterrupt, UsageError
 from runner.follow import Follower, FollowOptions
 from runner.ledger import (
     ActionRecord,
@@ -174,7 +174,7 @@ def refresh_status(
             say(f"run {run_id}: asking {target.describe()} about {count} job(s) not yet terminal")
             try:
                 requests = anyio.run(_follow, request, target, ledger, run_id, jobs)
-            except KeyboardInterrupt:
+            except (SignalInterrupt, KeyboardInterrupt):
                 interrupted = True
         _update_run_status(ledger, run_id)
         report, files = _rewrite_report(ledger, run_id, request, env)

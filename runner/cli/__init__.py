@@ -58,9 +58,13 @@ def main() -> None:
     Try it without an account:
       mlrun apply examples/quickstart.yaml --sandbox
     """
-    # SIGTERM (a CI job cancelled) stops a command as Ctrl-C does: cleanly, exit 3.
-    signal.signal(signal.SIGTERM, _interrupt)
+    # SIGINT and SIGTERM (a CI job cancelled) stop a command cleanly, with exit 3.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, raise_signal_interrupt)
 
 
-def _interrupt(signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(signal.Signals(signum).name)
+def raise_signal_interrupt(signum: int, _frame: FrameType | None) -> None:
+    """The command's handler of SIGINT and SIGTERM: raise, to be rendered as exit 3."""
+    from runner.errors import SignalInterrupt  # noqa: PLC0415 - a signal is rare
+
+    raise SignalInterrupt(signal.Signals(signum).name)

@@ -29,6 +29,7 @@ from runner.errors import (
     PlanError,
     QuotaExhausted,
     RunInterrupted,
+    SignalInterrupt,
     Unreachable,
     UsageError,
     collapse,
@@ -76,7 +77,7 @@ def exit_on_error(func: Callable[P, R]) -> Callable[P, R]:
         except MlrunError as error:
             echo_err(f"error: {error}")
             sys.exit(exit_code_for(error))
-        except KeyboardInterrupt as error:
+        except (SignalInterrupt, KeyboardInterrupt) as error:
             signal_name = f" ({error})" if str(error) else ""
             echo_err(f"interrupted{signal_name}")
             sys.exit(ExitCode.INTERRUPTED)
