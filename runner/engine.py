@@ -37,6 +37,7 @@ from runner.api import CachedJob, Job, JobPage, MentionLabClient, Reply
 from runner.backoff import backoff_ceiling, full_jitter
 from runner.clock import Clock
 from runner.errors import (
+    AnswerOutOfBounds,
     ApiError,
     AuthError,
     MalformedResponse,
@@ -59,7 +60,9 @@ from runner.ratelimit import Permit, RateLimiter, RateLimitInfo, RequestKind
 
 T = TypeVar("T")
 
-FATAL_ERRORS = (AuthError, QuotaExhausted, NotTheApi)
+# Failures that stop the run: no later request can do better. The last two may hide a
+# processed trigger (recorded ambiguous, settled on resume).
+FATAL_ERRORS = (AuthError, QuotaExhausted, NotTheApi, AnswerOutOfBounds)
 AMBIGUOUS_ERRORS = (OutcomeUnknown, ServerError, MalformedResponse)
 _RETRYABLE_READ_ERRORS = (ServiceUnavailable, NotSent, *AMBIGUOUS_ERRORS)
 UNREACHABLE_AFTER = 3  # refused connections, before any answer, that make the API unreachable
@@ -358,6 +361,8 @@ class Gateway:
         while True:
             try:
                 return await self.request(kind, call)
+            except FATAL_ERRORS:
+                raise
             except RateLimited:
                 throttled += 1
                 if throttled >= self._options.max_throttled:
@@ -566,7 +571,7 @@ class Engine:
         except Withdrawn:
             return True  # the run is stopping; the project's actions are marked skipped
         except FATAL_ERRORS as exc:
-            self._stop(f"{type(exc).__name__}: {exc}")
+            self.stop(f"{type(exc).__name__}: {exc}")
             return True
         except (ApiError, TransportError):
             return False  # the guard cannot tell; the trigger itself will report any problem
@@ -735,13 +740,13 @@ class Engine:
         if isinstance(exc, ServiceUnavailable | NotSent):
             self._outcome(action, attempt, "not_processed", exc)
             return "retry" if self.gateway.breaker.is_open else "backoff"
-        if isinstance(exc, NotTheApi):  # fatal, yet the trigger may have reached the API
-            self._stop(f"{type(exc).__name__}: {exc}")
+        if isinstance(exc, NotTheApi | AnswerOutOfBounds):  # fatal; it may have reached the API
+            self.stop(f"{type(exc).__name__}: {exc}")
             self._record_ambiguous(action, attempt, exc)
             return "ambiguous"
-        if isinstance(exc, FATAL_ERRORS):
+        if isinstance(exc, AuthError | QuotaExhausted):
             self._fail(action, attempt, str(exc), outcome="fatal", status=exc.status)
-            self._stop(f"{type(exc).__name__}: {exc}")
+            self.stop(f"{type(exc).__name__}: {exc}")
             return "done"
         if isinstance(exc, NotFound | RequestRejected):
             self._fail(action, attempt, str(exc), outcome="rejected", status=exc.status)
@@ -882,11 +887,12 @@ class Engine:
         self.progress.note(action.project, failed=1)
         self._failures += 1
         if self.options.fail_fast:
-            self._stop(f"--fail-fast after {action.key} failed")
+            self.stop(f"--fail-fast after {action.key} failed")
         elif self.options.max_failures is not None and self._failures >= self.options.max_failures:
-            self._stop(f"--max-failures {self.options.max_failures} reached")
+            self.stop(f"--max-failures {self.options.max_failures} reached")
 
-    def _stop(self, reason: str) -> None:
+    def stop(self, reason: str) -> None:
+        """Stop sending: nothing new goes out; recorded once, with the first reason."""
         if self.stop_reason is None:
             self.stop_reason = reason
             self.progress.stop_reason = reason
@@ -935,7 +941,7 @@ class Engine:
             try:
                 return await self._candidates(action, since_wall)
             except FATAL_ERRORS as exc:
-                self._stop(f"{type(exc).__name__}: {exc}")
+                self.stop(f"{type(exc).__name__}: {exc}")
                 raise _LookupFailed(f"could not read the job list: {exc}") from exc
             except (ApiError, TransportError) as exc:
                 failures[0] += 1

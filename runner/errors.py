@@ -21,8 +21,9 @@ must act; the CLI renders each one once, at the edge, and maps it to an exit cod
     │                              HTML page, a captive portal)                  a POST: ambiguous)
     ├── TransportError             no HTTP answer
     │   ├── NotSent                connect refused/timeout, pool timeout: provably never sent
-    │   └── OutcomeUnknown         read timeout, connection closed, a body past the size or
-    │                              time cap: may have been processed
+    │   └── OutcomeUnknown         read timeout, connection closed: may have been processed
+    │       └── AnswerOutOfBounds  an answer past the size or time cap          (fatal for the run;
+    │                              (a body too large, trickling)                 a POST: ambiguous)
     ├── LedgerError                the journal cannot be read or written        (stop sending)
     ├── PlanError                  a saved plan cannot be used (stale, manifest changed)
     ├── ReportError                a report cannot be written (disk, permissions)
@@ -185,6 +186,14 @@ class OutcomeUnknown(TransportError):
 
     A read timeout, a connection closed without a response, a body past the client's size or
     time cap.
+    """
+
+
+class AnswerOutOfBounds(OutcomeUnknown):
+    """An answer cut off at the size or time cap: it may have been processed.
+
+    No answer of the API comes near the caps: a server that sends an endless, huge or trickling
+    body is not answering as the API does, so the run stops sending, as for :class:`NotTheApi`.
     """
 
 

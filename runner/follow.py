@@ -27,7 +27,7 @@ import anyio
 
 from runner.api import Job, MentionLabClient, Reply
 from runner.clock import Clock
-from runner.engine import RunProgress
+from runner.engine import FATAL_ERRORS, RunProgress
 from runner.errors import ApiError, NotFound, NotSent, OutcomeUnknown
 from runner.forecast import COHORT_MIN, Cohort, Prior, Sighting, hypotheses, next_look
 from runner.ledger import Ledger
@@ -93,8 +93,11 @@ class Follower:
         rng: random_module.Random | None = None,
         options: FollowOptions | None = None,
         progress: RunProgress | None = None,
+        on_fatal: Callable[[str], None] | None = None,
     ) -> None:
         self.client = client
+        self.on_fatal = on_fatal  # told when a poll says no later one can succeed (a bad key)
+        self.stopped: str | None = None
         self.progress = progress or RunProgress()
         self.request = request
         self.ledger = ledger
@@ -132,6 +135,9 @@ class Follower:
         deadline = self.clock.monotonic() + self.options.timeout
         while True:
             if triggers_done.is_set() and self.outstanding == 0:
+                return
+            if self.stopped is not None:
+                self._leave_unfollowed(f"following stopped: {self.stopped}")
                 return
             now = self.clock.monotonic()
             if now >= deadline:
@@ -192,6 +198,9 @@ class Follower:
                         limit=PAGE_SIZE,
                     ),
                 )
+            except FATAL_ERRORS as exc:
+                self._stop(exc)
+                return seen
             except (ApiError, OutcomeUnknown, NotSent):
                 return seen  # the stragglers get a GET each
             self.status_requests += 1
@@ -216,6 +225,10 @@ class Follower:
                     job_id=tracked.job_id,
                 ),
             )
+        except FATAL_ERRORS as exc:
+            self.status_requests += 1
+            self._stop(exc)
+            return
         except NotFound:
             self.status_requests += 1
             self._anomaly(tracked, "404 for a job this run created")
@@ -349,6 +362,18 @@ class Follower:
             if not (tracked.terminal or tracked.gone):
                 self.timed_out.append(tracked.job_id)
                 self._anomaly(tracked, "TIMEOUT: not terminal when following stopped")
+
+    def _stop(self, exc: Exception) -> None:
+        """A poll was refused for the whole run (a bad key, not the API): stop following."""
+        if self.stopped is None:
+            self.stopped = f"{type(exc).__name__}: {exc}"
+            if self.on_fatal is not None:
+                self.on_fatal(self.stopped)
+
+    def _leave_unfollowed(self, why: str) -> None:
+        for tracked in self.jobs.values():
+            if not (tracked.terminal or tracked.gone):
+                self._anomaly(tracked, why)
 
 
 def _epoch(text: str | None) -> float | None:

@@ -15,6 +15,7 @@ import anyio
 
 from runner.api import MentionLabClient, Reply
 from runner.errors import (
+    AnswerOutOfBounds,
     ApiError,
     AuthError,
     NotFound,
@@ -82,7 +83,7 @@ async def resolve_query_counts(
                     limit=1,
                 ),
             )
-        except (Unreachable, NotTheApi):
+        except (Unreachable, NotTheApi, AnswerOutOfBounds):
             raise
         except (ApiError, OutcomeUnknown, NotSent) as exc:
             problems.append(_problem(action, exc))

@@ -129,6 +129,7 @@ async def execute(  # noqa: PLR0913 - the run's collaborators are injected
         rng=rng,
         options=options.follow,
         progress=engine.progress,
+        on_fatal=engine.stop,
     )
     if options.wait:
         engine.on_job = follower.add

@@ -5,10 +5,12 @@ from __future__ import annotations
 import random
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 from runner.api import MentionLabClient
 from runner.clock import LoopClock
 from runner.engine import EngineOptions
@@ -73,6 +75,8 @@ class Harness:
     server_epoch: float = 1_790_000_000.0
     client_epoch: float = 1_790_000_000.0
     seed: int = 7
+    # Around the sandbox's transport, for the few cases the sandbox cannot express.
+    wrap: Callable[[httpx.AsyncBaseTransport], httpx.AsyncBaseTransport] | None = None
 
     def __post_init__(self) -> None:
         self.sandbox = Sandbox(self.config, clock=LoopClock(self.server_epoch))
@@ -81,10 +85,11 @@ class Harness:
         self.run_id: str | None = None
 
     def client(self, api_key: str = API_KEY) -> MentionLabClient:
+        transport = self.sandbox.transport()
         return MentionLabClient(
             api_key=api_key,
             base_url="https://api.mentionlab.io",
-            transport=self.sandbox.transport(),
+            transport=transport if self.wrap is None else self.wrap(transport),
         )
 
     def start(self, actions: list[Action]) -> str:

@@ -27,6 +27,7 @@ from runner import __version__
 from runner.api.models import CachedJob, Job, JobPage, ProjectInfo, QueryPage
 from runner.endpoints import API_KEY_ENV, DEFAULT_BASE_URL
 from runner.errors import (
+    AnswerOutOfBounds,
     ApiError,
     AuthError,
     ConfigError,
@@ -344,7 +345,7 @@ class MentionLabClient:
                     await response.aclose()
             except httpx.HTTPError as exc:
                 raise self._transport_error(exc, what) from exc
-        raise OutcomeUnknown(
+        raise AnswerOutOfBounds(
             f"{what}: no whole answer within {deadline:g} s; it may have been processed"
         )
 
@@ -376,7 +377,7 @@ class MentionLabClient:
         """The whole body, or OutcomeUnknown as soon as it passes the size cap."""
         cap = self._options.max_body_bytes
         declared = response.headers.get("content-length", "")
-        too_large = OutcomeUnknown(
+        too_large = AnswerOutOfBounds(
             f"{what}: HTTP {response.status_code}: the body passed {cap:,} bytes and was not "
             "read; it may have been processed"
         )

@@ -19,6 +19,7 @@ import click
 
 from runner.endpoints import API_KEY_ENV
 from runner.errors import (
+    AnswerOutOfBounds,
     AuthError,
     BudgetExceeded,
     ConfigError,
@@ -49,7 +50,7 @@ def exit_code_for(error: MlrunError) -> ExitCode:
         return ExitCode.BUDGET_REFUSED
     if isinstance(error, RunInterrupted):
         return ExitCode.INTERRUPTED
-    if isinstance(error, AuthError | QuotaExhausted | Unreachable | NotTheApi):
+    if isinstance(error, AuthError | QuotaExhausted | Unreachable | NotTheApi | AnswerOutOfBounds):
         return ExitCode.FATAL_API
     return ExitCode.ACTION_FAILED
 

@@ -441,7 +441,8 @@ class RunInfo:
     def fatal_stop(self) -> bool:
         """True when the run was refused as a whole: bad key, no access, no credits, not the API."""
         reason = self.stop_reason or ""
-        return any(name in reason for name in ("AuthError", "QuotaExhausted", "NotTheApi"))
+        fatal = ("AuthError", "QuotaExhausted", "NotTheApi", "AnswerOutOfBounds")
+        return any(name in reason for name in fatal)
 
     def to_json(self) -> dict[str, Any]:
         """The ``run`` object."""
@@ -494,8 +495,9 @@ class Report:
 
         Precedence, first match wins (the most urgent thing for a human to act on):
 
-        1. ``FATAL_API`` (5): the engine stopped on AuthError/QuotaExhausted/NotTheApi: fix the
-           key or the base URL first;
+        1. ``FATAL_API`` (5): the run stopped on a refused key, no credits, or a server that
+           does not answer as the API (NotTheApi, AnswerOutOfBounds): fix the key or the base
+           URL first;
         2. ``BUDGET_REFUSED`` (4): the budget refused the plan;
         3. ``INTERRUPTED`` (3): the run was interrupted, or an action is TIMEOUT or RUNNING:
            the run is resumable, and resuming may still turn failures into results;

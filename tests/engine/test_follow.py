@@ -6,9 +6,13 @@ import statistics
 from datetime import datetime
 from pathlib import Path
 
+import anyio
+import httpx
 import pytest
+from runner.exitcodes import ExitCode
 from runner.forecast import Cohort, Sighting, expected_cost, hypotheses, next_look
 from runner.ratelimit import Window
+from runner.report import build_report
 from runner.sandbox import SandboxConfig
 from runner.sandbox.ratelimit import RateLimitPolicy
 
@@ -120,3 +124,33 @@ async def test_following_costs_under_three_reads_a_job_and_notices_the_end_promp
     # the median job 0.003 to 0.036. Before the poll reserve the mean was 0.84.
     assert statistics.median(ratios) <= 0.05
     assert statistics.fmean(ratios) <= 0.20
+
+
+class _RevokedAfterTriggers(httpx.AsyncBaseTransport):
+    """The sandbox until ``triggers`` triggers were answered; then the key is refused (401)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, triggers: int) -> None:
+        self.inner, self.left = inner, triggers
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.left <= 0:
+            body = {"statusCode": 401, "message": "Invalid API key", "error": "Unauthorized"}
+            return httpx.Response(401, json=body, request=request)
+        response = await self.inner.handle_async_request(request)
+        if request.url.path.endswith("/trigger"):
+            self.left -= 1
+        return response
+
+
+@pytest.mark.anyio
+async def test_a_key_refused_while_following_stops_the_run_at_once(tmp_path: Path) -> None:
+    actions = job_actions(5)
+    harness = Harness(tmp_path, wrap=lambda inner: _RevokedAfterTriggers(inner, len(actions)))
+    started = anyio.current_time()
+    summary = await harness.run(actions)
+    assert summary.stop_reason is not None
+    assert "AuthError" in summary.stop_reason
+    assert anyio.current_time() - started < 600  # not an hour of polls backing off (virtual)
+    assert harness.run_id is not None
+    report = build_report(harness.ledger, harness.run_id, env={})
+    assert report.exit_code() == ExitCode.FATAL_API
