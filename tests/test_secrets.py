@@ -315,3 +315,13 @@ def test_keys_echoed_in_400_and_401_bodies_reach_no_output_report_or_ledger(
     assert b"Validation failed; API key: ml_live_***" in stderr["400 stderr"] + b"".join(
         data for _, data in transcript.files()
     )
+
+
+def test_click_s_own_usage_errors_mask_the_key(tmp_path: Path) -> None:
+    key = "ml_live_" + "odd.key+/=" + "0123456789"
+    for args in (("apply", f"--{key}", "m.yaml"), ("apply", "--select", key, "--nope")):
+        result = run_mlrun(*args, cwd=tmp_path, env={"MENTIONLAB_API_KEY": key})
+        assert result.returncode == 2, result.stderr
+        assert "No such option" in result.stderr
+        assert key not in result.stderr + result.stdout
+        assert "odd.key" not in result.stderr + result.stdout

@@ -7,7 +7,9 @@ and ``mlrun --help`` stay fast (no httpx, jsonschema or yaml import).
 from __future__ import annotations
 
 import importlib
+import io
 import signal
+import sys
 from types import FrameType
 from typing import Any
 
@@ -29,7 +31,30 @@ _COMMANDS: dict[str, str] = {
 
 
 class LazyGroup(click.Group):
-    """A click group whose subcommands are imported when they are invoked."""
+    """A click group whose subcommands are imported when they are invoked.
+
+    Its ``main`` renders click's own usage errors through the same mask as every other message
+    (``mlrun apply --ml_live_…`` must not print the key back).
+    """
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            result = super().main(*args, **{**kwargs, "standalone_mode": False})
+        except click.exceptions.Exit as done:
+            sys.exit(done.exit_code)
+        except click.ClickException as error:
+            from runner.cli._common import mask  # noqa: PLC0415 - only when there is an error
+
+            shown = io.StringIO()
+            error.show(file=shown)
+            sys.stderr.write(mask(shown.getvalue()))
+            sys.exit(error.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        if isinstance(result, int):
+            sys.exit(result)
+        sys.exit(0)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *_COMMANDS})

@@ -55,9 +55,14 @@ def exit_code_for(error: MlrunError) -> ExitCode:
     return ExitCode.ACTION_FAILED
 
 
+def mask(text: str) -> str:
+    """``text`` with the API key of the environment and any ``ml_live_…`` token masked."""
+    return Redactor([os.environ.get(API_KEY_ENV, "").strip()])(text)
+
+
 def echo_err(message: str) -> None:
-    """Write ``message`` to stderr, with the API key and any ``ml_live_…`` token masked."""
-    click.echo(Redactor([os.environ.get(API_KEY_ENV, "").strip()])(message), err=True)
+    """Write ``message`` to stderr, masked (:func:`mask`)."""
+    click.echo(mask(message), err=True)
 
 
 def exit_on_error(func: Callable[P, R]) -> Callable[P, R]:
