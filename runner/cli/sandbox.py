@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -144,4 +145,8 @@ def serve(
         """    --data '{"aiModels":["gpt-4.1-mini"],"executionCount":1}'"""
     )
     click.echo(f"  curl -s {url}/_sandbox/truth")
+    # uvicorn stops on SIGINT/SIGTERM itself, then raises the signal again for the process's
+    # own handler: the default one, so a stopped server ends quietly, as servers do.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     run_server(config, host, port, log_level=log_level)
