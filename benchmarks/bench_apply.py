@@ -46,9 +46,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import anyio
-from runner.engine import EngineOptions
 from runner.ratelimit import Window
-from runner.run import RunOptions
+from runner.run.engine import EngineOptions
+from runner.run.execute import RunOptions
 
 from baselines import ClientResult, bare_loop, leaky_bucket, naive
 from served import (

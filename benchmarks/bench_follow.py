@@ -1,7 +1,7 @@
 """Following N jobs to a terminal status (issue 6): status requests per job, lateness.
 
 ``runner.run.execute`` (``wait=True``) triggers N jobs and follows them with
-``runner.follow.Follower`` against the sandbox, under the documented limits (10/s, 300/min,
+``runner.run.follow.Follower`` against the sandbox, under the documented limits (10/s, 300/min,
 10,000/h) and the enterprise ones (100/s, 3,000/min, 100,000/h), with production defaults
 (concurrency 8, ``FollowOptions()``: 2 s to 120 s between looks, the limiter's slow start) and the
 ledger on disk. This one runs **in process, in virtual time** (trio's ``MockClock`` through anyio,
@@ -40,16 +40,16 @@ from pathlib import Path
 import anyio
 from runner.api import MentionLabClient
 from runner.clock import LoopClock
-from runner.engine import EngineOptions
-from runner.follow import FollowOptions
-from runner.ledger import Ledger
 from runner.manifest.model import Endpoint
 from runner.plan import Action, Plan
 from runner.ratelimit import RateLimiter, Window
-from runner.run import RunOptions, RunSummary, execute, run_metadata, start_run
+from runner.run.engine import EngineOptions
+from runner.run.execute import RunOptions, RunSummary, execute, run_metadata, start_run
+from runner.run.follow import FollowOptions
+from runner.run.target import Target
 from runner.sandbox import Sandbox, SandboxConfig
 from runner.sandbox.ratelimit import RateLimitPolicy
-from runner.target import Target
+from runner.store import Ledger
 
 from served import ORG, ledger_dir, machine, table
 
@@ -107,7 +107,7 @@ async def follow_run(
     plan = Plan(actions=tuple(plan_actions), manifest_digest="bench-follow")
     meta = run_metadata({})
     run_id = start_run(ledger, plan, clock=clock, target=Target("https://sandbox", KEY), meta=meta)
-    # as `mlrun apply` builds it (runner.apply.make_limiter): a slow start, one probe first
+    # as `mlrun apply` builds it (runner.run.apply.make_limiter): a slow start, one probe first
     limiter = RateLimiter(
         list(LIMITS[limits]), clock=clock, concurrency=CONCURRENCY, probe_first=True
     )

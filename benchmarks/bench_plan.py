@@ -2,8 +2,8 @@
 
 Run from the repository root:  python benchmarks/bench_plan.py [--remote 1000] [--offline 5000]
 
-1. Remote: the plan of a ``--remote``-project manifest against the in-process sandbox, through the
-   production path (``runner.apply._prepare``: the run's limiter, the documented rate limits), in
+1. Remote: the plan of a ``--remote``-project manifest against the in-process sandbox, through
+   the production path (``runner.run.apply._prepare``: the run's limiter, the documented limits), in
    virtual time (trio's MockClock). The sandbox's ground truth counts the requests: at most one
    per project (the queries list with ``limit=1`` gives the count; no pages are needed).
 2. Offline: the whole ``mlrun plan --offline -o plan.json --format markdown`` of a
@@ -28,13 +28,13 @@ from pathlib import Path
 
 import anyio
 from runner.api import MentionLabClient
-from runner.apply import ApplyRequest, _prepare
 from runner.clock import LoopClock
 from runner.manifest import Manifest, load_manifest
 from runner.plan import build_plan
-from runner.planfile import PlanFile, write_plan_file
+from runner.plan.planfile import PlanFile, write_plan_file
 from runner.ratelimit import RateLimiter, Window
 from runner.report.plan import render_plan_markdown, render_plan_text
+from runner.run.apply import ApplyRequest, _prepare
 from runner.sandbox import Sandbox, SandboxConfig
 from trio.testing import MockClock
 

@@ -26,15 +26,15 @@ from typing import Any
 import httpx
 from runner.api import ClientOptions, MentionLabClient
 from runner.clock import Clock, SystemClock
-from runner.engine import RunProgress
-from runner.ledger import Ledger
 from runner.manifest.model import Endpoint
 from runner.plan import Action, Plan
 from runner.ratelimit import LimiterStats, RateLimiter, Window
-from runner.run import RunOptions, RunSummary, execute, run_metadata, start_run
+from runner.run.engine import RunProgress
+from runner.run.execute import RunOptions, RunSummary, execute, run_metadata, start_run
+from runner.run.target import Target
 from runner.sandbox.ratelimit import RateLimitPolicy, SlidingLog
 from runner.sandbox.truth import key_fingerprint
-from runner.target import Target
+from runner.store import Ledger
 
 ORG = "0190c5a2-0000-7000-8000-0000000000b1"
 PROJECT = "fedcba98-7654-3210-fedc-ba9876543210"
@@ -181,7 +181,7 @@ async def run_engine(
         plan = Plan(actions=tuple(actions), manifest_digest="bench")
         meta = run_metadata({}, wait=options.wait)
         run_id = start_run(ledger, plan, clock=clock, target=Target(url, key), meta=meta)
-        # as `mlrun apply` builds it (runner.apply.make_limiter): a slow start, one probe first
+        # as `mlrun apply` builds it (runner.run.apply.make_limiter): a slow start, one probe first
         limiter = RateLimiter(list(windows), clock=clock, concurrency=concurrency, probe_first=True)
         progress = RunProgress()
         client_options = ClientOptions(max_connections=concurrency)

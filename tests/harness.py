@@ -13,15 +13,15 @@ from typing import Any
 import httpx
 from runner.api import MentionLabClient
 from runner.clock import LoopClock
-from runner.engine import EngineOptions
-from runner.follow import FollowOptions
-from runner.ledger import ActionState, Ledger
 from runner.manifest.model import Endpoint
 from runner.plan import Action, Plan
 from runner.ratelimit import RateLimiter, Window
-from runner.run import RunOptions, RunSummary, execute, run_metadata, start_run
+from runner.run.engine import EngineOptions
+from runner.run.execute import RunOptions, RunSummary, execute, run_metadata, start_run
+from runner.run.follow import FollowOptions
+from runner.run.target import Target
 from runner.sandbox import Sandbox, SandboxConfig
-from runner.target import Target
+from runner.store import ActionState, Ledger
 
 API_KEY = "ml_live_" + "test0123456789abcdef"
 ORG = "0190c5a2-0000-7000-8000-000000000001"

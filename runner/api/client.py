@@ -6,7 +6,7 @@ translated here: what provably never left is :class:`NotSent`; what may have bee
 :class:`OutcomeUnknown`, and so is a body past ``max_body_bytes`` or a request past
 ``total_timeout``. Error statuses become :class:`ApiError` subclasses, an answer that cannot be
 the API's (a redirect, a success that is not JSON) :class:`NotTheApi`. Every text a server sends
-passes through one :class:`~runner.report.redact.Redactor` holding the API key before anything
+passes through one :class:`~runner.redact.Redactor` holding the API key before anything
 stores or prints it (docs/architecture.md, "The HTTP stack").
 """
 
@@ -43,7 +43,7 @@ from runner.errors import (
     ServiceUnavailable,
 )
 from runner.ratelimit.headers import RateLimitInfo, parse_rate_limit_headers
-from runner.report.redact import Redactor, safe_url
+from runner.redact import Redactor, safe_url
 
 T = TypeVar("T")
 

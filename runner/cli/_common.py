@@ -36,7 +36,7 @@ from runner.errors import (
     collapse,
 )
 from runner.exitcodes import ExitCode
-from runner.report.redact import Redactor
+from runner.redact import Redactor
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -1,4 +1,4 @@
-"""``mlrun apply``: thin edge over :mod:`runner.apply`."""
+"""``mlrun apply``: thin edge over :mod:`runner.run.apply`."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
-    from runner.progress import ViewOptions
-    from runner.shard import Shard
+    from runner.plan.shard import Shard
+    from runner.run.progress import ViewOptions
 
 from runner.cli._common import echo_err, exit_on_error
 from runner.cli.options import (
@@ -140,12 +140,12 @@ def apply(
       mlrun apply manifests/ --select team=growth --concurrency 4
       mlrun apply --resume
     """
-    from runner.annotations import GitHubOutput  # noqa: PLC0415 - keep `mlrun --help` fast
-    from runner.apply import ApplyRequest  # noqa: PLC0415
-    from runner.apply import apply as run_apply  # noqa: PLC0415
+    from runner.cli.github import GitHubOutput  # noqa: PLC0415 - keep `mlrun --help` fast
     from runner.errors import BudgetExceeded, UsageError  # noqa: PLC0415
     from runner.exitcodes import ExitCode  # noqa: PLC0415
     from runner.plan import Selection  # noqa: PLC0415
+    from runner.run.apply import ApplyRequest  # noqa: PLC0415
+    from runner.run.apply import apply as run_apply  # noqa: PLC0415
 
     if not paths and resume is None:
         raise UsageError("give the manifest PATHs to apply, or --resume")
@@ -224,7 +224,7 @@ def _confirm(question: str) -> bool:
 
 def _shard(spec: str | None) -> Shard | None:
     """``--shard I/N`` parsed; None without the option."""
-    from runner.shard import Shard  # noqa: PLC0415
+    from runner.plan.shard import Shard  # noqa: PLC0415
 
     return None if spec is None else Shard.parse(spec)
 
@@ -235,7 +235,7 @@ def _echo_lines(lines: list[str]) -> None:
 
 
 def _view_options(progress: bool | None, verbose: bool) -> ViewOptions:
-    from runner.progress import ViewOptions  # noqa: PLC0415
+    from runner.run.progress import ViewOptions  # noqa: PLC0415
 
     live = sys.stderr.isatty() if progress is None else progress
     return ViewOptions(live=live, color=live and _colors_allowed(), verbose=verbose)

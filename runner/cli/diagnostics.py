@@ -126,7 +126,7 @@ def render_github(outcome: Outcome) -> str:
 
 def github_annotation(diagnostic: Diagnostic) -> str:
     """A workflow command: ``::error file=...,line=...,col=...,title=mlrun validate::message``."""
-    from runner.annotations import Annotation  # noqa: PLC0415 - only for --format github
+    from runner.cli.github import Annotation  # noqa: PLC0415 - only for --format github
     from runner.manifest.model import SourceRef  # noqa: PLC0415
 
     message = text_lines(diagnostic)[0].split(f"{diagnostic.severity}: ", 1)[1]

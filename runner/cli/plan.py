@@ -1,5 +1,5 @@
-"""``mlrun plan``: thin edge over :mod:`runner.apply` (planning), :mod:`runner.planfile` (the saved
-plan) and :mod:`runner.report.plan` (rendering)."""
+"""``mlrun plan``: thin edge over :mod:`runner.run.apply` (planning),
+:mod:`runner.plan.planfile` (the saved plan) and :mod:`runner.report.plan` (rendering)."""
 
 from __future__ import annotations
 
@@ -26,9 +26,9 @@ from runner.endpoints import BASE_URL_ENV, DEFAULT_BASE_URL, SANDBOX_URL
 
 if TYPE_CHECKING:  # imported when the command runs, so `mlrun --help` stays fast
     from runner.plan import Plan, Selection
-    from runner.planfile import PlanFile
-    from runner.remote import ProjectProblem
-    from runner.shard import Shard
+    from runner.plan.planfile import PlanFile
+    from runner.plan.remote import ProjectProblem
+    from runner.plan.shard import Shard
 
 
 @click.command()
@@ -86,12 +86,12 @@ def plan(
       mlrun plan examples/quickstart.yaml --offline
       mlrun plan manifests/ --changed-since origin/main --format markdown > plan.md
     """
-    from runner.annotations import GitHubOutput  # noqa: PLC0415 - keep `mlrun --help` fast
+    from runner.cli.github import GitHubOutput  # noqa: PLC0415 - keep `mlrun --help` fast
     from runner.errors import UsageError  # noqa: PLC0415
     from runner.plan import Selection  # noqa: PLC0415
-    from runner.planfile import read_saved_plan, write_plan_file  # noqa: PLC0415
+    from runner.plan.planfile import read_saved_plan, write_plan_file  # noqa: PLC0415
+    from runner.plan.shard import Shard  # noqa: PLC0415
     from runner.report.plan import render_plan  # noqa: PLC0415
-    from runner.shard import Shard  # noqa: PLC0415
 
     if not paths:
         raise UsageError("give the manifest PATHs to plan")
@@ -135,7 +135,7 @@ class _Asked:
     def plan_file(
         self, plan: Plan, *, offline: bool, problems: tuple[ProjectProblem, ...] = ()
     ) -> PlanFile:
-        from runner.planfile import PlanFile  # noqa: PLC0415
+        from runner.plan.planfile import PlanFile  # noqa: PLC0415
 
         return PlanFile(
             plan=plan,
@@ -149,7 +149,7 @@ class _Asked:
 
 def _offline_plan(asked: _Asked) -> PlanFile:
     """The manifest's plan, without importing the API client that an offline plan never uses."""
-    from runner.planning import local_plan  # noqa: PLC0415
+    from runner.plan.local import local_plan  # noqa: PLC0415
 
     plan, _settings = local_plan(
         asked.paths, asked.selection, changed_since=asked.changed_since, shard=asked.shard
@@ -164,7 +164,7 @@ def _remote_plan(
     concurrency: int | None,
     env: Mapping[str, str],
 ) -> PlanFile:
-    from runner.apply import ApplyRequest, plan_only  # noqa: PLC0415
+    from runner.run.apply import ApplyRequest, plan_only  # noqa: PLC0415
 
     request = ApplyRequest(
         paths=asked.paths,
@@ -180,8 +180,8 @@ def _remote_plan(
 
 
 def _target(sandbox: bool, base_url: str | None, env: Mapping[str, str]) -> str:
-    """The API the plan is for, as ``runner.apply.make_client`` picks it."""
-    from runner.report.redact import safe_url  # noqa: PLC0415
+    """The API the plan is for, as ``runner.run.apply.make_client`` picks it."""
+    from runner.redact import safe_url  # noqa: PLC0415
 
     if sandbox:
         return SANDBOX_URL

@@ -1,6 +1,6 @@
 """``mlrun runs``, ``mlrun report [show] RUN``, ``mlrun report merge``, ``mlrun status RUN``.
 
-Thin edges over :mod:`runner.status` (past runs in the ledger) and :mod:`runner.report.merge`.
+Thin edges over :mod:`runner.run.status` (past runs in the ledger) and :mod:`runner.report.merge`.
 ``report`` is a group whose default command is ``show``: ``mlrun report last`` and
 ``mlrun report show last`` are the same; ``mlrun report merge`` combines shard reports.
 """
@@ -55,8 +55,8 @@ def runs(state_dir: Path | None, output: str, limit: int) -> None:
 
     For each: run id, start, status, actions and their outcomes, and the run's exit code.
     """
-    from runner.ledger import default_ledger_path  # noqa: PLC0415 - fast --help
-    from runner.status import list_runs  # noqa: PLC0415
+    from runner.run.status import list_runs  # noqa: PLC0415
+    from runner.store import default_ledger_path  # noqa: PLC0415 - fast --help
 
     path = _ledger_path(state_dir) or default_ledger_path()
     lines = list_runs(path, limit=limit, env=os.environ) if path.exists() else []
@@ -144,7 +144,7 @@ def show(
     --output-dir and the summary names them.
     """
     from runner.report import render_text, write_reports  # noqa: PLC0415 - fast --help
-    from runner.status import existing_ledger, past_report, report_directory  # noqa: PLC0415
+    from runner.run.status import existing_ledger, past_report, report_directory  # noqa: PLC0415
 
     rendered, record = past_report(existing_ledger(_ledger_path(state_dir)), run, env=os.environ)
     files: list[Path] = []
@@ -248,7 +248,7 @@ def status(
     --format) and prints the summary. Exits with the run's exit code.
     """
     from runner.report import render_text  # noqa: PLC0415 - fast --help
-    from runner.status import StatusRequest, refresh_status  # noqa: PLC0415
+    from runner.run.status import StatusRequest, refresh_status  # noqa: PLC0415
 
     request = StatusRequest(
         run=run,

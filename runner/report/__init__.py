@@ -13,10 +13,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-# Eager, and first: ``redact`` names both a submodule and its function; importing the submodule
-# binds the package attribute to the module, and this import binds it back to the function.
-from runner.report.redact import redact, safe_url
-
 if TYPE_CHECKING:
     from runner.report.build import build_report
     from runner.report.environment import CiInfo, ci_info
@@ -57,12 +53,10 @@ __all__ = [
     "Report",
     "build_report",
     "ci_info",
-    "redact",
     "render_json",
     "render_junit",
     "render_markdown",
     "render_text",
-    "safe_url",
     "write_reports",
 ]
 

@@ -14,16 +14,8 @@ from typing import Any, TypeVar
 
 import runner
 from runner.catalog import Catalog, default_catalog
-from runner.ledger import (
-    ActionRecord,
-    ActionState,
-    AttemptRecord,
-    JobRecord,
-    Ledger,
-    RunRecord,
-    RunStatus,
-)
 from runner.plan import Action
+from runner.redact import redact, redact_optional, safe_url
 from runner.report.environment import CI_VARIABLES, CiInfo, ci_info
 from runner.report.model import (
     Ambiguity,
@@ -38,7 +30,15 @@ from runner.report.model import (
     RunInfo,
 )
 from runner.report.reconcile import CACHED_ENDPOINT, compute_totals, reconcile
-from runner.report.redact import redact, redact_optional, safe_url
+from runner.store import (
+    ActionRecord,
+    ActionState,
+    AttemptRecord,
+    JobRecord,
+    Ledger,
+    RunRecord,
+    RunStatus,
+)
 
 Event = tuple[float, str, str | None, dict[str, Any]]
 T = TypeVar("T")

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from runner.report.redact import safe_url
+from runner.redact import safe_url
 
 Env = Mapping[str, str]
 

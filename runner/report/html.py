@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from runner.redact import redact
 from runner.report._format import (
     EXIT_MEANINGS,
     duration,
@@ -26,7 +27,6 @@ from runner.report._format import (
     ok_count,
 )
 from runner.report.model import ActionResult, Outcome, Report, Tally
-from runner.report.redact import redact
 
 MAX_TABLE_ROWS = 5_000  # beyond this the page gets slow; report.json has every action
 MAX_CHART_ROWS = 40

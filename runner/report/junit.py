@@ -13,8 +13,8 @@ from collections.abc import Sequence
 # Only builds XML from our own values; nothing untrusted is parsed here.
 from xml.etree import ElementTree as ET
 
+from runner.redact import redact
 from runner.report.model import ActionResult, Outcome, Report
-from runner.report.redact import redact
 
 _SKIPPED = frozenset({Outcome.SKIPPED, Outcome.NOT_ATTEMPTED, Outcome.RUNNING})
 # Characters XML 1.0 cannot carry at all, even escaped.

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from runner.redact import redact
 from runner.report._format import (
     duration,
     execution_cells,
@@ -25,7 +26,6 @@ from runner.report._format import (
     shorten,
 )
 from runner.report.model import ActionResult, Report, Tally
-from runner.report.redact import redact
 
 GITHUB_COMMENT_LIMIT = 65_536
 DEFAULT_LIMIT = 65_000  # a margin under GitHub's limit for whatever wraps the comment

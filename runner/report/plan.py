@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 from runner.exitcodes import ExitCode
 from runner.plan import Action, BudgetVerdict, Plan, Skip, model_counts
-from runner.planfile import PlanFile, iso_utc
+from runner.plan.planfile import PlanFile, iso_utc
+from runner.redact import redact
 from runner.report._format import number, shorten
 from runner.report.markdown import DEFAULT_LIMIT, cell
-from runner.report.redact import redact
 
-if TYPE_CHECKING:  # runner.remote imports the HTTP client, which an offline plan never needs
-    from runner.changes import PlanChanges
-    from runner.remote import ProjectProblem
+if TYPE_CHECKING:  # runner.plan.remote imports the HTTP client, which an offline plan never needs
+    from runner.plan.changes import PlanChanges
+    from runner.plan.remote import ProjectProblem
 
 FORMATS = ("text", "json", "markdown")
 PLAN_EXIT_MEANINGS = {

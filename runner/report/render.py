@@ -15,11 +15,11 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from runner.errors import ConfigError, UsageError
+from runner.redact import redact
 from runner.report.html import render_html
 from runner.report.junit import render_junit
 from runner.report.markdown import render_markdown
 from runner.report.model import Report
-from runner.report.redact import redact
 from runner.report.text import render_text
 
 __all__ = [

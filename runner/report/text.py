@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from runner.redact import redact
 from runner.report._format import (
     duration,
     execution_cells,
@@ -17,7 +18,6 @@ from runner.report._format import (
     shorten,
 )
 from runner.report.model import ActionResult, Outcome, Report, Tally
-from runner.report.redact import redact
 
 _RED, _YELLOW, _GREEN, _BOLD, _RESET = "\033[31m", "\033[33m", "\033[32m", "\033[1m", "\033[0m"
 _COLORS = {

@@ -16,9 +16,9 @@ import httpx
 import pytest
 from runner.api import MentionLabClient
 from runner.exitcodes import ExitCode
-from runner.ledger import ActionState
 from runner.report import build_report
-from runner.run import RunOptions, RunSummary, execute
+from runner.run.execute import RunOptions, RunSummary, execute
+from runner.store import ActionState
 
 from harness import Harness, job_actions
 

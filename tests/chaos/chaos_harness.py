@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
-from runner.ledger import ActionState
 from runner.plan import Action
 from runner.ratelimit import RateLimiter
 from runner.report import build_report
+from runner.store import ActionState
 
 from harness import Harness
 

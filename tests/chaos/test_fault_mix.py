@@ -13,10 +13,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from runner.engine import EngineOptions
-from runner.follow import FollowOptions
-from runner.ledger import ActionState
+from runner.run.engine import EngineOptions
+from runner.run.follow import FollowOptions
 from runner.sandbox import Faults, Latency, SandboxConfig
+from runner.store import ActionState
 
 from chaos.chaos_harness import ChaosHarness
 from chaos.chaos_support import record

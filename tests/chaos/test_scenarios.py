@@ -18,13 +18,13 @@ import anyio
 import httpx
 import pytest
 from runner.api import MentionLabClient
-from runner.engine import EngineOptions
 from runner.errors import LedgerError
-from runner.follow import FollowOptions
-from runner.ledger import ActionState, Ledger
 from runner.ratelimit import Window
+from runner.run.engine import EngineOptions
+from runner.run.follow import FollowOptions
 from runner.sandbox import Change, Faults, Latency, RateLimitPolicy, SandboxConfig
 from runner.sandbox import Window as ServerWindow
+from runner.store import ActionState, Ledger
 
 from chaos.chaos_harness import ChaosHarness
 from chaos.chaos_support import record

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from runner.exitcodes import ExitCode
-from runner.ledger import Ledger
+from runner.store import Ledger
 
 from chaos.chaos_support import clean_env, mlrun_command, start_served_sandbox, write_manifest
 

@@ -13,8 +13,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from runner.engine import Outage, ProjectProgress, RunProgress
-from runner.progress import ProgressView, ViewOptions
+from runner.run.engine import Outage, ProjectProgress, RunProgress
+from runner.run.progress import ProgressView, ViewOptions
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "examples" / "quickstart.yaml"

@@ -10,13 +10,13 @@ import anyio
 import httpx
 import pytest
 from runner.api import MentionLabClient
-from runner.engine import EngineOptions
-from runner.ledger import ActionState
 from runner.ratelimit import RateLimiter
-from runner.run import RunOptions, execute
+from runner.run.engine import EngineOptions
+from runner.run.execute import RunOptions, execute
 from runner.sandbox import Faults, SandboxConfig
 from runner.sandbox.config import Change
 from runner.sandbox.faults import Latency
+from runner.store import ActionState
 
 from harness import API_KEY, Harness, cached_action, job_actions
 

@@ -10,9 +10,9 @@ import anyio
 import httpx
 import pytest
 from runner.exitcodes import ExitCode
-from runner.forecast import Cohort, Sighting, expected_cost, hypotheses, next_look
 from runner.ratelimit import Window
 from runner.report import build_report
+from runner.run.forecast import Cohort, Sighting, expected_cost, hypotheses, next_look
 from runner.sandbox import SandboxConfig
 from runner.sandbox.ratelimit import RateLimitPolicy
 

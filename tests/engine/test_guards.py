@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from runner.engine import EngineOptions, idempotency_key
 from runner.errors import LedgerError
-from runner.ledger import ActionState, Ledger
+from runner.run.engine import EngineOptions, idempotency_key
 from runner.sandbox import Faults, SandboxConfig
+from runner.store import ActionState, Ledger
 
 from harness import Harness, job_actions
 
@@ -71,7 +71,7 @@ def test_a_second_run_on_the_same_ledger_is_refused_clearly(tmp_path: Path) -> N
 
 HOLD_LOCK = """
 import sys, time
-from runner.ledger import Ledger
+from runner.store import Ledger
 ledger = Ledger.open(sys.argv[1])
 ledger.lock()
 print("locked", flush=True)

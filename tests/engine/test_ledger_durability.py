@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from runner.errors import LedgerError
-from runner.ledger import ActionState, Ledger
 from runner.plan import Plan
+from runner.store import ActionState, Ledger
 
 from harness import job_actions
 

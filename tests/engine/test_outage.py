@@ -24,9 +24,7 @@ import anyio
 import httpx
 import pytest
 from runner.api import JobPage, MentionLabClient, Reply
-from runner.apply import ApplyRequest, _prepare
 from runner.clock import LoopClock, SystemClock
-from runner.engine import EngineOptions, Gateway, Outage, RunProgress, Withdrawn
 from runner.errors import (
     MalformedResponse,
     NotSent,
@@ -36,13 +34,15 @@ from runner.errors import (
     ServerError,
     ServiceUnavailable,
 )
-from runner.ledger import Ledger
 from runner.plan import Plan
-from runner.progress import ProgressView, ViewOptions
 from runner.ratelimit import RateLimiter, RequestKind
-from runner.run import RunOptions, execute, run_metadata, start_run
+from runner.run.apply import ApplyRequest, _prepare
+from runner.run.engine import EngineOptions, Gateway, Outage, RunProgress, Withdrawn
+from runner.run.execute import RunOptions, execute, run_metadata, start_run
+from runner.run.progress import ProgressView, ViewOptions
+from runner.run.target import Target
 from runner.sandbox import Change, Faults, Sandbox, SandboxConfig
-from runner.target import Target
+from runner.store import Ledger
 
 from harness import API_KEY, ORG, Harness, job_actions, project_id
 from subprocesses import free_port

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from runner.engine import idempotency_key
-from runner.ledger import ActionState
+from runner.run.engine import idempotency_key
+from runner.store import ActionState
 
 from harness import Harness, job_actions
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from runner.annotations import (
+from runner.cli.github import (
     MAX_PER_LEVEL,
     Annotation,
     GitHubOutput,
@@ -22,8 +22,8 @@ from runner.annotations import (
 from runner.errors import ReportError
 from runner.manifest.model import SourceRef
 from runner.plan import Plan
-from runner.planfile import PlanFile
-from runner.remote import ProjectProblem
+from runner.plan.planfile import PlanFile
+from runner.plan.remote import ProjectProblem
 from runner.report.model import (
     ActionResult,
     Asked,

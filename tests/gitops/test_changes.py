@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from runner.changes import ChangeSet, changes_since, compare
 from runner.errors import UsageError
-from runner.ledger import Ledger
 from runner.manifest import load_manifest
 from runner.manifest.model import Project, SourceRef, TriggerSpec
+from runner.plan.changes import ChangeSet, changes_since, compare
+from runner.store import Ledger
 
 from subprocesses import ServedSandbox, start_served_sandbox
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from runner.apply import ApplyRequest, load_plan, make_limiter
 from runner.clock import SystemClock
 from runner.errors import BudgetExceeded, UsageError
 from runner.manifest.model import Endpoint, RateLimits, Settings
 from runner.plan import Action, Plan
-from runner.shard import Shard, shard_of, shard_plan, shard_rate_limits, shard_settings
+from runner.plan.shard import Shard, shard_of, shard_plan, shard_rate_limits, shard_settings
+from runner.run.apply import ApplyRequest, load_plan, make_limiter
 
 from .gitops_support import manifest, mlrun, project
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from runner.annotations import escape_data, escape_property
 from runner.cli.diagnostics import github_annotation
+from runner.cli.github import escape_data, escape_property
 from runner.errors import Diagnostic
 from runner.exitcodes import ExitCode
 

@@ -13,19 +13,19 @@ from pathlib import Path
 from typing import Any
 
 from runner.api import MentionLabClient
-from runner.apply import ApplyRequest, _prepare
 from runner.clock import LoopClock
-from runner.engine import EngineOptions
-from runner.follow import FollowOptions
-from runner.ledger import Ledger
 from runner.manifest import load_manifest
 from runner.plan import Action, Plan, Selection, Skip, build_plan
-from runner.planfile import PlanFile
+from runner.plan.planfile import PlanFile
+from runner.plan.remote import ProjectProblem
 from runner.ratelimit import RateLimiter, Window
-from runner.remote import ProjectProblem
-from runner.run import RunOptions, execute, run_metadata, start_run
+from runner.run.apply import ApplyRequest, _prepare
+from runner.run.engine import EngineOptions
+from runner.run.execute import RunOptions, execute, run_metadata, start_run
+from runner.run.follow import FollowOptions
+from runner.run.target import Target
 from runner.sandbox import RateLimitPolicy, Sandbox, SandboxConfig, World
-from runner.target import Target
+from runner.store import Ledger
 
 KEY = "ml_live_" + "planner0123456789"
 OTHER_KEY = "ml_live_" + "stranger0123456789"

@@ -12,14 +12,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from runner.apply import ApplyRequest, ApplyResult, apply, plan_only
 from runner.errors import BudgetExceeded, PlanError
-from runner.ledger import Ledger
-from runner.planfile import PlanFile, write_plan_file
+from runner.plan.planfile import PlanFile, write_plan_file
 from runner.report import render_text
 from runner.report.merge import schema_problem
 from runner.report.model import Outcome
+from runner.run.apply import ApplyRequest, ApplyResult, apply, plan_only
 from runner.sandbox import Sandbox
+from runner.store import Ledger
 
 from .plan_support import (
     KEY,

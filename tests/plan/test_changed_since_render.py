@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from runner.changes import compare
 from runner.manifest.model import Manifest, Project, TriggerSpec
 from runner.plan import Plan, Selection, build_plan
-from runner.planfile import PlanFile
+from runner.plan.changes import compare
+from runner.plan.planfile import PlanFile
 from runner.report.plan import (
     SHOWN_CHANGES,
     render_plan_json,

@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from runner.ledger import Ledger
-from runner.planfile import read_plan_file
+from runner.plan.planfile import read_plan_file
 from runner.sandbox import Sandbox
+from runner.store import Ledger
 
 from subprocesses import run_mlrun as mlrun
 
@@ -210,7 +210,8 @@ def test_an_offline_plan_does_not_load_the_runner_or_the_remote_planner(tmp_path
         f"    main(['plan', {str(QUICKSTART)!r}, '--offline', '-o', 'plan.json'])\n"
         "except SystemExit as done:\n"
         "    assert done.code == 0, done.code\n"
-        "heavy = ('runner.apply', 'runner.remote', 'runner.api', 'runner.ledger', 'httpx')\n"
+        "heavy = ('runner.run.apply', 'runner.plan.remote', 'runner.api', 'runner.store',"
+        " 'httpx')\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
     )
     result = subprocess.run(

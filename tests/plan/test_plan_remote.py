@@ -7,16 +7,16 @@ import uuid
 from pathlib import Path
 
 import pytest
-from runner.apply import ApplyRequest, _prepare
 from runner.clock import LoopClock
-from runner.engine import EngineOptions
 from runner.errors import AuthError
 from runner.exitcodes import ExitCode
 from runner.manifest import load_manifest
 from runner.plan import Selection, build_plan
-from runner.planfile import PlanFile
+from runner.plan.planfile import PlanFile
 from runner.ratelimit import RateLimiter
 from runner.report.plan import problem_line, render_plan_text
+from runner.run.apply import ApplyRequest, _prepare
+from runner.run.engine import EngineOptions
 from runner.sandbox import Faults, Sandbox, SandboxConfig
 
 from .plan_support import (

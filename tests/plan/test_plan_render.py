@@ -9,8 +9,8 @@ import pytest
 from markdown_it import MarkdownIt
 from runner.exitcodes import ExitCode
 from runner.plan import Skip
-from runner.planfile import PlanFile
-from runner.remote import ProjectProblem
+from runner.plan.planfile import PlanFile
+from runner.plan.remote import ProjectProblem
 from runner.report.plan import (
     render_plan,
     render_plan_json,

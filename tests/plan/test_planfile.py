@@ -12,7 +12,7 @@ from runner.errors import ConfigError, PlanError, UsageError
 from runner.exitcodes import ExitCode
 from runner.manifest import load_manifest
 from runner.plan import Plan, Selection, build_plan
-from runner.planfile import (
+from runner.plan.planfile import (
     DEFAULT_MAX_PLAN_AGE,
     FORMAT_VERSION,
     PlanFile,

@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runner.ledger import ActionState, Ledger, RunStatus
 from runner.manifest.model import Endpoint
 from runner.plan import Action, Plan, Skip
 from runner.report.build import asked_of
 from runner.report.model import ActionResult, Counters, Done, Durations, JobInfo, Report, RunInfo
 from runner.report.reconcile import compute_totals, reconcile
+from runner.store import ActionState, Ledger, RunStatus
 
 T0 = 1_750_000_000.0
 SECRET = "ml_live_" + "s3cr3tKEYabc_123-xyz"

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 from runner.exitcodes import ExitCode
-from runner.ledger import ActionState, RunStatus
 from runner.report import DifferenceKind, Outcome, Report, build_report
 from runner.report.model import ActionResult, Ambiguity, Durations
+from runner.store import ActionState, RunStatus
 
 from report.report_support import (
     SECRET,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from runner.report import CiInfo, ci_info, redact, safe_url
+from runner.redact import redact, safe_url
+from runner.report import CiInfo, ci_info
 
 
 @pytest.mark.parametrize(

@@ -7,10 +7,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from runner.ledger import Ledger
 from runner.plan import Plan
 from runner.report import build_report, render_json
 from runner.report.model import Report
+from runner.store import Ledger
 
 from report.report_support import (
     BASE_URL,

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from runner.ledger import ActionState, Ledger
-from runner.target import SANDBOX, Target, key_fingerprint, pinned_target
+from runner.run.target import SANDBOX, Target, key_fingerprint, pinned_target
+from runner.store import ActionState, Ledger
 
 from chaos.chaos_support import write_manifest
 from subprocesses import (

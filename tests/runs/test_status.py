@@ -7,8 +7,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from runner.ledger import ActionState, Ledger, RunStatus
-from runner.status import outstanding_jobs, refreshed_status
+from runner.run.status import outstanding_jobs, refreshed_status
+from runner.store import ActionState, Ledger, RunStatus
 
 from report.report_support import standard_scenario
 from runs.runs_support import QUICKSTART, mlrun, read_json

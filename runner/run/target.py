@@ -115,6 +115,6 @@ def _comparable(url: str) -> tuple[str, str, str]:
 
 
 def _shown(url: str) -> str:
-    from runner.report.redact import safe_url  # noqa: PLC0415 - report is a leaf package
+    from runner.redact import safe_url  # noqa: PLC0415 - report is a leaf package
 
     return safe_url(url)

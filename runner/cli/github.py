@@ -19,7 +19,7 @@ the API refused the run      error     (no file)
 GitHub shows at most 10 errors and 10 warnings per step, so each level is cut to
 :data:`MAX_PER_LEVEL`, the last line saying how many more the report holds. Messages and
 property values are escaped as the Actions toolkit does (``%``, CR, LF; and ``:`` and ``,`` in
-properties); every text passes through :func:`runner.report.redact.redact`, so no key leaks.
+properties); every text passes through :func:`runner.redact.redact`, so no key leaks.
 
 The step summary: when ``GITHUB_STEP_SUMMARY`` names a file, the run's (or the plan's) Markdown
 is appended to it; the Markdown renderers already keep it under GitHub's comment size.
@@ -38,13 +38,14 @@ from typing import TYPE_CHECKING, Literal
 
 from runner.errors import MlrunError, ReportError
 from runner.manifest.model import Manifest, SourceRef
+from runner.redact import redact
 from runner.report.model import ActionResult, Outcome, Report
-from runner.report.redact import redact
 
-if TYPE_CHECKING:  # runner.remote and runner.apply import the HTTP client: not for --offline
-    from runner.apply import ApplyResult
-    from runner.planfile import PlanFile
-    from runner.remote import ProjectProblem
+# runner.plan.remote and runner.run.apply import the HTTP client: not for --offline.
+if TYPE_CHECKING:
+    from runner.plan.planfile import PlanFile
+    from runner.plan.remote import ProjectProblem
+    from runner.run.apply import ApplyResult
 
 Level = Literal["error", "warning", "notice"]
 MAX_PER_LEVEL = 10  # GitHub displays 10 error and 10 warning annotations per step
@@ -343,7 +344,7 @@ def _apply_markdown(result: ApplyResult, paths: Sequence[str], files: Sequence[P
 
         full = next((str(f) for f in files if f.suffix == ".json"), None)
         return render_markdown(result.report, full_report_hint=full)
-    from runner.planfile import PlanFile  # noqa: PLC0415
+    from runner.plan.planfile import PlanFile  # noqa: PLC0415
     from runner.report.plan import render_plan  # noqa: PLC0415
 
     dry = PlanFile(

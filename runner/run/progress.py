@@ -7,7 +7,7 @@ else (a CI log, a pipe, ``--no-progress``) it prints one timestamped line every
 Either way, a long wait says what it is waiting for: an outage ("API unavailable since
 12:03:10 (HTTP 503); next probe in 20s"), a Retry-After pause.
 
-The view only reads :class:`~runner.engine.RunProgress` (the outage breaker publishes its state
+The view only reads :class:`~runner.run.engine.RunProgress` (the outage breaker publishes its state
 there) and the limiter's pause; it never blocks the run.
 """
 
@@ -21,7 +21,7 @@ from typing import TextIO
 
 import anyio
 
-from runner.engine import Outage, ProjectProgress, RunProgress
+from runner.run.engine import Outage, ProjectProgress, RunProgress
 
 LIVE_INTERVAL = 0.25
 PLAIN_INTERVAL = 15.0

@@ -34,7 +34,7 @@ The plan carries the differences (:class:`PlanChanges`), shown like terraform's:
     + acme-us jobs[0] model gemini-2.5-flash
     ~ acme-asia renamed from acme-apac (no trigger changed)
 
-The manifest at ``REF`` is read by :mod:`runner.gitref`.
+The manifest at ``REF`` is read by :mod:`runner.plan.gitref`.
 """
 
 from __future__ import annotations
@@ -45,9 +45,9 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from runner.gitref import manifest_at
 from runner.manifest.model import Manifest, Project, TriggerSpec
 from runner.plan import Plan, Skip, actions_for
+from runner.plan.gitref import manifest_at
 
 _NAMED = 10  # removed projects named in the summary line
 CACHED = "cachedJobs"

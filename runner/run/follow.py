@@ -6,7 +6,7 @@ Per project, the follower chooses the cheaper way to look: a sweep of ``POST /ap
 they are read, so results are deduplicated by id, and a job missing from a sweep is "not seen",
 never "gone".
 
-When to look again: :mod:`runner.forecast` picks the cheapest look from what the job's looks
+When to look again: :mod:`runner.run.forecast` picks the cheapest look from what the job's looks
 revealed (``updatedAt`` dates the start and each progress point) and the run's cohort; with no
 basis for it (no cohort yet, a job that stopped progressing) the interval backs off by full
 jitter from its age. Looks are always between ``min_interval`` and ``max_interval`` apart, never
@@ -27,12 +27,12 @@ import anyio
 
 from runner.api import Job, MentionLabClient, Reply
 from runner.clock import Clock
-from runner.engine import FATAL_ERRORS, RunProgress
 from runner.errors import ApiError, NotFound, NotSent, OutcomeUnknown
-from runner.forecast import COHORT_MIN, Cohort, Prior, Sighting, hypotheses, next_look
-from runner.ledger import Ledger
 from runner.plan import Action
 from runner.ratelimit import RequestKind
+from runner.run.engine import FATAL_ERRORS, RunProgress
+from runner.run.forecast import COHORT_MIN, Cohort, Prior, Sighting, hypotheses, next_look
+from runner.store import Ledger
 
 SWEEP_THRESHOLD = 2  # outstanding jobs of one project from which a due one is looked at by sweep
 SCOUTS = 6  # jobs followed by backoff alone until the cohort is known; the others wait for it
@@ -270,7 +270,7 @@ class Follower:
         self._learn(tracked)
 
     def _observe(self, tracked: Tracked, job: Job, now: float) -> None:
-        """What the look says about the job's start and pace (see :mod:`runner.forecast`)."""
+        """What the look says about the job's start and pace (see :mod:`runner.run.forecast`)."""
         tracked.total = job.total
         if tracked.created is None and (created := _epoch(job.created_at)) is not None:
             tracked.created = tracked.after = created

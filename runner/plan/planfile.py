@@ -34,11 +34,11 @@ from typing import TYPE_CHECKING, Any
 from runner.errors import ConfigError, PlanError, UsageError
 from runner.exitcodes import ExitCode
 from runner.plan import Plan, Selection
-from runner.report.redact import safe_url
+from runner.redact import safe_url
 
-if TYPE_CHECKING:  # runner.remote imports the HTTP client, which an offline plan never needs
+if TYPE_CHECKING:  # runner.plan.remote imports the HTTP client, which an offline plan never needs
     from runner.manifest.model import Settings
-    from runner.remote import ProjectProblem
+    from runner.plan.remote import ProjectProblem
 
 PLAN_KIND = "mlrun-plan"
 FORMAT_VERSION = 1
@@ -127,7 +127,7 @@ def problem_json(problem: ProjectProblem) -> dict[str, str]:
 
 
 def _problem(data: Mapping[str, Any]) -> ProjectProblem:
-    from runner.remote import ProjectProblem  # noqa: PLC0415 - see the imports
+    from runner.plan.remote import ProjectProblem  # noqa: PLC0415 - see the imports
 
     return ProjectProblem(
         str(data["project"]), str(data["projectId"]), str(data["kind"]), str(data["message"])

@@ -22,9 +22,7 @@ from typing import TYPE_CHECKING, TextIO, TypeVar
 import anyio
 
 from runner.api import ClientOptions, MentionLabClient
-from runner.changes import nothing_to_apply
 from runner.clock import Clock, SystemClock
-from runner.engine import EngineOptions, Gateway, RunProgress
 from runner.errors import (
     AuthError,
     BudgetExceeded,
@@ -35,19 +33,21 @@ from runner.errors import (
     UsageError,
     collapse,
 )
-from runner.follow import FollowOptions
-from runner.ledger import Ledger, RunRecord, RunStatus, default_ledger_path
 from runner.manifest.model import Settings, settings_from_json
 from runner.plan import Plan, Selection
-from runner.planfile import read_saved_plan, verify_saved_plan
-from runner.planning import local_plan
-from runner.progress import ProgressView, ViewOptions, outage_text
+from runner.plan.changes import nothing_to_apply
+from runner.plan.local import local_plan
+from runner.plan.planfile import read_saved_plan, verify_saved_plan
+from runner.plan.remote import ProjectProblem, RemoteFacts, resolve_query_counts
+from runner.plan.shard import Shard, shard_settings, split_for_shard
 from runner.ratelimit import RateLimiter, Window
-from runner.remote import ProjectProblem, RemoteFacts, resolve_query_counts
 from runner.report import Report, build_report, write_reports
-from runner.run import RunOptions, RunSummary, execute, run_metadata, start_run
-from runner.shard import Shard, shard_settings, split_for_shard
-from runner.target import SANDBOX, Target, new_target, pinned_target
+from runner.run.engine import EngineOptions, Gateway, RunProgress
+from runner.run.execute import RunOptions, RunSummary, execute, run_metadata, start_run
+from runner.run.follow import FollowOptions
+from runner.run.progress import ProgressView, ViewOptions, outage_text
+from runner.run.target import SANDBOX, Target, new_target, pinned_target
+from runner.store import Ledger, RunRecord, RunStatus, default_ledger_path
 
 if TYPE_CHECKING:
     from runner.sandbox import Sandbox
@@ -84,7 +84,7 @@ class ApplyRequest:
     report_dir: Path | None = None
     formats: tuple[str, ...] = ()  # empty: the manifest's settings.reports.formats
     max_plan_age: float | None = None  # a saved plan's; None: MLRUN_MAX_PLAN_AGE or 24 h
-    changed_since: str | None = None  # a git ref: only the projects changed since (runner.changes)
+    changed_since: str | None = None  # a git ref: only what changed since (runner.plan.changes)
     shard: Shard | None = None  # this CI job's part of the plan and of the rate budget
 
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from runner.manifest.model import Settings
 from runner.plan import Plan, Selection, build_plan
-from runner.shard import Shard, split_for_shard
+from runner.plan.shard import Shard, split_for_shard
 
 
 def local_plan(
@@ -25,7 +25,7 @@ def local_plan(
     loaded = load_manifest(paths)
     plan = build_plan(loaded.manifest, selection)
     if changed_since is not None:
-        from runner.changes import changes_since  # noqa: PLC0415 - git only when asked
+        from runner.plan.changes import changes_since  # noqa: PLC0415 - git only when asked
 
         plan = changes_since(changed_since, loaded.manifest, paths).narrow(plan)
     return split_for_shard(plan, loaded.manifest.settings, shard)

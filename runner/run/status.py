@@ -3,7 +3,7 @@
 The use cases behind ``mlrun runs``, ``mlrun report RUN`` and ``mlrun status RUN``; the CLI parses
 options and prints. Listing and re-rendering only read the ledger (a run in progress can be
 looked at). Refreshing takes the ledger's lock, then asks the API about the run's jobs that are
-not terminal yet, through the same :class:`~runner.follow.Follower` and rate limiter as
+not terminal yet, through the same :class:`~runner.run.follow.Follower` and rate limiter as
 ``mlrun apply``: job reads only, never a trigger. One pass by default; ``wait`` follows them to
 the end. The run's status is then brought up to date (see :func:`refreshed_status`) and its
 report rewritten.
@@ -21,18 +21,24 @@ from typing import TYPE_CHECKING
 import anyio
 
 from runner.api import Job
-from runner.apply import (
+from runner.clock import SystemClock
+from runner.errors import ConfigError, LedgerError, RunInterrupted, SignalInterrupt, UsageError
+from runner.manifest.model import Settings
+from runner.plan import Action
+from runner.report import Report, build_report, write_reports
+from runner.report.reconcile import CACHED_ENDPOINT
+from runner.report.render import FILE_NAMES
+from runner.run.apply import (
     SANDBOX_TIME_SCALE,
     make_client,
     make_limiter,
     new_sandbox,
     sandbox_state_file,
 )
-from runner.clock import SystemClock
-from runner.engine import EngineOptions, Gateway, RunProgress
-from runner.errors import ConfigError, LedgerError, RunInterrupted, SignalInterrupt, UsageError
-from runner.follow import Follower, FollowOptions
-from runner.ledger import (
+from runner.run.engine import EngineOptions, Gateway, RunProgress
+from runner.run.follow import Follower, FollowOptions
+from runner.run.target import SANDBOX, Target, pinned_target
+from runner.store import (
     ActionRecord,
     ActionState,
     JobRecord,
@@ -41,12 +47,6 @@ from runner.ledger import (
     RunStatus,
     default_ledger_path,
 )
-from runner.manifest.model import Settings
-from runner.plan import Action
-from runner.report import Report, build_report, write_reports
-from runner.report.reconcile import CACHED_ENDPOINT
-from runner.report.render import FILE_NAMES
-from runner.target import SANDBOX, Target, pinned_target
 
 if TYPE_CHECKING:
     from runner.sandbox import Sandbox

@@ -20,13 +20,13 @@ import anyio
 from runner import __version__
 from runner.api import Job, MentionLabClient
 from runner.clock import Clock
-from runner.engine import Engine, EngineOptions, RunProgress
-from runner.follow import Follower, FollowOptions
-from runner.ledger import ActionState, Ledger, RunStatus
 from runner.manifest.model import Settings, settings_to_json
 from runner.plan import Action, Plan
 from runner.ratelimit import RateLimiter
-from runner.target import Target
+from runner.run.engine import Engine, EngineOptions, RunProgress
+from runner.run.follow import Follower, FollowOptions
+from runner.run.target import Target
+from runner.store import ActionState, Ledger, RunStatus
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 from runner.errors import UsageError
 from runner.manifest.model import Endpoint, Manifest, Project
 
-if TYPE_CHECKING:  # runner.changes builds on this module
-    from runner.changes import PlanChanges
+if TYPE_CHECKING:  # runner.plan.changes builds on this module
+    from runner.plan.changes import PlanChanges
 
 
 @dataclass(frozen=True)
@@ -217,7 +217,7 @@ class Plan:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Plan:
-        from runner.changes import PlanChanges  # noqa: PLC0415 - it imports this module
+        from runner.plan.changes import PlanChanges  # noqa: PLC0415 - it imports this module
 
         changed_since = data.get("changedSince")
         return cls(

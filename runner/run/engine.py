@@ -53,10 +53,10 @@ from runner.errors import (
     TransportError,
     Unreachable,
 )
-from runner.ledger import ActionState, Ledger
 from runner.manifest.model import Endpoint
 from runner.plan import Action
 from runner.ratelimit import Permit, RateLimiter, RateLimitInfo, RequestKind
+from runner.store import ActionState, Ledger
 
 T = TypeVar("T")
 

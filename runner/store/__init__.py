@@ -1,0 +1,28 @@
+"""The durable state of runs: the ledger every fact of a run is written to before it counts.
+
+Reports, ``--resume``, ``mlrun runs`` and ``mlrun status`` are all views of it.
+"""
+
+from __future__ import annotations
+
+from runner.store.ledger import (
+    ActionRecord,
+    ActionState,
+    AttemptRecord,
+    JobRecord,
+    Ledger,
+    RunRecord,
+    RunStatus,
+    default_ledger_path,
+)
+
+__all__ = [
+    "ActionRecord",
+    "ActionState",
+    "AttemptRecord",
+    "JobRecord",
+    "Ledger",
+    "RunRecord",
+    "RunStatus",
+    "default_ledger_path",
+]
