@@ -47,8 +47,8 @@ from pathlib import Path
 
 import anyio
 from runner.ratelimit import Window
-from runner.run.engine import EngineOptions
 from runner.run.execute import RunOptions
+from runner.run.options import EngineOptions
 
 from baselines import ClientResult, bare_loop, leaky_bucket, naive
 from served import (

@@ -43,9 +43,9 @@ from runner.clock import LoopClock
 from runner.manifest.model import Endpoint
 from runner.plan import Action, Plan
 from runner.ratelimit import RateLimiter, Window
-from runner.run.engine import EngineOptions
 from runner.run.execute import RunOptions, RunSummary, execute, run_metadata, start_run
 from runner.run.follow import FollowOptions
+from runner.run.options import EngineOptions
 from runner.run.target import Target
 from runner.sandbox import Sandbox, SandboxConfig
 from runner.sandbox.ratelimit import RateLimitPolicy

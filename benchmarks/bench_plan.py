@@ -34,7 +34,7 @@ from runner.plan import build_plan
 from runner.plan.planfile import PlanFile, write_plan_file
 from runner.ratelimit import RateLimiter, Window
 from runner.report.plan import render_plan_markdown, render_plan_text
-from runner.run.apply import ApplyRequest, _prepare
+from runner.run import preflight
 from runner.sandbox import Sandbox, SandboxConfig
 from trio.testing import MockClock
 
@@ -54,7 +54,9 @@ async def remote_plan(manifest: Path) -> tuple[int, int, int, float]:
     async with MentionLabClient(
         api_key="ml_live_bench", base_url="https://api.mentionlab.io", transport=sandbox.transport()
     ) as client:
-        planned, facts = await _prepare(ApplyRequest(), plan, client, limiter, clock)
+        planned, facts = await preflight.remote_plan(
+            plan, offline=False, client=client, limiter=limiter, clock=clock
+        )
     assert not facts.problems, facts.problems[:3]
     assert all(a.queries is not None for a in planned.actions)
     truth = sandbox.truth()

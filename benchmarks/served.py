@@ -29,8 +29,8 @@ from runner.clock import Clock, SystemClock
 from runner.manifest.model import Endpoint
 from runner.plan import Action, Plan
 from runner.ratelimit import LimiterStats, RateLimiter, Window
-from runner.run.engine import RunProgress
 from runner.run.execute import RunOptions, RunSummary, execute, run_metadata, start_run
+from runner.run.progress import RunProgress
 from runner.run.target import Target
 from runner.sandbox.ratelimit import RateLimitPolicy, SlidingLog
 from runner.sandbox.truth import key_fingerprint

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner.errors import ConfigError, PlanError, UsageError
 from runner.exitcodes import ExitCode
+from runner.isotime import ZonelessTime, parse_instant
 from runner.plan import Plan, Selection
 from runner.redact import safe_url
 
@@ -146,10 +147,10 @@ def _check_header(data: Mapping[str, Any], source: str) -> None:
 
 
 def _parse_time(value: Any, source: str) -> datetime:
-    moment = datetime.fromisoformat(str(value))
-    if moment.tzinfo is None:
-        raise PlanError(f"{source}: createdAt {value!r} has no time zone")
-    return moment
+    try:
+        return parse_instant(str(value))  # not ISO 8601: not a valid plan, as the caller says
+    except ZonelessTime as exc:
+        raise PlanError(f"{source}: createdAt {value!r} has no time zone") from exc
 
 
 def _describe(exc: Exception) -> str:

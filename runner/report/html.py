@@ -15,8 +15,8 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
+from runner.isotime import parse_instant
 from runner.redact import redact
 from runner.report._format import (
     EXIT_MEANINGS,
@@ -227,7 +227,7 @@ def bins(requests: Sequence[Request], span: float) -> tuple[int, list[Bin]]:
 
 
 def _epoch(timestamp: str) -> float:
-    return datetime.fromisoformat(timestamp).timestamp()
+    return parse_instant(timestamp).timestamp()
 
 
 def _timeline_section(report: Report, rate_limit: float | None) -> str:

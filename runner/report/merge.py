@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import ConfigError, ReportError, UsageError
+from runner.isotime import parse_instant
 from runner.report.build import iso
 from runner.report.environment import CiInfo
 from runner.report.model import (
@@ -290,9 +291,7 @@ def _merged_limits(runs: Sequence[RunInfo]) -> tuple[tuple[int, float], ...]:
 
 
 def _epoch(timestamp: str) -> float:
-    from datetime import datetime  # noqa: PLC0415 - only merging parses timestamps
-
-    return datetime.fromisoformat(timestamp).timestamp()
+    return parse_instant(timestamp).timestamp()
 
 
 def _latest_finish(runs: Sequence[RunInfo]) -> str:

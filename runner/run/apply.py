@@ -10,52 +10,43 @@ comes back; nothing here prints except through the ``say`` callback.
 from __future__ import annotations
 
 import os
-import random as random_module
-import signal
-import threading
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO, TypeVar
+from typing import TextIO
 
 import anyio
 
-from runner.api import ClientOptions, MentionLabClient
+from runner.api import MentionLabClient
 from runner.clock import Clock, SystemClock
-from runner.errors import (
-    AuthError,
-    BudgetExceeded,
-    ConfigError,
-    LedgerError,
-    MlrunError,
-    RunInterrupted,
-    UsageError,
-    collapse,
-)
+from runner.errors import ConfigError, LedgerError, MlrunError, UsageError, collapse
 from runner.manifest.model import Settings, settings_from_json
 from runner.plan import Plan, Selection
 from runner.plan.changes import nothing_to_apply
 from runner.plan.local import local_plan
 from runner.plan.planfile import read_saved_plan, verify_saved_plan
-from runner.plan.remote import ProjectProblem, RemoteFacts, resolve_query_counts
+from runner.plan.remote import ProjectProblem
 from runner.plan.shard import Shard, shard_settings, split_for_shard
-from runner.ratelimit import RateLimiter, Window
+from runner.ratelimit import RateLimiter
 from runner.report import Report, build_report, write_reports
-from runner.run.engine import EngineOptions, Gateway, RunProgress
 from runner.run.execute import RunOptions, RunSummary, execute, run_metadata, start_run
 from runner.run.follow import FollowOptions
-from runner.run.progress import ProgressView, ViewOptions, outage_text
-from runner.run.target import SANDBOX, Target, new_target, pinned_target
+from runner.run.options import EngineOptions
+from runner.run.preflight import Confirm, check_budget, confirmed, plan_line, planned
+from runner.run.progress import ProgressView, RunProgress, ViewOptions
+from runner.run.signals import Interrupt, Say, interruptible
+from runner.run.target import Target, new_target, pinned_target
+from runner.run.wiring import (
+    SANDBOX_TIME_SCALE,
+    make_client,
+    make_limiter,
+    new_sandbox,
+    resumed_sandbox,
+    sandbox_saved,
+    sandbox_state_file,
+)
 from runner.store import Ledger, RunRecord, RunStatus, default_ledger_path
-
-if TYPE_CHECKING:
-    from runner.sandbox import Sandbox
-
-PLANNING_PROGRESS_EVERY = 5.0  # seconds between the planning's progress lines
-SANDBOX_TIME_SCALE = 60.0  # a ten-minute job takes ten seconds in the quickstart
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -102,9 +93,6 @@ class ApplyResult:
     interrupted: str | None = None  # the signal that stopped it (SIGINT, SIGTERM), if one did
 
 
-Say = Callable[[str], None]
-
-
 @dataclass(frozen=True)
 class Output:
     """Where a run reports as it goes: messages, the progress view (None: no view), and the
@@ -116,54 +104,11 @@ class Output:
     confirm: Confirm | None = None
 
 
-Confirm = Callable[[str], bool]  # blocking: shows the question, True to go on
-
-
 def load_plan(request: ApplyRequest) -> tuple[Plan, Settings]:
     """The manifest's plan, before any remote facts."""
     return local_plan(
         request.paths, request.selection, changed_since=request.changed_since, shard=request.shard
     )
-
-
-def make_limiter(settings: Settings, clock: Clock, concurrency: int | None) -> RateLimiter:
-    """The run's limiter: the manifest's windows, ``concurrency`` requests at once, a slow start."""
-    windows = [Window(limit, seconds) for limit, seconds in settings.rate_limits.windows()]
-    on_the_wire = concurrency or settings.concurrency
-    return RateLimiter(windows, clock=clock, concurrency=on_the_wire, probe_first=True)
-
-
-def make_client(
-    target: Target,
-    settings: Settings,
-    *,
-    concurrency: int | None = None,
-    sandbox: Sandbox | None = None,
-) -> MentionLabClient:
-    """The client for ``target``: the API over HTTP, or ``sandbox`` (a new one by default)."""
-    options = ClientOptions(
-        request_timeout=settings.timeouts.request,
-        connect_timeout=settings.timeouts.connect,
-        max_connections=max(concurrency or settings.concurrency, 1),
-    )
-    transport = None
-    if target.sandbox:
-        transport = (sandbox or new_sandbox(SANDBOX_TIME_SCALE)).transport()
-    return MentionLabClient(
-        api_key=target.api_key, base_url=target.base_url, transport=transport, options=options
-    )
-
-
-def new_sandbox(time_scale: float) -> Sandbox:
-    """An in-process sandbox for ``--sandbox``: its jobs run ``time_scale`` times faster."""
-    from runner.sandbox import Sandbox, SandboxConfig  # noqa: PLC0415 - only with --sandbox
-
-    return Sandbox(SandboxConfig(time_scale=time_scale))
-
-
-def sandbox_state_file(ledger: Ledger, run_id: str) -> Path:
-    """Where a sandbox run keeps its in-process sandbox's state, beside the ledger."""
-    return ledger.path.parent / "sandbox" / f"{run_id}.json"
 
 
 def run_options(request: ApplyRequest, settings: Settings) -> RunOptions:
@@ -179,85 +124,6 @@ def run_options(request: ApplyRequest, settings: Settings) -> RunOptions:
     follow = FollowOptions(timeout=request.timeout or settings.timeouts.follow)
     wait = settings.follow if request.wait is None else request.wait
     return RunOptions(engine=engine, follow=follow, wait=wait)
-
-
-# -- signals -------------------------------------------------------------------------------------
-
-
-class Interrupt:
-    """SIGINT and SIGTERM for one command: the phase under way is cancelled, the signal kept.
-
-    A phase is a :meth:`phase` block; a signal that comes between phases cancels the next one
-    as it begins. Code after a phase asks :attr:`signal` whether it was cut short.
-    """
-
-    def __init__(self, say: Say) -> None:
-        self.signal: str | None = None
-        self._say = say
-        self._scope: anyio.CancelScope | None = None
-
-    @contextmanager
-    def phase(self) -> Iterator[None]:
-        with anyio.CancelScope() as scope:
-            self._scope = scope
-            if self.signal is not None:
-                scope.cancel()
-            try:
-                yield
-            finally:
-                self._scope = None
-
-    async def watch(self) -> None:
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for signum in signals:
-                name = signal.Signals(signum).name
-                if self.signal is None:
-                    self.signal = name
-                    self._say(f"{name}: stopping; nothing new is sent")
-                else:
-                    self._say(f"{name}: already stopping; the run's state is being recorded")
-                if self._scope is not None:
-                    self._scope.cancel()
-
-
-def interruptible(body: Callable[[Interrupt], Awaitable[T]], say: Say) -> T:
-    """Run ``body`` on a new event loop, with SIGINT and SIGTERM stopping it cleanly.
-
-    A task group's failure is raised as the one error it stands for (a ledger that cannot be
-    written, a refused key), not as a group.
-    """
-    result: list[T] = []
-    failure: list[BaseException] = []
-
-    async def main() -> None:
-        interrupt = Interrupt(say)
-        async with anyio.create_task_group() as group:
-
-            async def run_body() -> None:
-                try:
-                    result.append(await body(interrupt))
-                except BaseExceptionGroup as group_error:
-                    failure.append(collapse(group_error))
-                except Exception as error:  # noqa: BLE001 - re-raised outside the task group
-                    failure.append(error)
-                finally:
-                    group.cancel_scope.cancel()
-
-            group.start_soon(interrupt.watch)
-            group.start_soon(run_body)
-
-    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        anyio.run(main)
-    finally:
-        for signum, handler in handlers.items():  # asyncio leaves the defaults behind
-            signal.signal(signum, handler)
-    if failure:
-        raise failure[0]
-    return result[0]
-
-
-# -- apply ---------------------------------------------------------------------------------------
 
 
 def apply(
@@ -344,8 +210,16 @@ async def _dry_run(
     ledger_path = request.ledger_path or default_ledger_path()
     async with make_client(target, settings, concurrency=request.concurrency) as client:
         limiter = make_limiter(settings, clock, request.concurrency)
-        plan, facts = await _planned(request, plan, client, limiter, clock, out, interrupt)
-    check_budget(plan, request)
+        plan, facts = await planned(
+            plan,
+            offline=request.offline,
+            client=client,
+            limiter=limiter,
+            clock=clock,
+            say=out.say,
+            interrupt=interrupt,
+        )
+    check_budget(plan, allow_unknown_cost=request.allow_unknown_cost)
     return ApplyResult(plan, settings, None, facts.problems, ledger_path)
 
 
@@ -365,10 +239,18 @@ async def _apply_new(  # noqa: PLR0913 - one run's collaborators
     client = make_client(target, settings, concurrency=request.concurrency, sandbox=sandbox)
     async with client:
         limiter = make_limiter(settings, clock, request.concurrency)
-        plan, facts = await _planned(request, plan, client, limiter, clock, out, interrupt)
-        check_budget(plan, request)
+        plan, facts = await planned(
+            plan,
+            offline=request.offline,
+            client=client,
+            limiter=limiter,
+            clock=clock,
+            say=out.say,
+            interrupt=interrupt,
+        )
+        check_budget(plan, allow_unknown_cost=request.allow_unknown_cost)
         out.say(f"plan: {plan_line(plan, offline=request.offline)}")
-        await _confirmed(out, interrupt)
+        await confirmed(out.confirm, interrupt)
         options = run_options(request, settings)
         meta = run_metadata(
             env,
@@ -383,7 +265,7 @@ async def _apply_new(  # noqa: PLR0913 - one run's collaborators
         out.say(f"run {run_id}: {len(plan.actions)} actions, ledger {ledger.path}")
         with (
             _reported_on_failure(ledger, run_id, request, settings, env),
-            _sandbox_kept(sandbox, sandbox_state_file(ledger, run_id), out.say),
+            sandbox_saved(sandbox, sandbox_state_file(ledger, run_id), out.say),
         ):
             summary = await _run_phase(
                 run_id=run_id,
@@ -406,81 +288,6 @@ def report_directory_base(request: ApplyRequest, settings: Settings) -> Path:
     return request.report_dir or Path(settings.reports.directory)
 
 
-async def _planned(
-    request: ApplyRequest,
-    plan: Plan,
-    client: MentionLabClient,
-    limiter: RateLimiter,
-    clock: Clock,
-    out: Output,
-    interrupt: Interrupt,
-) -> tuple[Plan, RemoteFacts]:
-    """:func:`_prepare` as a phase: a signal during it ends the command with nothing sent."""
-    planned: tuple[Plan, RemoteFacts] | None = None
-    with interrupt.phase():
-        planned = await _prepare(request, plan, client, limiter, clock, out.say)
-    if interrupt.signal is not None or planned is None:
-        raise RunInterrupted(
-            f"{interrupt.signal or 'interrupted'} while planning: no trigger was sent"
-        )
-    return planned
-
-
-def plan_line(plan: Plan, *, offline: bool) -> str:
-    """The plan's cost on one line: actions, projects, expected executions, budget verdict."""
-    from runner.report.plan import budget_line, plural  # noqa: PLC0415 - rendering on demand
-
-    projects = len({a.project for a in plan.actions})
-    total = plan.total_expected
-    executions = (
-        "expected executions unknown" if total is None else f"{total:,} expected executions"
-    )
-    head = f"{plural(len(plan.actions), 'action')} in {plural(projects, 'project')}, {executions}"
-    return f"{head}; budget: {budget_line(plan, offline=offline)}"
-
-
-async def _confirmed(out: Output, interrupt: Interrupt) -> None:
-    """Ask ``out.confirm`` whether to go on; RunInterrupted (nothing sent) unless it says yes.
-
-    The question waits on a daemon thread (a blocking read of the terminal), so a signal still
-    stops the command at once, and a thread left waiting never keeps the process alive.
-    """
-    if out.confirm is None:
-        return
-    confirm = out.confirm
-    answers: list[bool] = []
-    thread = threading.Thread(
-        target=lambda: answers.append(confirm("Apply this plan?")),
-        name="mlrun-confirm",
-        daemon=True,
-    )
-    with interrupt.phase():
-        thread.start()
-        while thread.is_alive():  # noqa: ASYNC110 - a thread has no event to wait on
-            await anyio.sleep(0.05)
-    if interrupt.signal is not None:
-        raise RunInterrupted(f"{interrupt.signal} at the confirmation: no trigger was sent")
-    if answers != [True]:
-        raise RunInterrupted("apply cancelled at the confirmation: no trigger was sent")
-
-
-def check_budget(plan: Plan, request: ApplyRequest) -> None:
-    """Refuse a plan over ``settings.budget.maxExecutions``, or whose cost is unknown and could be.
-
-    Without the query counts (``--offline``, or a saved plan made offline) the plan is checked
-    at its lower bound, one query per project; beyond that the unknown cost needs the counts or
-    ``--allow-unknown-cost``.
-    """
-    verdict = plan.budget()
-    if verdict.refused:
-        raise BudgetExceeded(verdict.message())
-    if verdict.uncertain and not request.allow_unknown_cost:
-        raise BudgetExceeded(
-            f"{verdict.message()}: the query counts are unknown without asking the API; drop "
-            "--offline (or plan without it) so mlrun reads them, or pass --allow-unknown-cost"
-        )
-
-
 def write_run_report(
     ledger: Ledger,
     run_id: str,
@@ -493,22 +300,6 @@ def write_run_report(
     formats = request.formats or settings.reports.formats
     files = write_reports(report, report_directory_base(request, settings) / run_id, formats)
     return report, tuple(files)
-
-
-async def _prepare(
-    request: ApplyRequest,
-    plan: Plan,
-    client: MentionLabClient,
-    limiter: RateLimiter,
-    clock: Clock,
-    say: Say | None = None,
-) -> tuple[Plan, RemoteFacts]:
-    """The plan completed with what only the API knows (unless --offline)."""
-    if request.offline:
-        return plan, RemoteFacts({}, (), 0)
-    facts = await _remote_facts(plan, client, limiter, clock, say)
-    plan = plan.with_query_counts(facts.query_counts)
-    return _without_unreachable(plan, facts.problems), facts
 
 
 def plan_only(
@@ -528,14 +319,18 @@ def plan_only(
         clock = SystemClock()
         async with make_client(target, settings, concurrency=request.concurrency) as client:
             limiter = make_limiter(settings, clock, request.concurrency)
-            out = Output(say or (lambda _line: None))
-            planned, facts = await _planned(request, plan, client, limiter, clock, out, interrupt)
-        return ApplyResult(planned, settings, None, facts.problems, ledger_path)
+            done, facts = await planned(
+                plan,
+                offline=request.offline,
+                client=client,
+                limiter=limiter,
+                clock=clock,
+                say=say or (lambda _line: None),
+                interrupt=interrupt,
+            )
+        return ApplyResult(done, settings, None, facts.problems, ledger_path)
 
     return interruptible(remote, say or (lambda _line: None))
-
-
-# -- resume --------------------------------------------------------------------------------------
 
 
 def _resume(request: ApplyRequest, *, out: Output, env: Mapping[str, str]) -> ApplyResult:
@@ -554,9 +349,9 @@ def _resume(request: ApplyRequest, *, out: Output, env: Mapping[str, str]) -> Ap
 
         async def body(interrupt: Interrupt) -> ApplyResult:
             clock = SystemClock()
-            sandbox = _resumed_sandbox(record, state_file, out.say) if target.sandbox else None
+            sandbox = resumed_sandbox(record, state_file, out.say) if target.sandbox else None
             client = make_client(target, settings, concurrency=request.concurrency, sandbox=sandbox)
-            with _sandbox_kept(sandbox, state_file, out.say):
+            with sandbox_saved(sandbox, state_file, out.say):
                 async with client:
                     limiter = make_limiter(settings, clock, request.concurrency)
                     summary = await _run_phase(
@@ -579,35 +374,6 @@ def _resume(request: ApplyRequest, *, out: Output, env: Mapping[str, str]) -> Ap
             return interruptible(body, out.say)
 
 
-def _resumed_sandbox(record: RunRecord, state_file: Path, say: Say) -> Sandbox:
-    """The in-process sandbox of a sandbox run, with what it had created when it stopped."""
-    scale = record.meta.get("sandboxTimeScale", SANDBOX_TIME_SCALE)
-    sandbox = new_sandbox(float(scale))
-    if not sandbox.load(state_file, api_key=SANDBOX.api_key):
-        say(
-            f"note: the sandbox's state of run {record.run_id} was not saved (the process was "
-            "killed): this sandbox knows none of its jobs; unsettled triggers are sent again "
-            "(free on the sandbox) and jobs in flight are reported as gone"
-        )
-    return sandbox
-
-
-@contextmanager
-def _sandbox_kept(sandbox: Sandbox | None, state_file: Path, say: Say) -> Iterator[None]:
-    """Save ``sandbox``'s state when the run stops, however it stops, for ``--resume``.
-
-    On the event loop: the sandbox's times are the loop's.
-    """
-    try:
-        yield
-    finally:
-        if sandbox is not None:
-            try:
-                sandbox.save(state_file)
-            except OSError as error:
-                say(f"note: the sandbox's state could not be saved to {state_file}: {error}")
-
-
 def _resumed_settings(request: ApplyRequest, record: RunRecord) -> Settings:
     if request.paths:
         return load_plan(request)[1]
@@ -622,67 +388,6 @@ def _resumed_request(request: ApplyRequest, record: RunRecord) -> ApplyRequest:
     if request.report_dir is None and isinstance(report_dir, str):
         request = replace(request, report_dir=Path(report_dir))
     return request
-
-
-# -- the phases ----------------------------------------------------------------------------------
-
-
-async def _remote_facts(
-    plan: Plan, client: MentionLabClient, limiter: RateLimiter, clock: Clock, say: Say | None
-) -> RemoteFacts:
-    progress = RunProgress()
-    gateway = Gateway(
-        limiter=limiter,
-        clock=clock,
-        rng=random_module.Random(),
-        options=EngineOptions(),
-        progress=progress,
-        on_event=None if say is None else _planning_outage(say, progress, clock),
-    )
-    on_read = None if say is None else _planning_progress(say, clock)
-    facts = await resolve_query_counts(plan, client=client, request=gateway.read, on_read=on_read)
-    refused = [p for p in facts.problems if p.kind == "unauthorized"]
-    if refused:
-        raise AuthError(refused[0].message, status=401)
-    return facts
-
-
-def _planning_progress(say: Say, clock: Clock) -> Callable[[int, int], None]:
-    """A line every ``PLANNING_PROGRESS_EVERY`` seconds while the projects are read; a plan that
-    reads in less time says nothing."""
-    started = last = clock.monotonic()
-
-    def report(done: int, total: int) -> None:
-        nonlocal last
-        now = clock.monotonic()
-        if now - last < PLANNING_PROGRESS_EVERY and (done < total or last == started):
-            return
-        last = now
-        took = f" in {now - started:,.0f} s" if done == total else ""
-        say(f"planning: {done:,} of {total:,} projects read{took}")
-
-    return report
-
-
-def _planning_outage(say: Say, progress: RunProgress, clock: Clock) -> Callable[..., None]:
-    """A line each time the reads wait for an outage: the breaker opened, or opened again."""
-
-    def on_event(kind: str, **_: object) -> None:
-        if kind == "outage_pause" and progress.outage is not None:
-            say(f"planning: {outage_text(progress.outage, clock.wall())}")
-
-    return on_event
-
-
-def _without_unreachable(plan: Plan, problems: Sequence[ProjectProblem]) -> Plan:
-    bad = {p.project for p in problems}
-    if not bad:
-        return plan
-    from runner.plan import Skip  # noqa: PLC0415
-
-    kept = tuple(a for a in plan.actions if a.project not in bad)
-    skipped = plan.skipped + tuple(Skip(p.project, p.message, error=True) for p in problems)
-    return replace(plan, actions=kept, skipped=skipped)
 
 
 async def _run_phase(  # noqa: PLR0913 - one run's collaborators

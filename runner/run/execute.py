@@ -23,8 +23,12 @@ from runner.clock import Clock
 from runner.manifest.model import Settings, settings_to_json
 from runner.plan import Action, Plan
 from runner.ratelimit import RateLimiter
-from runner.run.engine import Engine, EngineOptions, RunProgress
+from runner.run.engine import Engine
 from runner.run.follow import Follower, FollowOptions
+from runner.run.gateway import Gateway
+from runner.run.journal import Journal
+from runner.run.options import EngineOptions
+from runner.run.progress import RunProgress
 from runner.run.target import Target
 from runner.store import ActionState, Ledger, RunStatus
 
@@ -110,29 +114,39 @@ async def execute(  # noqa: PLR0913 - the run's collaborators are injected
     """Trigger what is left of a run and follow its jobs; the ledger records everything."""
     options = options or RunOptions()
     rng = rng or random_module.Random()
-    engine = Engine(
-        client=client,
+    progress = progress or RunProgress()
+    journal = Journal(
+        ledger=ledger, run_id=run_id, clock=clock, options=options.engine, progress=progress
+    )
+    gateway = Gateway(
         limiter=limiter,
-        ledger=ledger,
-        run_id=run_id,
         clock=clock,
         rng=rng,
         options=options.engine,
         progress=progress,
+        on_event=journal.event,
+    )
+    engine = Engine(
+        client=client,
+        gateway=gateway,
+        journal=journal,
+        clock=clock,
+        options=options.engine,
+        concurrency=limiter.concurrency,
     )
     follower = Follower(
         client=client,
-        request=engine.request,
+        request=gateway.request,
         ledger=ledger,
         run_id=run_id,
         clock=clock,
         rng=rng,
         options=options.follow,
-        progress=engine.progress,
-        on_fatal=engine.stop,
+        progress=progress,
+        on_fatal=journal.stop,
     )
     if options.wait:
-        engine.on_job = follower.add
+        journal.on_job = follower.add
         _follow_running_jobs(ledger, run_id, follower)
     plan = ledger.run(run_id).plan
     ledger.set_run_status(run_id, RunStatus.RUNNING, now=clock.wall())

@@ -20,7 +20,6 @@ import random as random_module
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Protocol
 
 import anyio
@@ -28,10 +27,12 @@ import anyio
 from runner.api import Job, MentionLabClient, Reply
 from runner.clock import Clock
 from runner.errors import ApiError, NotFound, NotSent, OutcomeUnknown
+from runner.isotime import epoch_seconds
 from runner.plan import Action
 from runner.ratelimit import RequestKind
-from runner.run.engine import FATAL_ERRORS, RunProgress
 from runner.run.forecast import COHORT_MIN, Cohort, Prior, Sighting, hypotheses, next_look
+from runner.run.gateway import FATAL_ERRORS
+from runner.run.progress import RunProgress
 from runner.store import Ledger
 
 SWEEP_THRESHOLD = 2  # outstanding jobs of one project from which a due one is looked at by sweep
@@ -272,14 +273,14 @@ class Follower:
     def _observe(self, tracked: Tracked, job: Job, now: float) -> None:
         """What the look says about the job's start and pace (see :mod:`runner.run.forecast`)."""
         tracked.total = job.total
-        if tracked.created is None and (created := _epoch(job.created_at)) is not None:
+        if tracked.created is None and (created := epoch_seconds(job.created_at)) is not None:
             tracked.created = tracked.after = created
             # the trigger's reply dates the creation on both clocks; a resumed job has only ours
             fresh = now == tracked.first_seen
             tracked.offset = now - created if fresh else self.clock.monotonic() - self.clock.wall()
         tracked.seen_at = now - tracked.offset
         done = job.success + job.failed
-        updated = _epoch(job.updated_at)
+        updated = epoch_seconds(job.updated_at)
         if job.status == "pending":
             tracked.after = max(tracked.after, tracked.seen_at)
         elif job.status == "processing" and updated is not None:
@@ -374,15 +375,6 @@ class Follower:
         for tracked in self.jobs.values():
             if not (tracked.terminal or tracked.gone):
                 self._anomaly(tracked, why)
-
-
-def _epoch(text: str | None) -> float | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        return None
 
 
 async def _cancel_when_set(event: anyio.Event, scope: anyio.CancelScope) -> None:

@@ -7,8 +7,8 @@ else (a CI log, a pipe, ``--no-progress``) it prints one timestamped line every
 Either way, a long wait says what it is waiting for: an outage ("API unavailable since
 12:03:10 (HTTP 503); next probe in 20s"), a Retry-After pause.
 
-The view only reads :class:`~runner.run.engine.RunProgress` (the outage breaker publishes its state
-there) and the limiter's pause; it never blocks the run.
+The engine, the follower and the outage breaker count into :class:`RunProgress`; the view
+only reads it and the limiter's pause, and never blocks the run.
 """
 
 from __future__ import annotations
@@ -16,12 +16,10 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TextIO
 
 import anyio
-
-from runner.run.engine import Outage, ProjectProgress, RunProgress
 
 LIVE_INTERVAL = 0.25
 PLAIN_INTERVAL = 15.0
@@ -30,6 +28,66 @@ PROJECT_LINES = 8
 _RATE_WINDOW = 10.0  # seconds of history behind the request rate and the ETA
 
 Pause = Callable[[], "tuple[float, str] | None"]
+
+
+@dataclass
+class ProjectProgress:
+    """Counters of one project's actions."""
+
+    actions: int = 0
+    sent: int = 0
+    in_flight: int = 0
+    triggered: int = 0
+    failed: int = 0
+    unknown: int = 0
+    skipped: int = 0
+
+    @property
+    def settled(self) -> int:
+        return self.triggered + self.failed + self.unknown + self.skipped
+
+
+@dataclass(frozen=True)
+class Outage:
+    """Why and since when sending is paused for an outage; wall-clock times."""
+
+    since: float  # when the breaker opened
+    why: str  # the last sign of the outage: "HTTP 503", "no answer to the probe"...
+    next_probe: float | None  # when the next probe may go; None while one is out
+
+
+@dataclass
+class RunProgress:
+    """Live counters for the progress display; the ledger stays the source of truth."""
+
+    total: int = 0
+    sent: int = 0
+    in_flight: int = 0
+    triggered: int = 0
+    failed: int = 0
+    unknown: int = 0
+    skipped: int = 0
+    requests: int = 0
+    requests_in_flight: int = 0
+    rate_limited: int = 0
+    ambiguous: int = 0
+    retries: int = 0
+    jobs_followed: int = 0
+    jobs_done: int = 0
+    stop_reason: str | None = None
+    outage: Outage | None = None  # the API is unavailable: nothing is sent but a probe
+    projects: dict[str, ProjectProgress] = field(default_factory=dict)
+
+    @property
+    def settled(self) -> int:
+        return self.triggered + self.failed + self.unknown + self.skipped
+
+    def note(self, project: str, **deltas: int) -> None:
+        """Add ``deltas`` to the run's counters and to ``project``'s."""
+        counters = self.projects.setdefault(project, ProjectProgress())
+        for name, delta in deltas.items():
+            setattr(self, name, getattr(self, name) + delta)
+            setattr(counters, name, getattr(counters, name) + delta)
 
 
 @dataclass(frozen=True)

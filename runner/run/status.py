@@ -28,16 +28,12 @@ from runner.plan import Action
 from runner.report import Report, build_report, write_reports
 from runner.report.reconcile import CACHED_ENDPOINT
 from runner.report.render import FILE_NAMES
-from runner.run.apply import (
-    SANDBOX_TIME_SCALE,
-    make_client,
-    make_limiter,
-    new_sandbox,
-    sandbox_state_file,
-)
-from runner.run.engine import EngineOptions, Gateway, RunProgress
 from runner.run.follow import Follower, FollowOptions
-from runner.run.target import SANDBOX, Target, pinned_target
+from runner.run.gateway import Gateway
+from runner.run.options import EngineOptions
+from runner.run.progress import RunProgress
+from runner.run.target import Target, pinned_target
+from runner.run.wiring import kept_sandbox, make_client, make_limiter, sandbox_state_file
 from runner.store import (
     ActionRecord,
     ActionState,
@@ -226,10 +222,9 @@ def _as_job(job_id: str, record: JobRecord | None) -> Job:
 
 def _kept_sandbox(ledger: Ledger, run_id: str) -> Sandbox:
     """The in-process sandbox a sandbox run saved when it stopped; UsageError without one."""
-    record = ledger.run(run_id)
-    sandbox = new_sandbox(float(record.meta.get("sandboxTimeScale", SANDBOX_TIME_SCALE)))
     state_file = sandbox_state_file(ledger, run_id)
-    if not sandbox.load(state_file, api_key=SANDBOX.api_key):
+    sandbox, found = kept_sandbox(ledger.run(run_id), state_file)
+    if not found:
         raise UsageError(
             f"run {run_id} ran on the in-process sandbox, whose state was not saved (the process "
             f"was killed: no {state_file}); its jobs cannot be asked about"

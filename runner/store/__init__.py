@@ -8,21 +8,25 @@ from __future__ import annotations
 from runner.store.ledger import (
     ActionRecord,
     ActionState,
+    AttemptOutcome,
     AttemptRecord,
     JobRecord,
     Ledger,
     RunRecord,
     RunStatus,
+    SettledBy,
     default_ledger_path,
 )
 
 __all__ = [
     "ActionRecord",
     "ActionState",
+    "AttemptOutcome",
     "AttemptRecord",
     "JobRecord",
     "Ledger",
     "RunRecord",
     "RunStatus",
+    "SettledBy",
     "default_ledger_path",
 ]

@@ -122,6 +122,30 @@ class ActionState(StrEnum):
     SKIPPED = "skipped"  # not triggered on purpose (budget, in-flight guard, fatal stop)
 
 
+class AttemptOutcome(StrEnum):
+    """What became of one attempt of a trigger (``attempts.outcome``)."""
+
+    ACCEPTED = "accepted"  # the API answered with the job(s) it created
+    ADOPTED = "adopted"  # ambiguous, then found in the project's job list
+    AMBIGUOUS = "ambiguous"  # it may have been processed: settled from the job list
+    INTERRUPTED = "interrupted"  # cancelled on the wire: settled on resume
+    WITHDRAWN = "withdrawn"  # given up before it left: pending again, resent without a look
+    RATE_LIMITED = "rate_limited"  # 429: not processed, resent after the wait
+    NOT_PROCESSED = "not_processed"  # 503, or provably not sent: resent with backoff
+    REJECTED = "rejected"  # a 4xx for this action: failed
+    FATAL = "fatal"  # refused for the whole run (a bad key, no credits): failed, the run stops
+    GAVE_UP = "gave_up"  # retries exhausted: failed
+    ERROR = "error"  # anything else: failed
+
+
+class SettledBy(StrEnum):
+    """How an action's outcome became known (``actions.settled_by``)."""
+
+    RESPONSE = "response"  # the trigger's own answer
+    JOB_LIST = "adopted from the job list"  # an ambiguous attempt's job, found by a look
+    UNSETTLED = "unsettled"  # looked for, never known: UNKNOWN
+
+
 class RunStatus(StrEnum):
     RUNNING = "running"
     FINISHED = "finished"
@@ -452,14 +476,14 @@ class Ledger:
         key: str,
         *,
         attempt: int,
-        outcome: str,
+        outcome: AttemptOutcome,
         now: float,
         http_status: int | None = None,
         error: str | None = None,
         state: ActionState | None = None,
         job_ids: tuple[str, ...] | None = None,
         detail: str | None = None,
-        settled_by: str | None = None,
+        settled_by: SettledBy | None = None,
     ) -> None:
         """The outcome of an attempt, and the action's new state, in one commit."""
         with self.transaction():
@@ -469,7 +493,7 @@ class Ledger:
                 " WHERE run_id=? AND key=? AND attempt=?",
                 (outcome, http_status, error, now, run_id, key, attempt),
             )
-            if outcome == "rate_limited":
+            if outcome == AttemptOutcome.RATE_LIMITED:
                 self._write(
                     "UPDATE actions SET rate_limited=rate_limited+1 WHERE run_id=? AND key=?",
                     (run_id, key),

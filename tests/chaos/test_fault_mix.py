@@ -13,8 +13,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from runner.run.engine import EngineOptions
 from runner.run.follow import FollowOptions
+from runner.run.options import EngineOptions
 from runner.sandbox import Faults, Latency, SandboxConfig
 from runner.store import ActionState
 

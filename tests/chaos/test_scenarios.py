@@ -20,8 +20,8 @@ import pytest
 from runner.api import MentionLabClient
 from runner.errors import LedgerError
 from runner.ratelimit import Window
-from runner.run.engine import EngineOptions
 from runner.run.follow import FollowOptions
+from runner.run.options import EngineOptions
 from runner.sandbox import Change, Faults, Latency, RateLimitPolicy, SandboxConfig
 from runner.sandbox import Window as ServerWindow
 from runner.store import ActionState, Ledger

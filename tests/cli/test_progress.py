@@ -13,8 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from runner.run.engine import Outage, ProjectProgress, RunProgress
-from runner.run.progress import ProgressView, ViewOptions
+from runner.run.progress import Outage, ProgressView, ProjectProgress, RunProgress, ViewOptions
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "examples" / "quickstart.yaml"

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from runner.api import MentionLabClient
 from runner.ratelimit import RateLimiter
-from runner.run.engine import EngineOptions
 from runner.run.execute import RunOptions, execute
+from runner.run.options import EngineOptions
 from runner.sandbox import Faults, SandboxConfig
 from runner.sandbox.config import Change
 from runner.sandbox.faults import Latency

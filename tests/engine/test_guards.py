@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 from runner.errors import LedgerError
-from runner.run.engine import EngineOptions, idempotency_key
+from runner.run.journal import idempotency_key
+from runner.run.options import EngineOptions
 from runner.sandbox import Faults, SandboxConfig
-from runner.store import ActionState, Ledger
+from runner.store import ActionState, AttemptOutcome, Ledger
 
 from harness import Harness, job_actions
 
@@ -173,7 +174,7 @@ def test_intents_are_synced_and_other_writes_are_not(tmp_path: Path) -> None:
         attempt = ledger.record_intent("r", key, idempotency_key="k", now=1.0)
         intent_sync = [sync for statement, sync in seen if statement == "COMMIT"]
         seen.clear()
-        ledger.record_outcome("r", key, attempt=attempt, outcome="accepted", now=2.0)
+        ledger.record_outcome("r", key, attempt=attempt, outcome=AttemptOutcome.ACCEPTED, now=2.0)
         outcome_sync = [sync for statement, sync in seen if statement == "COMMIT"]
         connection.set_trace_callback(None)
     assert intent_sync == [2]  # FULL

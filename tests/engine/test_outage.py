@@ -36,10 +36,11 @@ from runner.errors import (
 )
 from runner.plan import Plan
 from runner.ratelimit import RateLimiter, RequestKind
-from runner.run.apply import ApplyRequest, _prepare
-from runner.run.engine import EngineOptions, Gateway, Outage, RunProgress, Withdrawn
 from runner.run.execute import RunOptions, execute, run_metadata, start_run
-from runner.run.progress import ProgressView, ViewOptions
+from runner.run.gateway import Gateway, Withdrawn
+from runner.run.options import EngineOptions
+from runner.run.preflight import remote_plan
+from runner.run.progress import Outage, ProgressView, RunProgress, ViewOptions
 from runner.run.target import Target
 from runner.sandbox import Change, Faults, Sandbox, SandboxConfig
 from runner.store import Ledger
@@ -397,8 +398,13 @@ async def test_planning_reads_end_and_say_why_they_wait_when_the_probe_gets_no_a
     )
     async with client:
         with anyio.fail_after(3600.0):
-            plan, facts = await _prepare(
-                ApplyRequest(), Plan(tuple(actions), "d"), client, limiter, clock, lines.append
+            plan, facts = await remote_plan(
+                Plan(tuple(actions), "d"),
+                offline=False,
+                client=client,
+                limiter=limiter,
+                clock=clock,
+                say=lines.append,
             )
     assert facts.problems == ()
     assert len(plan.actions) == 3

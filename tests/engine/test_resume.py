@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from runner.run.engine import idempotency_key
+from runner.run.journal import idempotency_key
 from runner.store import ActionState
 
 from harness import Harness, job_actions

@@ -13,7 +13,8 @@ from runner.errors import BudgetExceeded, UsageError
 from runner.manifest.model import Endpoint, RateLimits, Settings
 from runner.plan import Action, Plan
 from runner.plan.shard import Shard, shard_of, shard_plan, shard_rate_limits, shard_settings
-from runner.run.apply import ApplyRequest, load_plan, make_limiter
+from runner.run.apply import ApplyRequest, load_plan
+from runner.run.wiring import make_limiter
 
 from .gitops_support import manifest, mlrun, project
 

@@ -19,10 +19,10 @@ from runner.plan import Action, Plan, Selection, Skip, build_plan
 from runner.plan.planfile import PlanFile
 from runner.plan.remote import ProjectProblem
 from runner.ratelimit import RateLimiter, Window
-from runner.run.apply import ApplyRequest, _prepare
-from runner.run.engine import EngineOptions
+from runner.run import preflight
 from runner.run.execute import RunOptions, execute, run_metadata, start_run
 from runner.run.follow import FollowOptions
+from runner.run.options import EngineOptions
 from runner.run.target import Target
 from runner.sandbox import RateLimitPolicy, Sandbox, SandboxConfig, World
 from runner.store import Ledger
@@ -124,7 +124,9 @@ async def remote_plan(
     clock = LoopClock()
     limiter = RateLimiter(list(DOCUMENTED), clock=clock, concurrency=8)
     async with client(sandbox, api_key) as api:
-        planned, facts = await _prepare(ApplyRequest(), plan, api, limiter, clock)
+        planned, facts = await preflight.remote_plan(
+            plan, offline=False, client=api, limiter=limiter, clock=clock
+        )
     return PlanFile(
         plan=planned,
         created_at=datetime.now(UTC),

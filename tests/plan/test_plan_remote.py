@@ -15,8 +15,8 @@ from runner.plan import Selection, build_plan
 from runner.plan.planfile import PlanFile
 from runner.ratelimit import RateLimiter
 from runner.report.plan import problem_line, render_plan_text
-from runner.run.apply import ApplyRequest, _prepare
-from runner.run.engine import EngineOptions
+from runner.run import preflight
+from runner.run.options import EngineOptions
 from runner.sandbox import Faults, Sandbox, SandboxConfig
 
 from .plan_support import (
@@ -184,7 +184,9 @@ async def test_a_long_remote_plan_says_how_far_it_has_read(tmp_path: Path) -> No
     limiter = RateLimiter(list(DOCUMENTED), clock=clock, concurrency=8, probe_first=True)
     sandbox = Sandbox(SandboxConfig(seed=11), clock=LoopClock())
     async with client(sandbox) as api:
-        await _prepare(ApplyRequest(), plan, api, limiter, clock, lines.append)
+        await preflight.remote_plan(
+            plan, offline=False, client=api, limiter=limiter, clock=clock, say=lines.append
+        )
 
     assert lines, "no progress was said"
     pattern = re.compile(r"planning: \d+ of 60 projects read( in \d+ s)?")
@@ -200,5 +202,7 @@ async def test_a_quick_remote_plan_says_nothing_of_its_progress(tmp_path: Path) 
     clock = LoopClock()
     limiter = RateLimiter(list(DOCUMENTED), clock=clock, concurrency=8)
     async with client(strict_sandbox()) as api:
-        await _prepare(ApplyRequest(), plan, api, limiter, clock, lines.append)
+        await preflight.remote_plan(
+            plan, offline=False, client=api, limiter=limiter, clock=clock, say=lines.append
+        )
     assert lines == []

@@ -12,7 +12,7 @@ from runner.plan import Action, Plan, Skip
 from runner.report.build import asked_of
 from runner.report.model import ActionResult, Counters, Done, Durations, JobInfo, Report, RunInfo
 from runner.report.reconcile import compute_totals, reconcile
-from runner.store import ActionState, Ledger, RunStatus
+from runner.store import ActionState, AttemptOutcome, Ledger, RunStatus, SettledBy
 
 T0 = 1_750_000_000.0
 SECRET = "ml_live_" + "s3cr3tKEYabc_123-xyz"
@@ -91,12 +91,12 @@ class Scenario:
             self.run_id,
             key,
             attempt=attempt,
-            outcome="accepted",
+            outcome=AttemptOutcome.ACCEPTED,
             now=self.tick(),
             http_status=201,
             state=ActionState.TRIGGERED,
             job_ids=(job_id,),
-            settled_by="response",
+            settled_by=SettledBy.RESPONSE,
         )
         expected = self.actions[key].expected_executions or 0
         self.job(
@@ -134,7 +134,7 @@ class Scenario:
             self.run_id,
             key,
             attempt=attempt,
-            outcome="rejected",
+            outcome=AttemptOutcome.REJECTED,
             now=self.tick(),
             http_status=status,
             error=error,
@@ -148,7 +148,7 @@ class Scenario:
             self.run_id,
             key,
             attempt=attempt,
-            outcome="ambiguous",
+            outcome=AttemptOutcome.AMBIGUOUS,
             now=self.tick(),
             error=error,
             state=ActionState.AMBIGUOUS,
@@ -162,7 +162,7 @@ class Scenario:
             self.run_id,
             key,
             attempt=attempt,
-            outcome="rate_limited",
+            outcome=AttemptOutcome.RATE_LIMITED,
             now=self.tick(),
             http_status=429,
             error="429 Too Many Requests",
@@ -177,7 +177,7 @@ class Scenario:
             ActionState.UNKNOWN,
             now=self.tick(),
             detail=f"attempt {attempt}: {why}",
-            settled_by="unsettled",
+            settled_by=SettledBy.UNSETTLED,
         )
 
     def adopt(self, key: str, attempt: int, job_id: str) -> None:
@@ -185,11 +185,11 @@ class Scenario:
             self.run_id,
             key,
             attempt=attempt,
-            outcome="adopted",
+            outcome=AttemptOutcome.ADOPTED,
             now=self.tick(),
             state=ActionState.TRIGGERED,
             job_ids=(job_id,),
-            settled_by="adopted from the job list",
+            settled_by=SettledBy.JOB_LIST,
         )
 
     def skip(self, key: str, reason: str) -> None:
@@ -256,12 +256,12 @@ def standard_scenario(path: Path, *, meta: dict[str, Any] | None = None) -> Scen
         s.run_id,
         "acme/cachedJobs",
         attempt=attempt,
-        outcome="accepted",
+        outcome=AttemptOutcome.ACCEPTED,
         now=s.tick(),
         http_status=201,
         state=ActionState.TRIGGERED,
         job_ids=("c-1", "c-2"),
-        settled_by="response",
+        settled_by=SettledBy.RESPONSE,
     )
     s.fail("beta/jobs/0", status=404, error=f"404 project not found (key {SECRET})")
     s.unknown("beta/jobs/1", "several candidate jobs: x-1, x-2")

@@ -8,7 +8,7 @@ import pytest
 from runner.exitcodes import ExitCode
 from runner.report import DifferenceKind, Outcome, Report, build_report
 from runner.report.model import ActionResult, Ambiguity, Durations
-from runner.store import ActionState, RunStatus
+from runner.store import ActionState, AttemptOutcome, RunStatus
 
 from report.report_support import (
     SECRET,
@@ -115,7 +115,7 @@ def test_cached_job_details_are_checked_when_the_engine_recorded_them(tmp_path: 
     s = open_scenario(tmp_path, [cached_action("acme", queries=3)])
     attempt = s.send("acme/cachedJobs")
     s.ledger.record_outcome(
-        s.run_id, "acme/cachedJobs", attempt=attempt, outcome="accepted", now=s.tick(),
+        s.run_id, "acme/cachedJobs", attempt=attempt, outcome=AttemptOutcome.ACCEPTED, now=s.tick(),
         state=ActionState.TRIGGERED, job_ids=("c-1", "c-2"),
     )  # fmt: skip
     jobs = [
@@ -277,7 +277,7 @@ def test_a_triggered_job_never_seen_is_unknown(tmp_path: Path) -> None:
     s = open_scenario(tmp_path, [job_action("acme", 0)])
     attempt = s.send("acme/jobs/0")
     s.ledger.record_outcome(
-        s.run_id, "acme/jobs/0", attempt=attempt, outcome="accepted", now=s.tick(),
+        s.run_id, "acme/jobs/0", attempt=attempt, outcome=AttemptOutcome.ACCEPTED, now=s.tick(),
         state=ActionState.TRIGGERED, job_ids=("ghost",),
     )  # fmt: skip
     s.end()
