@@ -75,7 +75,8 @@ def test_a_disk_full_mid_run_stops_sending_exits_2_reports_and_resumes_without_a
     tmp_path: Path, served: ServedSandbox
 ) -> None:
     planned = write_manifest(tmp_path / "manifest.yaml", projects=60, salt="full")
-    command = " ".join(mlrun_command("apply", "manifest.yaml", "--state-dir", "state"))
+    grace = ("--settle-grace", "0.5")  # the sandbox lists a job at once: no need to wait a minute
+    command = " ".join(mlrun_command("apply", "manifest.yaml", "--state-dir", "state", *grace))
     # The run's exit code and stderr, then its ledger copied off the full disk before the
     # namespace (and its tmpfs) goes away.
     script = (
@@ -92,8 +93,9 @@ def test_a_disk_full_mid_run_stops_sending_exits_2_reports_and_resumes_without_a
     assert 0 < sent < len(planned)
 
     resumed = run_mlrun(
-        "apply", "--resume", "--state-dir", "roomy", "--no-wait", cwd=tmp_path, env=served.env()
-    )
+        "apply", "--resume", "--state-dir", "roomy", "--no-wait", *grace, cwd=tmp_path,
+        env=served.env(),
+    )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr
     tally = compare_triggers(planned, served.truth()["triggers"])
     assert (tally.lost, tally.duplicates, tally.unexpected) == (0, 0, 0)

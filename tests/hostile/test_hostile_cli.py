@@ -98,10 +98,12 @@ def _check(outcome: Outcome) -> list[str]:
 def test_every_hostile_manifest_is_refused_fast_clearly_and_before_any_run(
     tmp_path: Path, chaos_full: bool
 ) -> None:
-    cases = build_corpus(tmp_path / "corpus")
-    assert len(cases) >= 60
-    # Full: one at a time, so that each time is measured alone (the figures in the docs).
-    # Reduced: two at a time on CI's two cores, under the same bound.
+    corpus = build_corpus(tmp_path / "corpus")
+    assert len(corpus) >= 60
+    # Full: every case, one at a time, so that each time is measured alone (the figures in the
+    # docs). Reduced: every third case (a fixed third, each kind of hostility represented), two
+    # at a time on CI's two cores, under the same bound.
+    cases = corpus if chaos_full else corpus[::3]
     with ThreadPoolExecutor(max_workers=1 if chaos_full else 2) as pool:
         outcomes = list(
             pool.map(lambda c: _apply(c, tmp_path / "work" / c.name, "--sandbox"), cases)
