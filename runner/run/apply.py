@@ -42,6 +42,7 @@ from runner.plan.remote import ProjectProblem, RemoteFacts, resolve_query_counts
 from runner.plan.shard import Shard, shard_settings, split_for_shard
 from runner.ratelimit import RateLimiter, Window
 from runner.report import Report, build_report, write_reports
+from runner.report.words import plural
 from runner.run.engine import EngineOptions, Gateway, RunProgress
 from runner.run.execute import RunOptions, RunSummary, execute, run_metadata, start_run
 from runner.run.follow import FollowOptions
@@ -380,7 +381,8 @@ async def _apply_new(  # noqa: PLR0913 - one run's collaborators
         if sandbox is not None:
             meta["sandboxTimeScale"] = request.sandbox_time_scale
         run_id = start_run(ledger, plan, clock=clock, target=target, meta=meta)
-        out.say(f"run {run_id}: {len(plan.actions)} actions, ledger {ledger.path}")
+        actions = plural(len(plan.actions), "action")
+        out.say(f"run {run_id}: {actions}, ledger {ledger.path}")
         with (
             _reported_on_failure(ledger, run_id, request, settings, env),
             _sandbox_kept(sandbox, sandbox_state_file(ledger, run_id), out.say),
@@ -428,15 +430,9 @@ async def _planned(
 
 def plan_line(plan: Plan, *, offline: bool) -> str:
     """The plan's cost on one line: actions, projects, expected executions, budget verdict."""
-    from runner.report.plan import budget_line, plural  # noqa: PLC0415 - rendering on demand
+    from runner.report.plan import one_line  # noqa: PLC0415 - rendering on demand
 
-    projects = len({a.project for a in plan.actions})
-    total = plan.total_expected
-    executions = (
-        "expected executions unknown" if total is None else f"{total:,} expected executions"
-    )
-    head = f"{plural(len(plan.actions), 'action')} in {plural(projects, 'project')}, {executions}"
-    return f"{head}; budget: {budget_line(plan, offline=offline)}"
+    return one_line(plan, offline=offline)
 
 
 async def _confirmed(out: Output, interrupt: Interrupt) -> None:
@@ -471,9 +467,11 @@ def check_budget(plan: Plan, request: ApplyRequest) -> None:
     at its lower bound, one query per project; beyond that the unknown cost needs the counts or
     ``--allow-unknown-cost``.
     """
+    from runner.report.plan import budget_breakdown  # noqa: PLC0415 - rendering on demand
+
     verdict = plan.budget()
     if verdict.refused:
-        raise BudgetExceeded(verdict.message())
+        raise BudgetExceeded(verdict.message() + budget_breakdown(plan))
     if verdict.uncertain and not request.allow_unknown_cost:
         raise BudgetExceeded(
             f"{verdict.message()}: the query counts are unknown without asking the API; drop "
