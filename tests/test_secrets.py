@@ -154,9 +154,7 @@ def test_the_api_key_appears_in_no_output_file_or_log(
     transcript.run("validate", "validate", quick, env=env)
     transcript.run("schema", "schema", env=env)
     transcript.run("plan", "plan", quick, "--sandbox", env=env)
-    transcript.run(
-        "apply sandbox", "apply", quick, "--sandbox", "--sandbox-time-scale", "600", env=env
-    )
+    transcript.run("apply sandbox", "apply", quick, "--sandbox", "--time-scale", "600", env=env)
     served_env = faulty_served.env(CANARY)
     served_args = ("--settle-grace", "0.5", "--no-wait")  # following is scanned via --sandbox
     transcript.run("apply served", "apply", str(manifest), *served_args, env=served_env)
@@ -277,7 +275,9 @@ def test_keys_echoed_in_400_and_401_bodies_reach_no_output_report_or_ledger(
     transcript = Transcript(workdir)
     quick = str(QUICKSTART)
     reports: tuple[str, ...] = ("--report-dir", "reports")
-    reports += tuple(f"--format={kind}" for kind in ("json", "markdown", "junit", "text", "html"))
+    reports += tuple(
+        f"--report-format={kind}" for kind in ("json", "markdown", "junit", "text", "html")
+    )
     extra = ("--world", str(world), "--faults", "echo_key=1,error_400=1,target=triggers")
     with start_served_sandbox(tmp_path / "sandbox", seed=3, extra=extra) as sandbox:
         # Every trigger refused with a 400 that quotes the key: each action fails, the run goes on.

@@ -10,19 +10,27 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
+    from runner.plan.planfile import PlanFile
     from runner.plan.shard import Shard
+    from runner.run.apply import ApplyResult
     from runner.run.progress import ViewOptions
 
 from runner.cli._common import echo_err, exit_on_error
 from runner.cli.options import (
     concurrency_option,
-    formats_option,
     github_options,
     lock_timeout_option,
+    quiet_option,
+    report_dir_option,
+    report_formats_option,
+    report_stdout_option,
     selection_options,
     state_dir_option,
     target_options,
+    time_scale_option,
 )
+
+PLAN_FORMATS = ("text", "json", "markdown")  # what a dry run can print: the plan's formats
 
 
 @click.command()
@@ -30,13 +38,7 @@ from runner.cli.options import (
 @target_options
 @selection_options
 @concurrency_option
-@click.option(
-    "--sandbox-time-scale",
-    type=click.FloatRange(min=1),
-    default=60.0,
-    show_default=True,
-    help="With --sandbox: how much faster than real time the simulated jobs run.",
-)
+@time_scale_option(when="With --sandbox")
 @click.option("--dry-run", is_flag=True, help="Plan (remotely) and stop before sending triggers.")
 @click.option(
     "-y",
@@ -80,25 +82,22 @@ from runner.cli.options import (
 )
 @state_dir_option
 @lock_timeout_option
-@click.option(
-    "--report-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Where reports go (default: the manifest's settings.reports.dir, mlrun-reports).",
-)
-@formats_option
+@report_dir_option("the manifest's settings.reports.dir, mlrun-reports")
+@report_formats_option("the manifest's settings.reports.formats")
+@report_stdout_option
 @click.option(
     "--progress/--no-progress",
     default=None,
     help="Live progress display (default: on a terminal); --no-progress prints plain lines.",
 )
 @click.option("-v", "--verbose", is_flag=True, help="More frequent progress lines.")
-@click.option("-q", "--quiet", is_flag=True, help="Only the summary and errors.")
+@quiet_option
 @github_options
 @exit_on_error
 def apply(
     paths: tuple[str, ...],
     sandbox: bool,
-    sandbox_time_scale: float,
+    time_scale: float,
     base_url: str | None,
     select: tuple[str, ...],
     exclude: tuple[str, ...],
@@ -118,7 +117,8 @@ def apply(
     state_dir: Path | None,
     lock_timeout: float,
     report_dir: Path | None,
-    formats: tuple[str, ...],
+    report_formats: tuple[str, ...],
+    output_format: str,
     progress: bool | None,
     verbose: bool,
     changed_since: str | None,
@@ -132,12 +132,14 @@ def apply(
     Validates PATHS (files or directories forming one manifest), asks the API how many queries each
     project has, refuses a plan over the budget, prints the plan's cost (and on a terminal asks
     before going on, unless --yes), then sends the triggers under the rate limits, journaled in
-    the ledger so that a killed run resumes without paying twice.
+    the ledger so that a killed run resumes without paying twice. The report is written to
+    --report-dir/<run id>/ (--report-format) and printed on stdout (--format).
 
     \b
     Examples:
       mlrun apply examples/quickstart.yaml --sandbox
       mlrun apply manifests/ --select team=growth --concurrency 4
+      mlrun apply manifests/ --report-format junit --format json | jq .exitCode
       mlrun apply --resume
     """
     from runner.cli.github import GitHubOutput  # noqa: PLC0415 - keep `mlrun --help` fast
@@ -151,11 +153,13 @@ def apply(
         raise UsageError("give the manifest PATHs to apply, or --resume")
     if changed_since is not None and resume is not None:
         raise UsageError("--changed-since selects what a new run triggers; not with --resume")
+    if dry_run and output_format not in PLAN_FORMATS:
+        raise UsageError(f"a dry run prints the plan: --format {', '.join(PLAN_FORMATS)}")
     request = ApplyRequest(
         paths=paths,
         resume=resume,
         sandbox=sandbox,
-        sandbox_time_scale=sandbox_time_scale,
+        sandbox_time_scale=time_scale,
         base_url=base_url,
         selection=Selection(include=select, exclude=exclude),
         concurrency=concurrency,
@@ -172,7 +176,7 @@ def apply(
         ledger_path=state_dir / "ledger.sqlite" if state_dir else None,
         lock_timeout=lock_timeout,
         report_dir=report_dir,
-        formats=formats,
+        formats=report_formats,
         changed_since=changed_since,
         shard=_shard(shard_spec),
     )
@@ -194,12 +198,22 @@ def apply(
         echo_err(f"warning: {problem.project}: {problem.message}; not triggered")
     _echo_lines(github.after_apply(result, paths, result.report_files))
     if result.report is None:  # a dry run, or nothing changed since --changed-since's ref
-        if result.plan.actions or result.plan.changes is None:
-            click.echo(_plan_summary(result.plan))
-        sys.exit(ExitCode.OK)
-    from runner.report import render_text  # noqa: PLC0415
+        from runner.report.plan import render_plan  # noqa: PLC0415
 
-    click.echo(render_text(result.report, color=_use_color(), files=result.report_files))
+        plan_file = _planned(result, paths, (sandbox, base_url, offline))
+        if output_format != "text" or result.plan.actions or result.plan.changes is None:
+            click.echo(render_plan(plan_file, output_format), nl=False)
+        sys.exit(plan_file.exit_code())  # as `mlrun plan` exits with the plan it prints
+    from runner.report.render import render_report  # noqa: PLC0415
+
+    shown = render_report(
+        result.report,
+        output_format,
+        color=_use_color(),
+        files=result.report_files,
+        summary_only=quiet,
+    )
+    click.echo(shown, nl=False)
     if result.interrupted and result.run is not None:  # the run had ended: its report says so
         echo_err(f"{result.interrupted} while reporting: the report was written; exit 3")
         sys.exit(ExitCode.INTERRUPTED)
@@ -248,18 +262,25 @@ def _colors_allowed() -> bool:
 
 
 def _use_color() -> bool:
-
     return sys.stdout.isatty() and _colors_allowed()
 
 
-def _plan_summary(plan: object) -> str:
-    from runner.plan import Plan  # noqa: PLC0415
+def _planned(
+    result: ApplyResult, paths: tuple[str, ...], target: tuple[bool, str | None, bool]
+) -> PlanFile:
+    """The plan of a run that sent nothing, as ``mlrun plan`` shows it; ``target``: sandbox,
+    base URL and offline, as the command line gave them."""
+    from datetime import UTC, datetime  # noqa: PLC0415
 
-    assert isinstance(plan, Plan)
-    lines = [f"{len(plan.actions)} actions; expected executions: {plan.total_expected}"]
-    lines.extend(
-        f"  {a.key}: {a.endpoint} {','.join(a.models)} ×{a.execution_count}"
-        f" → {a.expected_executions}"
-        for a in plan.actions
+    from runner.cli.plan import plan_target  # noqa: PLC0415
+    from runner.plan.planfile import PlanFile  # noqa: PLC0415
+
+    sandbox, base_url, offline = target
+    return PlanFile(
+        plan=result.plan,
+        created_at=datetime.now(UTC),
+        manifest_files=paths,
+        base_url=plan_target(sandbox, base_url, os.environ),
+        offline=offline,
+        problems=result.problems,
     )
-    return "\n".join(lines)

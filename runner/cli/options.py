@@ -70,6 +70,7 @@ github_options = _stack(
 
 
 REPORT_FORMATS = ("json", "markdown", "junit", "text", "html")
+STDOUT_REPORT_FORMATS = ("text", "json", "markdown", "junit", "html")
 
 state_dir_option = click.option(
     "--state-dir",
@@ -85,10 +86,93 @@ lock_timeout_option = click.option(
     help="Seconds to wait for another run holding the ledger.",
 )
 
-formats_option = click.option(
-    "--format",
-    "formats",
-    multiple=True,
-    type=click.Choice(REPORT_FORMATS),
-    help="Report formats to write; repeat for several (default: the manifest's).",
+
+# -- output: --format is stdout, files are -o/--output or --report-dir ---------------------------
+
+
+def stdout_format_option(choices: tuple[str, ...], help_text: str) -> Callable[[F], F]:
+    """``--format``: what the command prints on stdout, one format (default ``text``).
+
+    Given twice it is refused rather than the last one silently winning: ``--format`` once chose
+    report files, repeatable, and a script written so must be told of ``--report-format``.
+    """
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(choices),
+        multiple=True,
+        callback=_one_format,
+        metavar=f"[{'|'.join(choices)}]",
+        help=f"{help_text}  [default: {choices[0]}]",
+    )
+
+
+def _one_format(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> str:
+    if len(set(value)) > 1:
+        raise click.BadParameter(
+            "one format: --format chooses what goes to stdout; write report files with "
+            "--report-format (repeatable)",
+            ctx=ctx,
+            param=param,
+        )
+    choices = getattr(param.type, "choices", ("text",))
+    return value[0] if value else str(choices[0])
+
+
+report_stdout_option = stdout_format_option(
+    STDOUT_REPORT_FORMATS, "The report to print on stdout (text: the summary)."
+)
+
+
+def report_formats_option(default: str) -> Callable[[F], F]:
+    """``--report-format FMT``, repeatable: the report files to write; ``default`` says which
+    are written without it."""
+    return click.option(
+        "--report-format",
+        "report_formats",
+        multiple=True,
+        type=click.Choice(REPORT_FORMATS),
+        help=f"A report file to write; repeat for several (default: {default}).",
+    )
+
+
+def report_dir_option(default: str) -> Callable[[F], F]:
+    """``--report-dir DIR``: run reports go to ``DIR/<run id>/``; ``default`` says where else."""
+    return click.option(
+        "--report-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help=f"Reports go to DIR/<run id>/ (default: {default}).",
+    )
+
+
+def output_option(help_text: str, *, required: bool = False) -> Callable[[F], F]:
+    """``-o/--output FILE``: the one file the command writes, which a later command reads."""
+    return click.option(
+        "-o",
+        "--output",
+        type=click.Path(dir_okay=False, path_type=Path),
+        required=required,
+        help=help_text,
+    )
+
+
+# The sandbox's pace, served or in-process: a job of minutes ends in seconds, so a demo finishes
+# in seconds.
+SANDBOX_TIME_SCALE = 60.0
+
+
+def time_scale_option(*, when: str = "") -> Callable[[F], F]:
+    """``--time-scale X``: the sandbox's simulated durations divided by X; 1 is real time."""
+    what = "simulated durations (job life, windows, delays) are divided by this; 1 is real time."
+    return click.option(
+        "--time-scale",
+        type=click.FloatRange(min=0, min_open=True),
+        default=SANDBOX_TIME_SCALE,
+        show_default=True,
+        help=f"{when}: {what}" if when else what[0].upper() + what[1:],
+    )
+
+
+quiet_option = click.option(
+    "-q", "--quiet", is_flag=True, help="Only the summary and errors: no progress, no lists."
 )

@@ -19,7 +19,9 @@ from runner.cli._common import echo_err, exit_on_error
 from runner.cli.options import (
     concurrency_option,
     github_options,
+    output_option,
     selection_options,
+    stdout_format_option,
     target_options,
 )
 from runner.endpoints import BASE_URL_ENV, DEFAULT_BASE_URL, SANDBOX_URL
@@ -36,27 +38,18 @@ if TYPE_CHECKING:  # imported when the command runs, so `mlrun --help` stays fas
 @target_options
 @selection_options
 @concurrency_option
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json", "markdown"]),
-    default="text",
-    show_default=True,
-    help="How to print the plan (markdown: a pull-request comment, always under 65,535 chars).",
+@stdout_format_option(
+    ("text", "json", "markdown"),
+    "The plan to print on stdout (markdown: a pull-request comment, under 65,535 chars).",
 )
-@click.option(
-    "-o",
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Save the plan here (JSON); `mlrun apply FILE` then runs exactly this plan.",
-)
+@output_option("Save the plan here (JSON); `mlrun apply FILE` then runs exactly this plan.")
 @click.option("--offline", is_flag=True, help="Do not ask the API: query counts stay unknown.")
 @github_options
 @exit_on_error
 def plan(
     paths: tuple[str, ...],
     output_format: str,
-    out: Path | None,
+    output: Path | None,
     offline: bool,
     sandbox: bool,
     base_url: str | None,
@@ -100,7 +93,7 @@ def plan(
         selection=Selection(include=select, exclude=exclude),
         changed_since=changed_since,
         shard=None if shard_spec is None else Shard.parse(shard_spec),
-        target=_target(sandbox, base_url, os.environ),
+        target=plan_target(sandbox, base_url, os.environ),
     )
     with _collector_paused(offline):
         plan_file = read_saved_plan(paths) or (
@@ -108,16 +101,16 @@ def plan(
             if offline
             else _remote_plan(asked, sandbox, base_url, concurrency, os.environ)
         )
-        if out is not None:
-            write_plan_file(out, plan_file)
-        text = render_plan(plan_file, output_format, full_plan_hint=_hint(out))
+        if output is not None:
+            write_plan_file(output, plan_file)
+        text = render_plan(plan_file, output_format, full_plan_hint=_hint(output))
     click.echo(text, nl=False)
     for note in plan_file.plan.notes:
         echo_err(f"note: {note}")
     if output_format != "text":
         _warn(plan_file)
     github = GitHubOutput.from_options(annotations, step_summary, os.environ)
-    for line in github.after_plan(plan_file, full_plan_hint=_hint(out)):
+    for line in github.after_plan(plan_file, full_plan_hint=_hint(output)):
         echo_err(line)
     sys.exit(plan_file.exit_code())
 
@@ -179,7 +172,7 @@ def _remote_plan(
     return asked.plan_file(result.plan, offline=False, problems=result.problems)
 
 
-def _target(sandbox: bool, base_url: str | None, env: Mapping[str, str]) -> str:
+def plan_target(sandbox: bool, base_url: str | None, env: Mapping[str, str]) -> str:
     """The API the plan is for, as ``runner.run.apply.make_client`` picks it."""
     from runner.redact import safe_url  # noqa: PLC0415
 
@@ -210,8 +203,8 @@ def _collector_paused(paused: bool) -> Iterator[None]:
         gc.unfreeze()
 
 
-def _hint(out: Path | None) -> str | None:
-    return str(out) if out is not None else None
+def _hint(output: Path | None) -> str | None:
+    return str(output) if output is not None else None
 
 
 def _warn(plan_file: PlanFile) -> None:

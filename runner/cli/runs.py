@@ -18,7 +18,17 @@ from typing import Any, TypeVar
 import click
 
 from runner.cli._common import echo_err, exit_on_error
-from runner.cli.options import formats_option, lock_timeout_option, state_dir_option
+from runner.cli.options import (
+    lock_timeout_option,
+    output_option,
+    quiet_option,
+    report_dir_option,
+    report_formats_option,
+    report_stdout_option,
+    state_dir_option,
+    stdout_format_option,
+)
+from runner.report.words import plural
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -38,19 +48,12 @@ def _use_color() -> bool:
     epilog="\b\nExamples:\n  mlrun runs\n  mlrun runs --format json --limit 5 | jq '.[0].runId'"
 )
 @state_dir_option
-@click.option(
-    "--format",
-    "output",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="A table for people, or JSON for tools.",
-)
+@stdout_format_option(("text", "json"), "A table for people, or JSON for tools.")
 @click.option(
     "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Runs to list."
 )
 @exit_on_error
-def runs(state_dir: Path | None, output: str, limit: int) -> None:
+def runs(state_dir: Path | None, output_format: str, limit: int) -> None:
     """List past runs from the ledger, newest first.
 
     For each: run id, start, status, actions and their outcomes, and the run's exit code.
@@ -60,7 +63,7 @@ def runs(state_dir: Path | None, output: str, limit: int) -> None:
 
     path = _ledger_path(state_dir) or default_ledger_path()
     lines = list_runs(path, limit=limit, env=os.environ) if path.exists() else []
-    if output == "json":
+    if output_format == "json":
         click.echo(json.dumps([line.to_json() for line in lines], indent=2))
     elif not lines:
         click.echo(f"No runs yet (no run in {path}).")
@@ -107,7 +110,7 @@ class DefaultCommandGroup(click.Group):
 
 @click.group(
     cls=DefaultCommandGroup,
-    epilog="\b\nExamples:\n  mlrun report last\n  mlrun report 20250615 --format html"
+    epilog="\b\nExamples:\n  mlrun report last\n  mlrun report last --format json | jq .exitCode"
     "\n  mlrun report merge shard-*/report.json -o merged.json --format markdown",
 )
 def report() -> None:
@@ -119,74 +122,94 @@ def report() -> None:
 
 
 @report.command(
-    epilog="\b\nExamples:\n  mlrun report last\n  mlrun report 2025 --format html --format json"
+    epilog="\b\nExamples:\n  mlrun report last\n  mlrun report last --format json | jq .exitCode"
+    "\n  mlrun report 2025 --report-format html --report-dir out/"
 )
 @click.argument("run", default="last")
-@formats_option
-@click.option(
-    "--output-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Where --format files go (default: <the run's report directory>/<run id>).",
-)
+@report_stdout_option
+@report_formats_option("with --report-dir, the formats the run wrote")
+@report_dir_option("the directory the run wrote its reports to")
 @state_dir_option
 @click.option("--exit-code", is_flag=True, help="Exit with the run's exit code, not 0.")
 @exit_on_error
 def show(
     run: str,
-    formats: tuple[str, ...],
-    output_dir: Path | None,
+    output_format: str,
+    report_formats: tuple[str, ...],
+    report_dir: Path | None,
     state_dir: Path | None,
     exit_code: bool,
 ) -> None:
     """Render the report of RUN (an id, a unique prefix, or `last`) from the ledger.
 
-    With no --format the text summary goes to stdout; with --format each file is written to
-    --output-dir and the summary names them.
+    Prints the report on stdout (--format; the text summary by default). With --report-format
+    or --report-dir it also writes the report files to <report dir>/<run id>/, and the summary
+    names them.
     """
-    from runner.report import render_text, write_reports  # noqa: PLC0415 - fast --help
-    from runner.run.status import existing_ledger, past_report, report_directory  # noqa: PLC0415
+    from runner.report import write_reports  # noqa: PLC0415 - fast --help
+    from runner.report.render import render_report  # noqa: PLC0415
+    from runner.run.status import (  # noqa: PLC0415
+        existing_ledger,
+        formats_present,
+        past_report,
+        report_directory,
+    )
 
     rendered, record = past_report(existing_ledger(_ledger_path(state_dir)), run, env=os.environ)
     files: list[Path] = []
-    if formats:
-        directory = output_dir or report_directory(record)
-        files = write_reports(rendered, directory, formats)
-    click.echo(render_text(rendered, color=_use_color(), files=files), nl=False)
+    if report_formats or report_dir is not None:
+        formats = report_formats or formats_present(report_directory(record)) or ("json",)
+        files = write_reports(rendered, report_directory(record, report_dir), formats)
+    shown = render_report(rendered, output_format, color=_use_color(), files=files)
+    click.echo(shown, nl=False)
     sys.exit(rendered.exit_code() if exit_code else 0)
 
 
 @report.command(
-    epilog="\b\nExample:\n  mlrun report merge shard-*/report.json -o merged/report.json "
-    "--format markdown --format html"
+    epilog="\b\nExamples:\n  mlrun report merge shard-*/report.json -o merged/report.json "
+    "--report-format markdown --report-format html\n"
+    "  mlrun report merge shard-*/report.json --format json | jq .exitCode"
 )
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The merged JSON report to write.",
-)
-@formats_option
+@output_option("The merged report (JSON) to write; other --report-format files go beside it.")
+@report_formats_option("none but -o")
+@report_stdout_option
 @click.option("--exit-code", is_flag=True, help="Exit with the merged report's exit code, not 0.")
 @exit_on_error
 def merge(
-    inputs: tuple[Path, ...], output: Path, formats: tuple[str, ...], exit_code: bool
+    inputs: tuple[Path, ...],
+    output: Path | None,
+    report_formats: tuple[str, ...],
+    output_format: str,
+    exit_code: bool,
 ) -> None:
     """Merge shard reports (report.json files) into one report of the whole run.
 
     Actions are concatenated (an action in two shards is an error), totals and the exit code
-    recomputed; the run id names every merged run. The JSON goes to --output; other --format
-    files are written beside it with their usual names (report.md, junit.xml, report.html ...).
+    recomputed; the run id names every merged run. The merged JSON goes to -o/--output, other
+    --report-format files beside it with their usual names (report.md, junit.xml, report.html);
+    stdout gets the merged report in --format (the text summary by default).
     """
-    from runner.report import render_text  # noqa: PLC0415 - fast --help
-    from runner.report.merge import load_report, merge_reports, write_merged  # noqa: PLC0415
+    from runner.errors import UsageError  # noqa: PLC0415 - fast --help
+    from runner.report.merge import (  # noqa: PLC0415
+        load_report,
+        merge_reports,
+        validated_json,
+        write_merged,
+    )
+    from runner.report.render import render_report  # noqa: PLC0415
 
+    if report_formats and output is None:
+        raise UsageError("--report-format files are written beside the merged report: give -o FILE")
     shards = [load_report(path) for path in inputs]
     merged = merge_reports(shards, now=time.time(), names=[str(path) for path in inputs])
-    files = write_merged(merged, output, formats)
-    echo_err(f"merged {len(inputs)} report(s), {len(merged.actions):,} actions, into {output}")
-    click.echo(render_text(merged, color=_use_color(), files=files), nl=False)
+    validated_json(merged)
+    files = [] if output is None else write_merged(merged, output, report_formats)
+    where = "" if output is None else f", into {output}"
+    echo_err(
+        f"merged {plural(len(inputs), 'report')}, {plural(len(merged.actions), 'action')}{where}"
+    )
+    click.echo(render_report(merged, output_format, color=_use_color(), files=files), nl=False)
     sys.exit(merged.exit_code() if exit_code else 0)
 
 
@@ -220,14 +243,10 @@ def merge(
 )
 @state_dir_option
 @lock_timeout_option
-@click.option(
-    "--report-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Where the run's reports are rewritten (default: where the run wrote them; "
-    "<dir>/<run id>).",
-)
-@formats_option
-@click.option("-q", "--quiet", is_flag=True, help="Only the summary and errors.")
+@report_dir_option("where the run wrote its reports")
+@report_formats_option("the formats the run wrote")
+@report_stdout_option
+@quiet_option
 @exit_on_error
 def status(
     run: str,
@@ -238,16 +257,17 @@ def status(
     state_dir: Path | None,
     lock_timeout: float,
     report_dir: Path | None,
-    formats: tuple[str, ...],
+    report_formats: tuple[str, ...],
+    output_format: str,
     quiet: bool,
 ) -> None:
     """Refresh the job statuses of a past RUN through the API; never triggers anything.
 
     Asks about every job of RUN (id, unique prefix, or `last`) not yet seen terminal, records
     what it learns in the ledger, rewrites the run's report (the formats already there, or
-    --format) and prints the summary. Exits with the run's exit code.
+    --report-format) and prints it (--format). Exits with the run's exit code.
     """
-    from runner.report import render_text  # noqa: PLC0415 - fast --help
+    from runner.report.render import render_report  # noqa: PLC0415 - fast --help
     from runner.run.status import StatusRequest, refresh_status  # noqa: PLC0415
 
     request = StatusRequest(
@@ -259,10 +279,18 @@ def status(
         ledger_path=_ledger_path(state_dir),
         lock_timeout=lock_timeout,
         report_dir=report_dir,
-        formats=formats,
+        formats=report_formats,
     )
     result = refresh_status(request, say=(lambda _line: None) if quiet else echo_err)
     if not quiet:
-        echo_err(f"{result.refreshed} job(s) refreshed with {result.status_requests} request(s)")
-    click.echo(render_text(result.report, color=_use_color(), files=result.report_files), nl=False)
+        jobs, requests = plural(result.refreshed, "job"), plural(result.status_requests, "request")
+        echo_err(f"{jobs} refreshed with {requests}")
+    shown = render_report(
+        result.report,
+        output_format,
+        color=_use_color(),
+        files=result.report_files,
+        summary_only=quiet,
+    )
+    click.echo(shown, nl=False)
     sys.exit(result.report.exit_code())

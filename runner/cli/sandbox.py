@@ -9,10 +9,9 @@ from typing import Any, TypeVar
 
 import click
 
-T = TypeVar("T")
+from runner.cli.options import time_scale_option
 
-# As `mlrun apply --sandbox`: a job of minutes ends in seconds, so a demo finishes in seconds.
-SERVE_TIME_SCALE = 60.0
+T = TypeVar("T")
 
 _EXAMPLE = """\
 \b
@@ -68,13 +67,7 @@ def sandbox() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8765, show_default=True, type=int, help="Port to listen on.")
 @click.option("--seed", default=0, show_default=True, type=int, help="World and fault seed.")
-@click.option(
-    "--time-scale",
-    default=SERVE_TIME_SCALE,
-    show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
-    help="Divide every simulated duration (job life, windows, delays) by this; 1 is real time.",
-)
+@time_scale_option()
 @click.option(
     "--rate-limits",
     "rate_limits",

@@ -10,20 +10,14 @@ import click
 
 from runner.cli._common import exit_on_error
 from runner.cli.diagnostics import FORMATS, Outcome, render
+from runner.cli.options import stdout_format_option
 from runner.errors import ManifestError, UsageError
 from runner.exitcodes import ExitCode
 
 
 @click.command("validate")
 @click.argument("paths", nargs=-1, required=True, metavar="PATH...")
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(FORMATS),
-    default="text",
-    show_default=True,
-    help="text for people, json for tools, github for workflow annotations.",
-)
+@stdout_format_option(FORMATS, "text for people, json for tools, github for workflow annotations.")
 @exit_on_error
 def validate(paths: tuple[str, ...], output_format: str) -> None:
     """Check manifests and report every problem at once.

@@ -21,12 +21,15 @@ def closest(name: str, options: Iterable[str]) -> str | None:
 
 
 def did_you_mean(name: str, options: Iterable[str], *, noun: str = "") -> str:
-    """A hint naming the closest option, or listing the options when none is close."""
+    """A hint naming the closest option, or listing the options when none is close.
+
+    ``noun`` names the options in the plural (``model sets``).
+    """
     choices = sorted(options)
     match = closest(name, choices)
     if match is not None:
         return f"did you mean {match!r}?"
     if not choices:
-        return f"no {noun or 'value'} is defined"
+        return f"no {noun} are defined" if noun else "no value is defined"
     listed = ", ".join(choices[:20]) + (", ..." if len(choices) > 20 else "")
     return f"valid {noun or 'values'}: {listed}"

@@ -19,14 +19,17 @@ from dataclasses import dataclass
 from runner.isotime import parse_instant
 from runner.redact import redact
 from runner.report._format import (
-    EXIT_MEANINGS,
+    cached_jobs_line,
     duration,
     execution_cells,
+    exit_line,
     left_out,
+    not_followed_line,
     number,
     ok_count,
 )
 from runner.report.model import ActionResult, Outcome, Report, Tally
+from runner.report.words import plural
 
 MAX_TABLE_ROWS = 5_000  # beyond this the page gets slow; report.json has every action
 MAX_CHART_ROWS = 40
@@ -89,8 +92,8 @@ def render_html(report: Report, *, rate_limit: float | None = None) -> str:
         _head(report),
         _header(report),
         _timeline_section(report, rate_limit),
-        _tally_section("projects", "Outcomes per project", report.totals.projects),
-        _tally_section("models", "Outcomes per model", report.totals.models),
+        _tally_section(report, "projects", "Outcomes per project", report.totals.projects),
+        _tally_section(report, "models", "Outcomes per model", report.totals.models),
         _reconciliation(report.actions),
         _footer(report),
     ]
@@ -115,8 +118,7 @@ def _head(report: Report) -> str:
 
 
 def _header(report: Report) -> str:
-    run, code = report.run, report.exit_code()
-    verdict = f"exit {int(code)}: {EXIT_MEANINGS[code]}"
+    run, verdict = report.run, exit_line(report)
     return (
         f"<header>\n<h1>mlrun run {esc(run.run_id)}</h1>\n"
         f'<p class="verdict" id="verdict">{SYMBOLS[_verdict_outcome(report)]} {esc(verdict)}</p>\n'
@@ -143,14 +145,20 @@ def _meta_list(report: Report) -> str:
         rows.append(
             ("CI", " · ".join(v for v in (run.ci.provider, run.ci.commit, run.ci.run_id) if v))
         )
-    if run.stop_reason:
-        rows.append(("Stopped", run.stop_reason))
-    if run.skipped_projects:
-        rows.append(("Left out", left_out(run.skipped_projects)))
-    if run.unreachable_projects:
-        rows.append(("Unreachable, not triggered", left_out(run.unreachable_projects)))
+    rows += [(name, value) for name, value in _notes(report) if value]
     items = "".join(f"<dt>{esc(name)}</dt><dd>{esc(value)}</dd>" for name, value in rows)
     return f'<dl class="meta">{items}</dl>'
+
+
+def _notes(report: Report) -> list[tuple[str, str]]:
+    run = report.run
+    return [
+        ("Cached jobs", cached_jobs_line(report)),
+        ("Running", not_followed_line(report)),
+        ("Stopped", run.stop_reason or ""),
+        ("Left out", left_out(run.skipped_projects)),
+        ("Unreachable, not triggered", left_out(run.unreachable_projects)),
+    ]
 
 
 def _counts(tally: Tally) -> str:
@@ -251,10 +259,10 @@ def _timeline_caption(requests: Sequence[Request], rate_limit: float | None) -> 
     limited = sum(r.rate_limited for r in requests)
     retries = sum(r.retry for r in requests)
     limit = f"limit {rate_limit:g}/s" if rate_limit else "the rate limit is not recorded"
+    sent, retried = plural(len(requests), "trigger request"), plural(retries, "retry", "retries")
     return (
-        f"{len(requests):,} trigger requests ({limit}); {limited:,} answered 429 "
-        f"(triangles); {retries:,} retries (circles). Job-status polls are not journaled, "
-        "so they are not drawn."
+        f"{sent} ({limit}); {limited:,} answered 429 (triangles); {retried} (circles). "
+        "Job-status polls are not journaled, so they are not drawn."
     )
 
 
@@ -320,7 +328,8 @@ def _column(slice_: Bin, index: int, width: float, size: int, top: float) -> str
     return (
         f'<rect class="rate" x="{x + 0.5:.1f}" y="{y:.1f}" width="{max(width - 1, 1):.1f}" '
         f'height="{_PLOT_BOTTOM - y:.1f}" fill="#4a4a4a">'
-        f"<title>{_clock(slice_.start)}: {slice_.requests} requests ({rate:.2f}/s)</title></rect>"
+        f"<title>{_clock(slice_.start)}: {plural(slice_.requests, 'request')} "
+        f"({rate:.2f}/s)</title></rect>"
     )
 
 
@@ -417,8 +426,8 @@ _PATTERNS = "<defs>" + "".join(_pattern(outcome) for outcome in Outcome) + "</de
 _LABEL_W, _BAR_X, _BAR_W, _ROW = 200, 210, 240, 28
 
 
-def _tally_section(name: str, title: str, tallies: Sequence[Tally]) -> str:
-    shown = sorted(tallies, key=lambda t: -t.problems)[:MAX_CHART_ROWS]
+def _tally_section(report: Report, name: str, title: str, tallies: Sequence[Tally]) -> str:
+    shown = sorted(tallies, key=lambda t: -report.problem_count(t))[:MAX_CHART_ROWS]
     more = len(tallies) - len(shown)
     note = f'<p class="note">… and {more:,} more (see the table below).</p>' if more > 0 else ""
     chart = _bars_svg(name, title, shown) if shown else '<p class="note">No actions.</p>'
@@ -427,7 +436,7 @@ def _tally_section(name: str, title: str, tallies: Sequence[Tally]) -> str:
         f'<h2 id="{name}-title">{esc(title)}</h2>\n<figure>{chart}{note}'
         f"<figcaption>Bars are split by outcome, worst first; each outcome has its own pattern "
         f"and the counts are written beside the bar.</figcaption></figure>\n"
-        f"{_tally_table(name, tallies)}\n</section>"
+        f"{_tally_table(report, name, tallies)}\n</section>"
     )
 
 
@@ -480,14 +489,14 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _tally_table(name: str, tallies: Sequence[Tally]) -> str:
+def _tally_table(report: Report, name: str, tallies: Sequence[Tally]) -> str:
     head = ("Name", "Actions", "OK", "Problems", "Expected", "Total", "Success", "Failed")
     rows = [
         (
             t.name,
             f"{t.actions:,}",
             f"{ok_count(t):,}",
-            f"{t.problems:,}",
+            f"{report.problem_count(t):,}",
             *execution_cells(t),
         )
         for t in tallies[:MAX_TABLE_ROWS]
@@ -546,9 +555,8 @@ def _reconciliation(actions: Sequence[ActionResult]) -> str:
     header = "".join(f'<th scope="col">{esc(h)}</th>' for h in _RECONCILIATION_HEAD)
     body = "".join(_action_row(action) for action in shown)
     more = len(actions) - len(shown)
-    note = (
-        f'<p class="note">… and {more:,} more actions, all in report.json.</p>' if more > 0 else ""
-    )
+    listed = plural(more, "more action")
+    note = f'<p class="note">… and {listed}, all in report.json.</p>' if more > 0 else ""
     return (
         '<section id="reconciliation" aria-labelledby="reconciliation-title">\n'
         '<h2 id="reconciliation-title">Reconciliation: asked against done, failures first</h2>\n'

@@ -1,8 +1,10 @@
 """JUnit XML, as CI servers read it: one test suite per project, one test case per action.
 
 FAILED, PARTIAL, UNKNOWN and TIMEOUT actions (and any action with a difference) carry a
-``<failure>``; SKIPPED, NOT_ATTEMPTED and RUNNING ones a ``<skipped>``. ``time`` is the action's
-duration from the first send to the end of its job(s).
+``<failure>``; SKIPPED, NOT_ATTEMPTED and RUNNING ones a ``<skipped>``, but for the RUNNING ones
+of a run that did not follow its jobs (``--no-wait``): their trigger was what was asked, so they
+pass, as the exit code says. ``time`` is the action's duration from the first send to the end of
+its jobs.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from xml.etree import ElementTree as ET
 from runner.redact import redact
 from runner.report.model import ActionResult, Outcome, Report
 
+NOT_FOLLOWED_CASE = "triggered, not followed (--no-wait): `mlrun status RUN --wait` follows it"
 _SKIPPED = frozenset({Outcome.SKIPPED, Outcome.NOT_ATTEMPTED, Outcome.RUNNING})
 # Characters XML 1.0 cannot carry at all, even escaped.
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -27,14 +30,17 @@ def render_junit(report: Report) -> str:
     by_project: dict[str, list[ActionResult]] = {t.name: [] for t in report.totals.projects}
     for action in report.actions:
         by_project.setdefault(action.project, []).append(action)
-    suites = [_suite(report, name, actions) for name, actions in by_project.items()]
+    not_followed = {action.key for action in report.not_followed}
+    suites = [_suite(report, name, actions, not_followed) for name, actions in by_project.items()]
     root.extend(suites)
     _count(root, suites)
     ET.indent(root)
     return redact(ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n")
 
 
-def _suite(report: Report, project: str, actions: Sequence[ActionResult]) -> ET.Element:
+def _suite(
+    report: Report, project: str, actions: Sequence[ActionResult], not_followed: set[str]
+) -> ET.Element:
     suite = ET.Element("testsuite", name=_clean(project), timestamp=report.run.started_at)
     properties = ET.SubElement(suite, "properties")
     for name, value in (
@@ -42,18 +48,26 @@ def _suite(report: Report, project: str, actions: Sequence[ActionResult]) -> ET.
         ("manifestDigest", report.run.manifest_digest),
     ):
         ET.SubElement(properties, "property", name=name, value=_clean(value))
-    suite.extend(_case(action) for action in actions)
+    suite.extend(_case(action, followed=action.key not in not_followed) for action in actions)
     _count(suite, list(suite.iter("testcase")))
     return suite
 
 
-def _case(action: ActionResult) -> ET.Element:
+def _case(action: ActionResult, *, followed: bool) -> ET.Element:
     case = ET.Element(
         "testcase",
         classname=_clean(action.project),
         name=_clean(action.key),
         time=_seconds(action.done.durations.total),
     )
+    if followed:  # else triggered as asked, its jobs left to `mlrun status`: a pass
+        _mark(case, action)
+    ET.SubElement(case, "system-out").text = _clean(_details(action, followed=followed))
+    return case
+
+
+def _mark(case: ET.Element, action: ActionResult) -> None:
+    """``<skipped>`` or ``<failure>`` when the action is not OK, with the reason."""
     if action.outcome in _SKIPPED:
         ET.SubElement(case, "skipped", message=_clean(f"{action.outcome}: {action.reason}"))
     elif action.outcome != Outcome.OK or action.differences:
@@ -64,14 +78,13 @@ def _case(action: ActionResult) -> ET.Element:
             type=str(action.outcome),
         )
         failure.text = _clean("\n".join(d.message for d in action.differences) or action.reason)
-    ET.SubElement(case, "system-out").text = _clean(_details(action))
-    return case
 
 
-def _details(action: ActionResult) -> str:
+def _details(action: ActionResult, *, followed: bool) -> str:
     done, asked = action.done, action.asked
     counters = done.counters
-    lines = [
+    lines = [] if followed else [NOT_FOLLOWED_CASE]
+    lines += [
         (
             f"endpoint {asked.endpoint}, models {', '.join(asked.models)}, "
             f"executionCount {asked.execution_count}, expected {asked.expected_executions}"

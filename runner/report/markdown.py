@@ -13,19 +13,24 @@ from dataclasses import dataclass
 
 from runner.redact import redact
 from runner.report._format import (
+    ProblemRow,
+    cached_jobs_line,
     duration,
     execution_cells,
     executions,
     exit_line,
+    keep_fix,
     largest_fitting,
     left_out,
+    not_followed_line,
     number,
     ok_count,
     outcome_counts,
+    problem_rows,
     projects_by_problems,
-    shorten,
+    verdict,
 )
-from runner.report.model import ActionResult, Report, Tally
+from runner.report.model import Report, Tally
 
 GITHUB_COMMENT_LIMIT = 65_536
 DEFAULT_LIMIT = 65_000  # a margin under GitHub's limit for whatever wraps the comment
@@ -84,15 +89,12 @@ def _truncate(text: str, limit: int) -> str:
 def _header(report: Report) -> str:
     run, tally = report.run, report.totals.run
     icon = _ICONS.get(int(report.exit_code()), "❌")
-    verdict = (
-        "every action completed as asked"
-        if not report.problems
-        else f"{len(report.problems):,} of {tally.actions:,} actions need attention"
-    )
     rows = [
         ("Status", f"{run.status}, {exit_line(report)}"),
         ("Actions", outcome_counts(tally)),
         ("Executions", executions(tally)),
+        *optional_row("Cached jobs", cached_jobs_line(report)),
+        *optional_row("Running", not_followed_line(report)),
         (
             "Duration",
             f"{duration(run.duration_seconds)} ({run.started_at} → {run.finished_at or 'running'})",
@@ -107,9 +109,15 @@ def _header(report: Report) -> str:
         rows.append(("Left out", left_out(run.skipped_projects)))
     if run.unreachable_projects:
         rows.append(("Unreachable, not triggered", left_out(run.unreachable_projects)))
-    lines = [f"### {icon} mlrun run `{cell(run.run_id)}`: {verdict}", "", "| | |", "|---|---|"]
+    title = f"### {icon} mlrun run `{cell(run.run_id)}`: {verdict(report)}"
+    lines = [title, "", "| | |", "|---|---|"]
     lines += [f"| {name} | {cell(value)} |" for name, value in rows]
     return redact("\n".join(lines))
+
+
+def optional_row(name: str, value: str) -> list[tuple[str, str]]:
+    """A header row, when there is something to say."""
+    return [(name, value)] if value else []
 
 
 def _provenance(report: Report) -> list[tuple[str, str]]:
@@ -125,45 +133,46 @@ def _provenance(report: Report) -> list[tuple[str, str]]:
 def _tables(report: Report) -> list[_Table]:
     tables = []
     if report.problems:
-        tables.append(_problem_table(report.problems))
-    tables.append(_project_table(report.totals.projects))
+        tables.append(_problem_table(problem_rows(report)))
+    tables.append(_project_table(report, report.totals.projects))
     tables.append(_model_table(report.totals.models, exact=report.totals.models_exact))
     return tables
 
 
-def _problem_table(problems: Sequence[ActionResult]) -> _Table:
+def _problem_table(problems: Sequence[ProblemRow]) -> _Table:
     head = (
         "| Outcome | Action | Expected | Total | Success | Failed | Reason |\n"
         "|---|---|--:|--:|--:|--:|---|"
     )
-    return _Table("Problems, worst first", head, tuple(_problem_row(a) for a in problems))
+    return _Table("Problems, worst first", head, tuple(_problem_row(row) for row in problems))
 
 
-def _problem_row(action: ActionResult) -> str:
-    counters = action.done.counters
+def _problem_row(row: ProblemRow) -> str:
+    counters = None if row.action is None else row.action.done.counters
+    label = f"`{cell(row.label)}`" if row.action is not None else cell(row.label)
     values = [
-        f"**{action.outcome}**",
-        f"`{cell(action.key)}`",
-        number(action.asked.expected_executions),
+        f"**{row.outcome}**",
+        label,
+        number(row.expected),
         "-" if counters is None else f"{counters.total:,}",
         "-" if counters is None else f"{counters.success:,}",
         "-" if counters is None else f"{counters.failed:,}",
-        cell(action.reason),
+        cell(row.reason),
     ]
     return redact("| " + " | ".join(values) + " |")
 
 
-def _project_table(tallies: Sequence[Tally]) -> _Table:
+def _project_table(report: Report, tallies: Sequence[Tally]) -> _Table:
     head = (
         "| Project | Actions | OK | Problems | Expected | Total | Success | Failed |\n"
         "|---|--:|--:|--:|--:|--:|--:|--:|"
     )
     rows = tuple(
         redact(
-            f"| {cell(t.name)} | {t.actions:,} | {ok_count(t):,} | {t.problems:,} | "
+            f"| {cell(t.name)} | {t.actions:,} | {ok_count(t):,} | {report.problem_count(t):,} | "
             f"{' | '.join(execution_cells(t))} |"
         )
-        for t in projects_by_problems(tuple(tallies))
+        for t in projects_by_problems(report, tallies)
     )
     return _Table("Per project", head, rows)
 
@@ -187,5 +196,5 @@ def _model_table(tallies: Sequence[Tally], *, exact: bool) -> _Table:
 
 def cell(text: str) -> str:
     """``text`` safe inside a table cell: one line, pipes and HTML escaped, bounded width."""
-    flat = shorten(text, _CELL_WIDTH)
+    flat = keep_fix(text, _CELL_WIDTH)
     return flat.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")

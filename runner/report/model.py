@@ -487,8 +487,26 @@ class Report:
 
     @property
     def problems(self) -> tuple[ActionResult, ...]:
-        """The actions whose outcome is not OK, worst first."""
-        return tuple(a for a in self.actions if a.outcome != Outcome.OK)
+        """The actions a human must look at, worst first: every outcome but OK, and but
+        RUNNING in a run that did not follow its jobs (:attr:`not_followed`)."""
+        return tuple(a for a in self.actions if self._is_problem(a.outcome))
+
+    @property
+    def not_followed(self) -> tuple[ActionResult, ...]:
+        """The RUNNING actions of a run that did not follow its jobs (``--no-wait``).
+
+        What was asked: information, not problems. ``mlrun status RUN --wait`` follows them.
+        """
+        if self.run.followed:
+            return ()
+        return tuple(a for a in self.actions if a.outcome == Outcome.RUNNING)
+
+    def problem_count(self, tally: Tally) -> int:
+        """How many of ``tally``'s actions are problems, as :attr:`problems` counts them."""
+        return sum(count for outcome, count in tally.outcomes if self._is_problem(outcome))
+
+    def _is_problem(self, outcome: Outcome) -> bool:
+        return outcome != Outcome.OK and (self.run.followed or outcome != Outcome.RUNNING)
 
     def exit_code(self) -> ExitCode:
         """The documented exit code of the run, from its results.

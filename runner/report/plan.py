@@ -2,7 +2,13 @@
 
 Each shows the same facts: the actions (project, endpoint, models, executionCount, queries,
 expected executions = queries × models × count), totals per project, per model and for the run,
-what is skipped and why, the unreachable projects, and the budget verdict. The Markdown form puts
+what is skipped and why, the unreachable projects, and the budget verdict.
+
+Expected executions are those of one-off jobs, as in the run's report, which reconciles them
+with the jobs' counters. A cached-jobs trigger creates one cached job per query, each of
+``aiModels × executionCount`` executions per round, and the rounds recur on the project's
+schedule: they are shown apart, "per round", never added to the expected executions. The
+budget counts both: the expected executions and one round of the cached jobs. The Markdown form puts
 the summary first and stays under GitHub's comment limit however many projects, cutting every
 table to the same number of rows (found by bisection) with a line saying where the full plan is.
 
@@ -17,14 +23,17 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from runner.exitcodes import ExitCode
-from runner.plan import Action, BudgetVerdict, Plan, Skip, model_counts
+from runner.manifest.model import Endpoint
+from runner.plan import Action, BudgetVerdict, Plan, Skip
 from runner.plan.planfile import PlanFile, iso_utc
 from runner.redact import redact
-from runner.report._format import number, shorten
+from runner.report._format import cached_jobs_phrase, number, shorten
 from runner.report.markdown import DEFAULT_LIMIT, cell
+from runner.report.words import plural
 
 if TYPE_CHECKING:  # runner.plan.remote imports the HTTP client, which an offline plan never needs
     from runner.plan.changes import PlanChanges
@@ -58,7 +67,7 @@ def budget_line(plan: Plan, *, offline: bool = False) -> str:
     """The budget verdict in one sentence."""
     verdict = plan.budget()
     if verdict.refused:
-        return f"REFUSED: {verdict.message()}"
+        return f"REFUSED: {verdict.message()}{budget_breakdown(plan)}"
     if verdict.limit is None:
         return "no budget set (settings.budget.maxExecutions)"
     if verdict.total is None:
@@ -68,7 +77,101 @@ def budget_line(plan: Plan, *, offline: bool = False) -> str:
             f"budget {verdict.limit:,}"
         )
     share = 100 * verdict.total / verdict.limit if verdict.limit else 100.0
-    return f"within budget: {verdict.total:,} of {verdict.limit:,} executions ({share:.0f}%)"
+    return (
+        f"within budget: {verdict.total:,} of {verdict.limit:,} executions ({share:.0f}%)"
+        f"{budget_breakdown(plan)}"
+    )
+
+
+def budget_breakdown(plan: Plan) -> str:
+    """``; counted: 88 expected executions and 28 for one round of cached jobs``, or ``""``.
+
+    What the budget counts beside the expected executions, when the plan has cached jobs.
+    """
+    cost = PlanCost.of(plan)
+    if not cost.cached_triggers or cost.expected is None or cost.cached_per_round is None:
+        return ""
+    return (
+        f"; counted: {plural(cost.expected, 'expected execution')} and "
+        f"{cost.cached_per_round:,} for one round of cached jobs"
+    )
+
+
+@dataclass(frozen=True)
+class PlanCost:
+    """The plan's expected executions (one-off jobs) and its cached jobs, apart.
+
+    ``None`` where a query count is unknown.
+    """
+
+    expected: int | None
+    per_project: dict[str, int | None]  # projects with a jobs trigger
+    per_model: dict[str, int | None]  # model ids of jobs triggers
+    cached_triggers: int
+    cached_jobs: int | None  # one per query
+    cached_per_round: int | None
+    cached_per_project: dict[str, int | None]
+    cached_per_key: dict[str, int | None]  # provider keys of cachedJobs triggers
+
+    @classmethod
+    def of(cls, plan: Plan) -> PlanCost:
+        """The cost of ``plan``, computed once (a plan is a value, rendered several times)."""
+        cached = _COSTS.get(id(plan))
+        if cached is None or cached[0] is not plan:
+            cached = (plan, cls._compute(plan))
+            _COSTS.clear()  # one plan at a time is rendered
+            _COSTS[id(plan)] = cached
+        return cached[1]
+
+    @classmethod
+    def _compute(cls, plan: Plan) -> PlanCost:
+        jobs = [a for a in plan.actions if a.endpoint == Endpoint.JOBS]
+        cached = [a for a in plan.actions if a.endpoint != Endpoint.JOBS]
+        return cls(
+            expected=_total(a.expected_executions for a in jobs),
+            per_project=_sum_by((a.project, a.expected_executions) for a in jobs),
+            per_model=_per_model(jobs),
+            cached_triggers=len(cached),
+            cached_jobs=_total(a.queries for a in cached),
+            cached_per_round=_total(a.expected_executions for a in cached),
+            cached_per_project=_sum_by((a.project, a.expected_executions) for a in cached),
+            cached_per_key=_per_model(cached),
+        )
+
+    def cached_phrase(self) -> str:
+        """The cached jobs in words, or ``""`` when the plan has none."""
+        if not self.cached_triggers:
+            return ""
+        return cached_jobs_phrase(self.cached_triggers, self.cached_jobs, self.cached_per_round)
+
+
+_COSTS: dict[int, tuple[Plan, PlanCost]] = {}
+
+
+def _total(values: Iterable[int | None]) -> int | None:
+    total = 0
+    for value in values:
+        if value is None:
+            return None
+        total += value
+    return total
+
+
+def _sum_by(pairs: Iterable[tuple[str, int | None]]) -> dict[str, int | None]:
+    sums: dict[str, int | None] = {}
+    for name, value in pairs:
+        before = sums.get(name, 0)
+        sums[name] = None if before is None or value is None else before + value
+    return sums
+
+
+def _per_model(actions: Sequence[Action]) -> dict[str, int | None]:
+    """Executions per model: each of an action's models runs queries × executionCount."""
+    return _sum_by(
+        (model, None if a.queries is None else a.queries * a.execution_count)
+        for a in actions
+        for model in a.models
+    )
 
 
 def problem_line(problem: ProjectProblem) -> str:
@@ -85,17 +188,30 @@ def headline(plan_file: PlanFile) -> str:
     plan = plan_file.plan
     if plan.changes is not None and no_changes(plan):
         return f"no changes since {plan.changes.ref}: nothing to apply"
+    return cost_headline(plan)
+
+
+def cost_headline(plan: Plan) -> str:
+    """``4 actions in 3 projects, 88 expected executions`` (cached jobs apart: ``PlanCost``)."""
+    cost = PlanCost.of(plan)
     projects = len({a.project for a in plan.actions})
-    total = plan.total_expected
-    executions = (
-        f"{total:,} expected executions" if total is not None else "expected executions unknown"
-    )
+    if cost.cached_triggers and cost.cached_triggers == len(plan.actions):
+        executions = "no expected executions (cached jobs only)"
+    elif cost.expected is None:
+        executions = "expected executions unknown"
+    else:
+        executions = plural(cost.expected, "expected execution")
     return f"{plural(len(plan.actions), 'action')} in {plural(projects, 'project')}, {executions}"
 
 
-def plural(count: int, noun: str) -> str:
-    """``1 project``, ``2,000 projects``."""
-    return f"{count:,} {noun}" + ("" if count == 1 else "s")
+def one_line(plan: Plan, *, offline: bool) -> str:
+    """The plan's cost on one line: actions, projects, expected executions, cached jobs, budget."""
+    cost = PlanCost.of(plan)
+    cached = ""
+    if cost.cached_triggers:
+        rounds = number(cost.cached_per_round)
+        cached = f" (and cached jobs of {rounds} executions per round, recurring)"
+    return f"{cost_headline(plan)}{cached}; budget: {budget_line(plan, offline=offline)}"
 
 
 def exit_line(plan_file: PlanFile) -> str:
@@ -134,10 +250,48 @@ def shown_changes(changes: PlanChanges) -> tuple[list[str], int]:
     return lines, max(0, len(changes.changes) - SHOWN_CHANGES)
 
 
-def projects_by_weight(plan: Plan) -> list[tuple[str, int | None]]:
-    """Per-project expected executions, heaviest first, unknown last."""
-    totals = plan.per_project().items()
-    return sorted(totals, key=lambda item: (item[1] is None, -(item[1] or 0)))
+NOT_APPLICABLE = "—"  # an execution column that does not apply to the row
+
+
+def projects_by_weight(plan: Plan) -> list[tuple[str, str, str]]:
+    """Per project: its expected executions and its cached executions per round (``—`` where
+    it has no such trigger), heaviest first, unknown last."""
+    cost = PlanCost.of(plan)
+    names = dict.fromkeys(a.project for a in plan.actions)
+
+    def weight(name: str) -> tuple[bool, int, int]:
+        jobs, cached = cost.per_project.get(name, 0), cost.cached_per_project.get(name, 0)
+        return (jobs is None or cached is None, -(jobs or 0), -(cached or 0))
+
+    return [
+        (name, _cell(cost.per_project, name), _cell(cost.cached_per_project, name))
+        for name in sorted(names, key=weight)
+    ]
+
+
+def models_of(plan: Plan) -> list[tuple[str, str, str, str]]:
+    """Per model id, then per provider key: actions, expected executions, per round."""
+    cost = PlanCost.of(plan)
+    actions: dict[str, int] = {}
+    for action in plan.actions:
+        for model in action.models:
+            actions[model] = actions.get(model, 0) + 1
+    jobs = [(m, f"{actions[m]:,}", number(n), NOT_APPLICABLE) for m, n in cost.per_model.items()]
+    keys = [
+        (k, f"{actions[k]:,}", NOT_APPLICABLE, number(n)) for k, n in cost.cached_per_key.items()
+    ]
+    return jobs + keys
+
+
+def _cell(values: dict[str, int | None], name: str) -> str:
+    return number(values[name]) if name in values else NOT_APPLICABLE
+
+
+def action_costs(action: Action) -> tuple[str, str]:
+    """The action's expected executions and its cached executions per round."""
+    if action.endpoint == Endpoint.JOBS:
+        return number(action.expected_executions), NOT_APPLICABLE
+    return NOT_APPLICABLE, number(action.expected_executions)
 
 
 # -- JSON ---------------------------------------------------------------------------------------
@@ -153,13 +307,21 @@ def render_plan_json(plan_file: PlanFile) -> str:
 def summary_json(plan_file: PlanFile) -> dict[str, Any]:
     """Totals per project, per model and for the run, the budget and the exit code."""
     plan = plan_file.plan
+    cost = PlanCost.of(plan)
     return {
         "actions": len(plan.actions),
-        "projects": len(plan.per_project()),
-        "expectedExecutions": plan.total_expected,
+        "projects": len({a.project for a in plan.actions}),
+        "expectedExecutions": cost.expected,
         "queryCountsKnown": all(a.queries is not None for a in plan.actions),
-        "perProject": plan.per_project(),
-        "perModel": plan.per_model(),
+        "perProject": cost.per_project,
+        "perModel": cost.per_model,
+        "cachedJobs": {
+            "triggers": cost.cached_triggers,
+            "cachedJobs": cost.cached_jobs,
+            "executionsPerRound": cost.cached_per_round,
+            "perProject": cost.cached_per_project,
+            "perProviderKey": cost.cached_per_key,
+        },
         "budget": _budget_json(plan.budget(), plan, offline=plan_file.offline),
         "exitCode": int(plan_file.exit_code()),
     }
@@ -168,7 +330,7 @@ def summary_json(plan_file: PlanFile) -> dict[str, Any]:
 def _budget_json(verdict: BudgetVerdict, plan: Plan, *, offline: bool) -> dict[str, Any]:
     return {
         "maxExecutions": verdict.limit,
-        "expectedExecutions": verdict.total,
+        "executions": verdict.total,  # expected executions and one round of the cached jobs
         "atLeast": verdict.at_least,
         "refused": verdict.refused,
         "overBy": verdict.over_by,
@@ -183,11 +345,16 @@ def _budget_json(verdict: BudgetVerdict, plan: Plan, *, offline: bool) -> dict[s
 def render_plan_text(plan_file: PlanFile) -> str:
     """Tables for a terminal, the summary last (where the eye lands)."""
     plan = plan_file.plan
+    per_round = bool(PlanCost.of(plan).cached_triggers)  # a column only when it applies
     blocks = [
         _text_changes(plan.changes),
-        _text_table("Actions", _ACTION_HEAD, [_action_cells(a) for a in plan.actions]),
-        _text_table("Per project", ("PROJECT", "EXPECTED"), _project_cells(plan)),
-        _text_table("Per model", ("MODEL", "ACTIONS", "EXPECTED"), _model_cells(plan)),
+        _text_table("Actions", _ACTION_HEAD, [_action_cells(a) for a in plan.actions], per_round),
+        _text_table(
+            "Per project", ("PROJECT", "EXPECTED", "PER ROUND"), projects_by_weight(plan), per_round
+        ),
+        _text_table(
+            "Per model", ("MODEL", "ACTIONS", "EXPECTED", "PER ROUND"), models_of(plan), per_round
+        ),
         _text_table("Skipped", ("PROJECT", "REASON"), _skip_cells(not_selected(plan_file))),
         _text_list("Unreachable, not planned", [problem_line(p) for p in plan_file.problems]),
         _text_summary(plan_file),
@@ -195,8 +362,8 @@ def render_plan_text(plan_file: PlanFile) -> str:
     return redact("\n\n".join(block for block in blocks if block)) + "\n"
 
 
-_ACTION_HEAD = ("PROJECT", "ENDPOINT", "MODELS", "COUNT", "QUERIES", "EXPECTED")
-_NUMERIC = frozenset({"COUNT", "QUERIES", "EXPECTED", "ACTIONS"})
+_ACTION_HEAD = ("PROJECT", "ENDPOINT", "MODELS", "COUNT", "QUERIES", "EXPECTED", "PER ROUND")
+_NUMERIC = frozenset({"COUNT", "QUERIES", "EXPECTED", "ACTIONS", "PER ROUND"})
 
 
 def _action_cells(action: Action) -> tuple[str, ...]:
@@ -206,26 +373,22 @@ def _action_cells(action: Action) -> tuple[str, ...]:
         shorten(",".join(action.models), 60),
         f"{action.execution_count:,}",
         number(action.queries),
-        number(action.expected_executions),
+        *action_costs(action),
     )
-
-
-def _project_cells(plan: Plan) -> list[tuple[str, ...]]:
-    return [(name, number(count)) for name, count in projects_by_weight(plan)]
-
-
-def _model_cells(plan: Plan) -> list[tuple[str, ...]]:
-    actions = model_counts(plan.actions)
-    return [(m, f"{actions[m]:,}", number(n)) for m, n in plan.per_model().items()]
 
 
 def _skip_cells(skips: Sequence[Skip]) -> list[tuple[str, ...]]:
     return [(s.project, s.reason) for s in skips]
 
 
-def _text_table(title: str, head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def _text_table(
+    title: str, head: Sequence[str], rows: Sequence[Sequence[str]], per_round: bool = True
+) -> str:
+    """``title`` and the table; without ``per_round`` the last column (PER ROUND) is left out."""
     if not rows:
         return ""
+    if head[-1] == "PER ROUND" and not per_round:
+        head, rows = head[:-1], [row[:-1] for row in rows]
     widths = [max(len(row[i]) for row in (head, *rows)) for i in range(len(head))]
 
     def line(row: Sequence[str]) -> str:
@@ -253,6 +416,8 @@ def _text_changes(changes: PlanChanges | None) -> str:
 
 def _text_summary(plan_file: PlanFile) -> str:
     lines = [f"Plan: {headline(plan_file)}"]
+    if cached := PlanCost.of(plan_file.plan).cached_phrase():
+        lines.append(f"Cached jobs: {cached}")
     if plan_file.plan.changes is not None:
         lines.append(f"Changes: {changes_line(plan_file.plan.changes)}")
     if plan_file.offline:
@@ -359,6 +524,8 @@ def _largest_fitting(size: Callable[[int], int], most: int, limit: int) -> int:
 def _markdown_header(plan_file: PlanFile) -> str:
     plan, code = plan_file.plan, plan_file.exit_code()
     rows = [("Budget", budget_line(plan, offline=plan_file.offline))]
+    if cached := PlanCost.of(plan).cached_phrase():
+        rows.append(("Cached jobs", cached))
     if plan.changes is not None:
         rows.append(("Changes", changes_line(plan.changes)))
     if plan_file.offline:
@@ -395,8 +562,10 @@ def _markdown_changes(changes: PlanChanges | None, more: str) -> str:
 def _markdown_tables(plan_file: PlanFile, limit: int) -> list[_Table]:
     plan = plan_file.plan
     by_weight = projects_by_weight(plan)
-    models = _model_cells(plan)
+    models = models_of(plan)
     skipped = not_selected(plan_file)
+    per_round = bool(PlanCost.of(plan).cached_triggers)
+    extra = (" | Cached, per round |", "--:|") if per_round else (" |", "")
     return [
         _Table(
             "Unreachable projects (not planned)",
@@ -410,23 +579,23 @@ def _markdown_tables(plan_file: PlanFile, limit: int) -> list[_Table]:
         ),
         _Table(
             "Per project, heaviest first",
-            "| Project | Expected executions |\n|---|--:|",
-            (f"| {cell(n)} | {number(c)} |" for n, c in by_weight),
+            f"| Project | Expected executions{extra[0]}\n|---|--:|{extra[1]}",
+            (_markdown_row((cell(n), e, r), per_round) for n, e, r in by_weight),
             len(by_weight),
             limit,
         ),
         _Table(
             "Per model",
-            "| Model | Actions | Expected executions |\n|---|--:|--:|",
-            (f"| `{cell(m)}` | {a} | {n} |" for m, a, n in models),
+            f"| Model | Actions | Expected executions{extra[0]}\n|---|--:|--:|{extra[1]}",
+            (_markdown_row((f"`{cell(m)}`", a, e, r), per_round) for m, a, e, r in models),
             len(models),
             limit,
         ),
         _Table(
             "Actions",
-            "| Project | Endpoint | Models | Count | Queries | Expected |\n"
-            "|---|---|---|--:|--:|--:|",
-            (_markdown_action(a) for a in plan.actions),
+            f"| Project | Endpoint | Models | Count | Queries | Expected{extra[0]}\n"
+            f"|---|---|---|--:|--:|--:|{extra[1]}",
+            (_markdown_action(a, per_round) for a in plan.actions),
             len(plan.actions),
             limit,
         ),
@@ -440,10 +609,20 @@ def _markdown_tables(plan_file: PlanFile, limit: int) -> list[_Table]:
     ]
 
 
-def _markdown_action(action: Action) -> str:
+def _markdown_action(action: Action, per_round: bool) -> str:
     models = ", ".join(f"`{cell(m)}`" for m in action.models)
-    return (
-        f"| {cell(action.project)} | {action.endpoint} | {models} | "
-        f"{action.execution_count:,} | {number(action.queries)} | "
-        f"{number(action.expected_executions)} |"
+    cells = (
+        cell(action.project),
+        str(action.endpoint),
+        models,
+        f"{action.execution_count:,}",
+        number(action.queries),
+        *action_costs(action),
     )
+    return _markdown_row(cells, per_round)
+
+
+def _markdown_row(cells: Sequence[str], per_round: bool) -> str:
+    """A table row; without ``per_round`` the last cell (the per-round column) is left out."""
+    shown = cells if per_round else cells[:-1]
+    return "| " + " | ".join(shown) + " |"

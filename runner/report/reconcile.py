@@ -23,6 +23,7 @@ from runner.report.model import (
     Tally,
     Totals,
 )
+from runner.report.words import plural
 
 CACHED_ENDPOINT = "cachedJobs"
 _TIMEOUT_PREFIX = "TIMEOUT"
@@ -126,7 +127,8 @@ def _state_differences(done: Done, *, run_active: bool) -> Iterator[Difference]:
 def _not_attempted_message(done: Done) -> str:
     if done.attempts == 0:
         return "not attempted: the run ended before this action was sent"
-    return f"not triggered: sent {done.attempts} time(s), none took effect, the run ended"
+    sent = "once" if done.attempts == 1 else f"{done.attempts} times"
+    return f"not triggered: sent {sent}, none took effect, the run ended"
 
 
 def job_differences(job: JobInfo) -> Iterator[Difference]:
@@ -181,8 +183,9 @@ def _executions_difference(asked: Asked, done: Done) -> Iterator[Difference]:
         return
     yield Difference(
         DifferenceKind.EXECUTIONS_MISMATCH,
-        f"expected {expected:,} executions ({asked.queries} queries x {len(asked.models)} "
-        f"models x {asked.execution_count}), the API created {counters.total:,}",
+        f"expected {plural(expected, 'execution')} "
+        f"({plural(asked.queries or 0, 'query', 'queries')} x {plural(len(asked.models), 'model')}"
+        f" x {asked.execution_count}), the API created {counters.total:,}",
     )
 
 
@@ -191,25 +194,28 @@ def cached_differences(cached: CachedSummary) -> Iterator[Difference]:
     if cached.expected is not None and cached.returned != cached.expected:
         yield Difference(
             DifferenceKind.CACHED_COUNT,
-            f"the API returned {cached.returned} cached job(s) for {cached.expected} "
-            "queries (one per query expected)",
+            f"the API returned {plural(cached.returned, 'cached job')} for "
+            f"{plural(cached.expected, 'query', 'queries')} (one per query expected)",
         )
     if cached.models_differ:
         yield Difference(
             DifferenceKind.CACHED_MODELS,
-            f"{cached.models_differ} of {cached.checked} cached job(s) run other models than "
+            f"{cached.models_differ} of {plural(cached.checked, 'cached job')} "
+            f"{'runs' if cached.models_differ == 1 else 'run'} other models than "
             f"{', '.join(cached.models_expected)}",
         )
     if cached.execution_count_differs:
         yield Difference(
             DifferenceKind.CACHED_EXECUTION_COUNT,
-            f"{cached.execution_count_differs} of {cached.checked} cached job(s) have an "
-            f"executionCount other than {cached.execution_count_expected}",
+            f"{cached.execution_count_differs} of {plural(cached.checked, 'cached job')} "
+            f"{'has' if cached.execution_count_differs == 1 else 'have'} an executionCount "
+            f"other than {cached.execution_count_expected}",
         )
     if cached.duplicate_queries:
         yield Difference(
             DifferenceKind.CACHED_DUPLICATE_QUERY,
-            f"{cached.duplicate_queries} cached job(s) repeat a query already covered",
+            f"{plural(cached.duplicate_queries, 'cached job')} "
+            f"{'repeats' if cached.duplicate_queries == 1 else 'repeat'} a query already covered",
         )
 
 

@@ -11,7 +11,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from runner.errors import ConfigError, UsageError
@@ -30,6 +30,7 @@ __all__ = [
     "render_json",
     "render_junit",
     "render_markdown",
+    "render_report",
     "render_text",
     "write_reports",
 ]
@@ -56,6 +57,32 @@ def render_json(report: Report) -> str:
     """
     indent = 2 if len(report.actions) <= INDENTED_JSON_ACTIONS else None
     return redact(json.dumps(report.to_json(), indent=indent, ensure_ascii=False) + "\n")
+
+
+def render_report(
+    report: Report,
+    fmt: str,
+    *,
+    color: bool = False,
+    files: Sequence[Path] = (),
+    summary_only: bool = False,
+) -> str:
+    """``report`` in ``fmt``, as a command prints it on stdout (``--format``).
+
+    ``files`` are the report files written (named by the text summary, and the JSON one by the
+    Markdown as the full report); ``color`` and ``summary_only`` (``-q``) shape the text.
+    """
+    if fmt == "text":
+        return render_text(report, color=color, files=files, summary_only=summary_only)
+    json_file = next((str(path) for path in files if path.name == FILE_NAMES["json"]), None)
+    renderers: dict[str, Callable[[], str]] = {
+        "json": lambda: render_json(report),
+        "markdown": lambda: render_markdown(report, full_report_hint=json_file),
+        "junit": lambda: render_junit(report),
+        "html": lambda: render_html(report, rate_limit=report.run.rate_limit_per_second),
+    }
+    name = normalise_formats([fmt])[0]
+    return renderers[name]()
 
 
 def normalise_formats(formats: Iterable[str]) -> tuple[str, ...]:

@@ -7,17 +7,22 @@ from pathlib import Path
 
 from runner.redact import redact
 from runner.report._format import (
+    ProblemRow,
+    cached_jobs_line,
     duration,
     execution_cells,
     executions,
     exit_line,
     left_out,
+    not_followed_line,
     ok_count,
     outcome_counts,
+    problem_rows,
     projects_by_problems,
-    shorten,
+    wrap,
 )
-from runner.report.model import ActionResult, Outcome, Report, Tally
+from runner.report.model import Outcome, Report
+from runner.report.words import plural
 
 _RED, _YELLOW, _GREEN, _BOLD, _RESET = "\033[31m", "\033[33m", "\033[32m", "\033[1m", "\033[0m"
 _COLORS = {
@@ -30,7 +35,9 @@ _COLORS = {
     Outcome.RUNNING: _YELLOW,
     Outcome.OK: _GREEN,
 }
-_REASON_WIDTH = 100
+WIDTH = 100  # characters of a line, wrapped beyond
+_LABEL_WIDTH = 12  # "Executions  " and the other header labels
+_OUTCOME_WIDTH = 13  # NOT_ATTEMPTED
 
 
 def render_text(
@@ -39,16 +46,20 @@ def render_text(
     color: bool,
     files: Sequence[Path | str] = (),
     max_rows: int = 50,
+    summary_only: bool = False,
 ) -> str:
     """The summary printed at the end of a run (plain when ``color`` is False).
 
-    Lists at most ``max_rows`` problem actions and projects; ``files`` are the written reports.
+    Lists at most ``max_rows`` problems and projects; ``files`` are the written reports.
+    ``summary_only`` (``-q``): the header and the files, without the lists.
     """
     paint = _painter(color)
-    lines = [*_header(report, paint), "", *_problems(report, paint, max_rows)]
-    lines += ["", *_projects(report.totals.projects, max_rows)]
+    lines = _header(report, paint)
+    if not summary_only:
+        lines += ["", *_problems(report, paint, max_rows)]
+        lines += ["", *_projects(report, max_rows)]
     if files:
-        lines += ["", "Reports: " + ", ".join(str(path) for path in files)]
+        lines += ["", "Reports: " + ", ".join(str(path) for path in files)]  # never wrapped
     return redact("\n".join(lines) + "\n")
 
 
@@ -66,46 +77,66 @@ def _header(report: Report, paint: dict[str, str]) -> list[str]:
             f"{paint['bold']}mlrun run {run.run_id}{paint['reset']} · {run.status} · "
             f"{duration(run.duration_seconds)} · {paint[code]}{exit_line(report)}{paint['reset']}"
         ),
-        f"Actions     {outcome_counts(tally)}",
-        f"Executions  {executions(tally)}",
+        *_labelled("Actions", outcome_counts(tally)),
+        *_labelled("Executions", executions(tally)),
     ]
+    if cached := cached_jobs_line(report):
+        lines += _labelled("Cached jobs", cached)
+    if not_followed := not_followed_line(report):
+        lines += _labelled("Running", not_followed)
     if run.stop_reason:
-        lines.append(f"Stopped     {run.stop_reason}")
+        lines += _labelled("Stopped", run.stop_reason)
     if run.skipped_projects:
-        lines.append(f"Left out    {shorten(left_out(run.skipped_projects), _REASON_WIDTH)}")
+        lines += _labelled("Left out", left_out(run.skipped_projects))
     if run.unreachable_projects:
-        unreachable = shorten(left_out(run.unreachable_projects), _REASON_WIDTH)
-        lines.append(f"{paint[str(Outcome.FAILED)]}Unreachable{paint['reset']} {unreachable}")
+        unreachable = _labelled("Unreachable", left_out(run.unreachable_projects))
+        lines += [f"{paint[str(Outcome.FAILED)]}{unreachable[0]}{paint['reset']}", *unreachable[1:]]
     return lines
+
+
+def _labelled(label: str, text: str) -> list[str]:
+    """``Label       text``, wrapped under the text's first column."""
+    width = max(_LABEL_WIDTH, len(label) + 1)
+    body = wrap(text, WIDTH - width, max_lines=8)
+    return [f"{label:<{width}}{body[0]}", *(" " * width + line for line in body[1:])]
 
 
 def _problems(report: Report, paint: dict[str, str], max_rows: int) -> list[str]:
-    problems = report.problems
+    problems, rows = report.problems, problem_rows(report)
     if not problems:
-        return [f"{paint[str(Outcome.OK)]}Every action completed as asked.{paint['reset']}"]
-    width = max(len(a.key) for a in problems[:max_rows])
+        done = "Every trigger was accepted." if report.not_followed else None
+        return [
+            f"{paint[str(Outcome.OK)]}{done or 'Every action completed as asked.'}{paint['reset']}"
+        ]
+    width = max(len(row.label) for row in rows[:max_rows])
     lines = [f"Problems ({len(problems):,}), worst first:"]
-    lines += [_problem_line(action, paint, width) for action in problems[:max_rows]]
-    if len(problems) > max_rows:
-        lines.append(f"  … and {len(problems) - max_rows:,} more: see the full report")
+    for row in rows[:max_rows]:
+        lines += _problem_lines(row, paint, width)
+    if len(rows) > max_rows:
+        lines.append(f"  … and {len(rows) - max_rows:,} more: see the full report")
     return lines
 
 
-def _problem_line(action: ActionResult, paint: dict[str, str], width: int) -> str:
-    outcome = str(action.outcome)
-    label = f"{paint[outcome]}{outcome:<13}{paint['reset']}"
-    return f"  {label} {action.key:<{width}}  {shorten(action.reason, _REASON_WIDTH)}"
+def _problem_lines(row: ProblemRow, paint: dict[str, str], width: int) -> list[str]:
+    """The row's outcome, label and reason; a long reason wraps under itself, fix kept."""
+    outcome = str(row.outcome)
+    label = f"{paint[outcome]}{outcome:<{_OUTCOME_WIDTH}}{paint['reset']}"
+    indent = 2 + _OUTCOME_WIDTH + 1 + width + 2
+    reason = wrap(row.reason, max(40, WIDTH - indent))
+    first = f"  {label} {row.label:<{width}}  {reason[0]}"
+    return [first, *(" " * indent + line for line in reason[1:])]
 
 
-def _projects(tallies: tuple[Tally, ...], max_rows: int) -> list[str]:
+def _projects(report: Report, max_rows: int) -> list[str]:
+    tallies = report.totals.projects
     rows = [("project", "actions", "ok", "problems", "expected", "total", "success", "failed")]
-    shown = projects_by_problems(tallies)[:max_rows]
+    shown = projects_by_problems(report, tallies)[:max_rows]
     rows += [
         (
             t.name,
             f"{t.actions:,}",
             f"{ok_count(t):,}",
-            f"{t.problems:,}",
+            f"{report.problem_count(t):,}",
             *execution_cells(t),
         )
         for t in shown
@@ -116,7 +147,7 @@ def _projects(tallies: tuple[Tally, ...], max_rows: int) -> list[str]:
         for row in rows
     ]
     if len(tallies) > max_rows:
-        lines.append(f"… and {len(tallies) - max_rows:,} more projects")
+        lines.append(f"… and {plural(len(tallies) - max_rows, 'more project')}")
     return ["Per project:", *lines]
 
 

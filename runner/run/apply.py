@@ -30,6 +30,7 @@ from runner.plan.remote import ProjectProblem
 from runner.plan.shard import Shard, shard_settings, split_for_shard
 from runner.ratelimit import RateLimiter
 from runner.report import Report, build_report, write_reports
+from runner.report.words import plural
 from runner.run.execute import RunOptions, RunSummary, execute, run_metadata, start_run
 from runner.run.follow import FollowOptions
 from runner.run.options import EngineOptions
@@ -262,7 +263,8 @@ async def _apply_new(  # noqa: PLR0913 - one run's collaborators
         if sandbox is not None:
             meta["sandboxTimeScale"] = request.sandbox_time_scale
         run_id = start_run(ledger, plan, clock=clock, target=target, meta=meta)
-        out.say(f"run {run_id}: {len(plan.actions)} actions, ledger {ledger.path}")
+        actions = plural(len(plan.actions), "action")
+        out.say(f"run {run_id}: {actions}, ledger {ledger.path}")
         with (
             _reported_on_failure(ledger, run_id, request, settings, env),
             sandbox_saved(sandbox, sandbox_state_file(ledger, run_id), out.say),

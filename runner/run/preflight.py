@@ -78,9 +78,11 @@ def check_budget(plan: Plan, *, allow_unknown_cost: bool) -> None:
     at its lower bound, one query per project; beyond that the unknown cost needs the counts or
     ``--allow-unknown-cost``.
     """
+    from runner.report.plan import budget_breakdown  # noqa: PLC0415 - rendering on demand
+
     verdict = plan.budget()
     if verdict.refused:
-        raise BudgetExceeded(verdict.message())
+        raise BudgetExceeded(verdict.message() + budget_breakdown(plan))
     if verdict.uncertain and not allow_unknown_cost:
         raise BudgetExceeded(
             f"{verdict.message()}: the query counts are unknown without asking the API; drop "
@@ -90,15 +92,9 @@ def check_budget(plan: Plan, *, allow_unknown_cost: bool) -> None:
 
 def plan_line(plan: Plan, *, offline: bool) -> str:
     """The plan's cost on one line: actions, projects, expected executions, budget verdict."""
-    from runner.report.plan import budget_line, plural  # noqa: PLC0415 - rendering on demand
+    from runner.report.plan import one_line  # noqa: PLC0415 - rendering on demand
 
-    projects = len({a.project for a in plan.actions})
-    total = plan.total_expected
-    executions = (
-        "expected executions unknown" if total is None else f"{total:,} expected executions"
-    )
-    head = f"{plural(len(plan.actions), 'action')} in {plural(projects, 'project')}, {executions}"
-    return f"{head}; budget: {budget_line(plan, offline=offline)}"
+    return one_line(plan, offline=offline)
 
 
 async def confirmed(confirm: Confirm | None, interrupt: Interrupt) -> None:

@@ -28,6 +28,7 @@ from runner.plan import Action
 from runner.report import Report, build_report, write_reports
 from runner.report.reconcile import CACHED_ENDPOINT
 from runner.report.render import FILE_NAMES
+from runner.report.words import plural
 from runner.run.follow import Follower, FollowOptions
 from runner.run.gateway import Gateway
 from runner.run.options import EngineOptions
@@ -166,8 +167,8 @@ def refresh_status(
             target = pinned_target(
                 ledger.run(run_id), sandbox=request.sandbox, base_url=request.base_url, env=env
             )
-            count = len(jobs)
-            say(f"run {run_id}: asking {target.describe()} about {count} job(s) not yet terminal")
+            count = plural(len(jobs), "job")
+            say(f"run {run_id}: asking {target.describe()} about {count} not yet terminal")
             try:
                 requests = anyio.run(_follow, request, target, ledger, run_id, jobs)
             except (SignalInterrupt, KeyboardInterrupt):

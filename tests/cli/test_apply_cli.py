@@ -16,9 +16,7 @@ QUICKSTART = ROOT / "examples" / "quickstart.yaml"
 
 
 def test_quickstart_on_the_sandbox_completes_and_writes_every_report(tmp_path: Path) -> None:
-    result = mlrun(
-        "apply", str(QUICKSTART), "--sandbox", "--sandbox-time-scale", "600", cwd=tmp_path
-    )
+    result = mlrun("apply", str(QUICKSTART), "--sandbox", "--time-scale", "600", cwd=tmp_path)
     assert result.returncode == 0, result.stderr + result.stdout
     assert "everything completed as asked" in result.stdout
     run_dirs = list((tmp_path / "mlrun-reports").iterdir())
@@ -84,7 +82,7 @@ def _apply_at_a_terminal(tmp_path: Path, answer: str, *extra: str) -> tuple[int,
 
     controller, terminal = pty.openpty()
     env = {k: v for k, v in clean_env().items() if k != "CI"}
-    args = ("apply", str(QUICKSTART), "--sandbox", "--sandbox-time-scale", "600", *extra)
+    args = ("apply", str(QUICKSTART), "--sandbox", "--time-scale", "600", *extra)
     process = subprocess.Popen(
         mlrun_command(*args), cwd=tmp_path, env=env, stdin=terminal, stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
@@ -120,9 +118,7 @@ def test_with_yes_or_without_a_terminal_apply_does_not_ask(tmp_path: Path) -> No
     code, err = _apply_at_a_terminal(tmp_path, "", "--yes")
     assert code == 0, err
     assert "Only 'yes' applies" not in err
-    piped = mlrun(
-        "apply", str(QUICKSTART), "--sandbox", "--sandbox-time-scale", "600", cwd=tmp_path
-    )
+    piped = mlrun("apply", str(QUICKSTART), "--sandbox", "--time-scale", "600", cwd=tmp_path)
     assert piped.returncode == 0, piped.stderr
     assert "plan: 4 actions in 3 projects" in piped.stderr
     assert "Only 'yes' applies" not in piped.stderr

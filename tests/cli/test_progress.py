@@ -118,7 +118,7 @@ def test_a_terminal_gets_the_live_display(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("quiet", [False, True])
 def test_a_pipe_gets_plain_lines_or_nothing_when_quiet(tmp_path: Path, quiet: bool) -> None:
-    args = ["apply", str(QUICKSTART), "--sandbox", "--sandbox-time-scale", "600"]
+    args = ["apply", str(QUICKSTART), "--sandbox", "--time-scale", "600"]
     result = subprocess.run(
         [sys.executable, "-m", "runner", *args, *(["-q"] if quiet else [])],
         cwd=tmp_path,

@@ -183,7 +183,7 @@ def test_apply_on_the_sandbox_triggers_only_the_changed_projects(repo: Path) -> 
         "apply",
         "manifests",
         "--sandbox",
-        "--sandbox-time-scale",
+        "--time-scale",
         "600",
         "--changed-since",
         "HEAD~1",

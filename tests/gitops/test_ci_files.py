@@ -67,7 +67,7 @@ def test_the_gitlab_pipeline_wires_the_junit_report() -> None:
     pipeline = load(ROOT / "examples" / "ci" / "gitlab-ci.yml")
     assert pipeline["apply"]["artifacts"]["reports"]["junit"] == "mlrun-reports/*/junit.xml"
     assert pipeline["apply"]["artifacts"]["when"] == "always"
-    assert "--format junit" in " ".join(pipeline["apply"]["script"])
+    assert "--report-format junit" in " ".join(pipeline["apply"]["script"])
     assert pipeline["validate"]["script"] == ["mlrun validate manifests/"]
 
 

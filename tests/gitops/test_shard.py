@@ -179,7 +179,7 @@ def test_a_saved_plan_is_applied_shard_by_shard_on_the_sandbox(tmp_path: Path) -
             "apply",
             "plan.json",
             "--sandbox",
-            "--sandbox-time-scale",
+            "--time-scale",
             "600",
             "--shard",
             f"{index}/2",

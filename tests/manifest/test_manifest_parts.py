@@ -51,7 +51,7 @@ def test_did_you_mean() -> None:
     assert closest("execution_count", ["executionCount"]) == "executionCount"
     assert closest("zzz", ["executionCount"]) is None
     assert did_you_mean("zzz", ["b", "a"], noun="sets") == "valid sets: a, b"
-    assert did_you_mean("zzz", [], noun="model sets") == "no model sets is defined"
+    assert did_you_mean("zzz", [], noun="model sets") == "no model sets are defined"
 
 
 def test_paths_and_positions() -> None:

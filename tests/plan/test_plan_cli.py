@@ -57,13 +57,18 @@ def test_json_is_a_plan_apply_can_read(tmp_path: Path) -> None:
     assert document["kind"] == "mlrun-plan"
     assert document["baseUrl"] == "https://sandbox.mentionlab.invalid"
     summary = document["summary"]
+    actions = document["plan"]["actions"]
     assert summary["expectedExecutions"] == sum(
-        a["expectedExecutions"] for a in document["plan"]["actions"]
+        a["expectedExecutions"] for a in actions if a["endpoint"] == "jobs"
+    )
+    assert summary["cachedJobs"]["executionsPerRound"] == sum(
+        a["expectedExecutions"] for a in actions if a["endpoint"] == "cachedJobs"
     )
     (tmp_path / "shown.json").write_text(result.stdout)
-    assert (
+    assert (  # the budget counts both
         read_plan_file(tmp_path / "shown.json").plan.total_expected
-        == (summary["expectedExecutions"])
+        == summary["expectedExecutions"] + summary["cachedJobs"]["executionsPerRound"]
+        == summary["budget"]["executions"]
     )
 
 
@@ -142,7 +147,11 @@ def test_unreachable_projects_exit_1_with_precise_reasons(
     assert f"project initech (id {INITECH}) is not reachable with this key in organisation" in (
         result.stdout
     )
-    assert f"Plan: 3 actions in 2 projects, {REACHABLE_TOTAL} expected executions" in result.stdout
+    # acme's cached jobs (5 queries × 2 keys) are one round apart, counted by the budget only
+    cached_round = 5 * 2
+    jobs = REACHABLE_TOTAL - cached_round
+    assert f"Plan: 3 actions in 2 projects, {jobs} expected executions" in result.stdout
+    assert "Cached jobs: 5 cached jobs from 1 trigger, 10 executions per round" in result.stdout
     assert trigger_requests(sandbox.truth()) == 0
 
 

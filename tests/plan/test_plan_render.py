@@ -42,8 +42,9 @@ def test_a_small_plan_shows_every_row_and_the_summary_first() -> None:
     assert "Unreachable projects (not planned)" in tables.split("\n", 1)[0]
     assert "… and" not in text
     assert "lost-0 (id 00000000-0000-4000-9000-000000000000) does not exist for this key" in text
-    # summary rows + unreachable + per project + per model + actions, each with its header row
-    assert table_rows(text) == (6 + 1) + (1 + 1) + (3 + 1) + (5 + 1) + (6 + 1)
+    # summary rows (with Cached jobs) + unreachable + per project + per model + actions, each
+    # with its header row
+    assert table_rows(text) == (7 + 1) + (1 + 1) + (3 + 1) + (5 + 1) + (6 + 1)
 
 
 @pytest.mark.parametrize(("projects", "problems"), [(5_000, 0), (5_000, 5_000), (20_000, 100)])
@@ -112,7 +113,8 @@ def test_text_lists_actions_totals_skips_and_problems() -> None:
     text = render_plan_text(replace(base, plan=plan))
     lines = text.splitlines()
     assert lines[0] == "Actions"
-    assert lines[1].split() == ["PROJECT", "ENDPOINT", "MODELS", "COUNT", "QUERIES", "EXPECTED"]
+    head = ["PROJECT", "ENDPOINT", "MODELS", "COUNT", "QUERIES", "EXPECTED", "PER", "ROUND"]
+    assert lines[1].split() == head
     assert lines[2].split() == [
         "project-00000",
         "jobs",
@@ -120,13 +122,28 @@ def test_text_lists_actions_totals_skips_and_problems() -> None:
         "1",
         "1",
         "3",
+        "—",
+    ]
+    assert lines[3].split() == [
+        "project-00000",
+        "cachedJobs",
+        "openai,anthropic",
+        "1",
+        "1",
+        "—",
+        "2",
     ]
     assert "Per project" in lines
     assert "Per model" in lines
     assert any(line.split() == ["omega", "not", "selected"] for line in lines)
     assert "Unreachable, not planned" in lines
     assert lines[-1] == "exit 1: some projects are unreachable with this key; apply skips them"
-    assert "Plan: 4 actions in 2 projects, 25 expected executions" in lines
+    # expected executions are the jobs' (3 + 12); cached jobs are a round apart (2 + 8)
+    assert "Plan: 4 actions in 2 projects, 15 expected executions" in lines
+    assert (
+        "Cached jobs: 3 cached jobs from 2 triggers, 10 executions per round; they recur on each "
+        "project's schedule: not in the expected executions"
+    ) in lines
 
 
 def test_json_carries_the_totals_and_the_exit_code() -> None:
@@ -136,7 +153,13 @@ def test_json_carries_the_totals_and_the_exit_code() -> None:
     assert summary["actions"] == 6
     assert summary["projects"] == 3
     assert summary["expectedExecutions"] == sum(summary["perProject"].values())
-    assert summary["perModel"]["openai"] == 1 * 1 + 2 * 2 + 3 * 3
+    assert summary["perModel"]["gpt-5-mini"] == 1 * 1 + 2 * 2 + 3 * 3
+    cached = summary["cachedJobs"]
+    assert "openai" not in summary["perModel"]
+    assert cached["perProviderKey"]["openai"] == 1 * 1 + 2 * 2 + 3 * 3
+    assert cached["executionsPerRound"] == sum(cached["perProject"].values())
+    assert cached["triggers"] == 3
+    assert cached["cachedJobs"] == 1 + 2 + 3  # one per query
     assert summary["exitCode"] == 0
     assert document["plan"]["actions"][0]["expectedExecutions"] == 3
 

@@ -132,7 +132,7 @@ def test_cached_job_details_are_checked_when_the_engine_recorded_them(tmp_path: 
         DifferenceKind.CACHED_EXECUTION_COUNT,
         DifferenceKind.CACHED_DUPLICATE_QUERY,
     ]
-    assert "2 cached job(s) for 3 queries" in action.differences[0].message
+    assert "2 cached jobs for 3 queries" in action.differences[0].message
 
 
 def test_totals_per_project_and_for_the_run(standard: Report) -> None:

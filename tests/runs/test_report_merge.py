@@ -65,8 +65,8 @@ def test_overlapping_shards_are_refused(shards: list[Path]) -> None:
 def test_the_command_writes_a_valid_merged_report(shards: list[Path], tmp_path: Path) -> None:
     output = tmp_path / "merged" / "report.json"
     result = mlrun(
-        "report", "merge", *map(str, shards), "-o", str(output), "--format", "html",
-        "--format", "markdown", cwd=tmp_path,
+        "report", "merge", *map(str, shards), "-o", str(output), "--report-format", "html",
+        "--report-format", "markdown", cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     merged = read_json(output)
@@ -75,7 +75,7 @@ def test_the_command_writes_a_valid_merged_report(shards: list[Path], tmp_path: 
     assert merged["exitCode"] == 3  # the standard shard has a TIMEOUT: resumable
     assert "+20250615T000100Z-b00b00" in merged["run"]["runId"]
     assert {p.name for p in output.parent.iterdir()} == {"report.json", "report.md", "report.html"}
-    assert "merged 2 report(s), 14 actions" in result.stderr
+    assert "merged 2 reports, 14 actions" in result.stderr
     with_code = mlrun(
         "report", "merge", *map(str, shards), "-o", str(output), "--exit-code", cwd=tmp_path
     )

@@ -70,12 +70,13 @@ def test_report_renders_a_past_run_and_exits_0(state: Path, tmp_path: Path, run:
 def test_report_writes_the_formats_asked(state: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = mlrun(
-        "report", "show", "last", "--state-dir", str(state), "--format", "html", "--format",
-        "junit", "--output-dir", str(out), "--exit-code", cwd=tmp_path,
+        "report", "show", "last", "--state-dir", str(state), "--report-format", "html",
+        "--report-format", "junit", "--report-dir", str(out), "--exit-code", cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr  # the last run is all OK
-    assert {p.name for p in out.iterdir()} == {"report.html", "junit.xml"}
-    assert f"Reports: {out / 'junit.xml'}, {out / 'report.html'}" in result.stdout
+    run_dir = out / LATER_RUN  # --report-dir means DIR/<run id>/, as for apply and status
+    assert {p.name for p in run_dir.iterdir()} == {"report.html", "junit.xml"}
+    assert f"Reports: {run_dir / 'junit.xml'}, {run_dir / 'report.html'}" in result.stdout
 
 
 def test_report_exit_code_flag_gives_the_runs_code(state: Path, tmp_path: Path) -> None:
@@ -84,7 +85,7 @@ def test_report_exit_code_flag_gives_the_runs_code(state: Path, tmp_path: Path) 
 
 
 def test_report_default_directory_is_per_run(state: Path, tmp_path: Path) -> None:
-    result = mlrun("report", "--format", "json", "--state-dir", str(state), cwd=tmp_path)
+    result = mlrun("report", "--report-format", "json", "--state-dir", str(state), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "mlrun-reports" / LATER_RUN / "report.json").exists()
 

@@ -78,7 +78,14 @@ def test_status_follows_a_no_wait_run_to_the_end_without_triggering(
 ) -> None:
     env = {**KEY, "MENTIONLAB_BASE_URL": served}
     applied = mlrun(
-        "apply", str(QUICKSTART), "--no-wait", "--format", "json", "-q", cwd=tmp_path, env=env
+        "apply",
+        str(QUICKSTART),
+        "--no-wait",
+        "--report-format",
+        "json",
+        "-q",
+        cwd=tmp_path,
+        env=env,
     )
     assert applied.returncode == 0, applied.stderr + applied.stdout
     sent = _triggers(served)
@@ -105,18 +112,18 @@ def test_status_follows_a_no_wait_run_to_the_end_without_triggering(
 
     again = mlrun("status", "last", cwd=tmp_path, env=env)
     assert again.returncode == 0
-    assert "0 job(s) refreshed with 0 request(s)" in again.stderr
+    assert "0 jobs refreshed with 0 requests" in again.stderr
 
 
 def test_status_of_an_in_process_sandbox_run_follows_the_sandbox_it_saved(tmp_path: Path) -> None:
     applied = mlrun(
-        "apply", str(QUICKSTART), "--sandbox", "--sandbox-time-scale", "600", "--no-wait", "-q",
+        "apply", str(QUICKSTART), "--sandbox", "--time-scale", "600", "--no-wait", "-q",
         cwd=tmp_path,
     )  # fmt: skip
     assert applied.returncode == 0, applied.stderr
     result = mlrun("status", "last", "--wait", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "asking the in-process sandbox (--sandbox) about 2 job(s)" in result.stderr
+    assert "asking the in-process sandbox (--sandbox) about 2 jobs" in result.stderr
     assert "everything completed as asked" in result.stdout
 
 
@@ -124,7 +131,7 @@ def test_status_of_a_sandbox_run_whose_sandbox_was_not_saved_explains_why_it_can
     tmp_path: Path,
 ) -> None:
     applied = mlrun(
-        "apply", str(QUICKSTART), "--sandbox", "--sandbox-time-scale", "600", "--no-wait", "-q",
+        "apply", str(QUICKSTART), "--sandbox", "--time-scale", "600", "--no-wait", "-q",
         cwd=tmp_path,
     )  # fmt: skip
     assert applied.returncode == 0, applied.stderr
@@ -137,12 +144,12 @@ def test_status_of_a_sandbox_run_whose_sandbox_was_not_saved_explains_why_it_can
 
 def test_status_of_a_finished_run_rewrites_its_report(tmp_path: Path) -> None:
     applied = mlrun(
-        "apply", str(QUICKSTART), "--sandbox", "--sandbox-time-scale", "600", "-q", cwd=tmp_path
+        "apply", str(QUICKSTART), "--sandbox", "--time-scale", "600", "-q", cwd=tmp_path
     )
     assert applied.returncode == 0, applied.stderr
-    result = mlrun("status", "last", "--format", "html", "--sandbox", cwd=tmp_path)
+    result = mlrun("status", "last", "--report-format", "html", "--sandbox", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "0 job(s) refreshed" in result.stderr
+    assert "0 jobs refreshed" in result.stderr
     assert list((tmp_path / "mlrun-reports").glob("*/report.html"))
 
 
@@ -188,7 +195,7 @@ def test_a_resumed_run_keeps_the_settings_it_was_started_with(served: str, tmp_p
 
 def test_status_and_report_rewrite_the_reports_where_the_run_wrote_them(tmp_path: Path) -> None:
     applied = mlrun(
-        "apply", str(QUICKSTART), "--sandbox", "--sandbox-time-scale", "600", "--no-wait", "-q",
+        "apply", str(QUICKSTART), "--sandbox", "--time-scale", "600", "--no-wait", "-q",
         "--report-dir", "ci-artifacts", cwd=tmp_path,
     )  # fmt: skip
     assert applied.returncode == 0, applied.stderr
@@ -197,7 +204,7 @@ def test_status_and_report_rewrite_the_reports_where_the_run_wrote_them(tmp_path
     refreshed = mlrun("status", "last", "--wait", cwd=tmp_path)
     assert refreshed.returncode == 0, refreshed.stderr
     assert (run_dir / "report.json").read_text() != before  # the jobs have ended since
-    shown = mlrun("report", "last", "--format", "html", cwd=tmp_path)
+    shown = mlrun("report", "last", "--report-format", "html", cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
     assert (run_dir / "report.html").exists()
     assert not (tmp_path / "mlrun-reports").exists()
