@@ -3,10 +3,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 import runner
 from runner.catalog import default_catalog
 
 
+@pytest.mark.slow
 def test_version_is_printed_by_the_installed_console_script() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "runner", "--version"], capture_output=True, text=True, check=False

@@ -139,6 +139,7 @@ def faulty_served(tmp_path: Path) -> Iterator[ServedSandbox]:
         yield sandbox
 
 
+@pytest.mark.slow
 @pytest.mark.chaos
 def test_the_api_key_appears_in_no_output_file_or_log(
     tmp_path: Path, faulty_served: ServedSandbox
@@ -187,6 +188,7 @@ def test_the_api_key_appears_in_no_output_file_or_log(
     assert transcript.codes["apply served"] in {0, 1}
 
 
+@pytest.mark.slow
 @pytest.mark.chaos
 def test_a_401_from_a_strict_world_does_not_echo_the_key(tmp_path: Path) -> None:
     world = tmp_path / "world.yaml"
@@ -264,6 +266,7 @@ def _pieces(key: str) -> list[bytes]:
     return [key.encode(), tail.encode(), *(run.encode() for run in runs)]
 
 
+@pytest.mark.slow
 @pytest.mark.chaos
 def test_keys_echoed_in_400_and_401_bodies_reach_no_output_report_or_ledger(
     tmp_path: Path,
@@ -317,6 +320,7 @@ def test_keys_echoed_in_400_and_401_bodies_reach_no_output_report_or_ledger(
     )
 
 
+@pytest.mark.slow
 def test_click_s_own_usage_errors_mask_the_key(tmp_path: Path) -> None:
     key = "ml_live_" + "odd.key+/=" + "0123456789"
     for args in (("apply", f"--{key}", "m.yaml"), ("apply", "--select", key, "--nope")):

@@ -106,6 +106,7 @@ def server(request: pytest.FixtureRequest) -> Iterator[_Server]:
         served.server_close()
 
 
+@pytest.mark.slow
 def test_an_answer_out_of_bounds_stops_the_run_quickly_in_bounded_memory(
     server: _Server, tmp_path: Path
 ) -> None:

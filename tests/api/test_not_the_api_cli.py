@@ -80,6 +80,7 @@ def redirect() -> Iterator[Server]:
     yield from serving((301, {"location": "https://login.example/?next=%2F&token=abc"}, b""))
 
 
+@pytest.mark.slow
 def test_a_portal_page_ends_the_command_at_once_with_exit_5(portal: Server, tmp_path: Path) -> None:
     started = time.monotonic()
     result = run_mlrun(
@@ -98,6 +99,7 @@ def test_a_portal_page_ends_the_command_at_once_with_exit_5(portal: Server, tmp_
     assert time.monotonic() - started < 60
 
 
+@pytest.mark.slow
 def test_a_redirect_is_named_and_not_followed(redirect: Server, tmp_path: Path) -> None:
     result = run_mlrun(
         "apply",

@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "examples" / "quickstart.yaml"
 
 
+@pytest.mark.slow
 def test_quickstart_on_the_sandbox_completes_and_writes_every_report(tmp_path: Path) -> None:
     result = mlrun("apply", str(QUICKSTART), "--sandbox", "--time-scale", "600", cwd=tmp_path)
     assert result.returncode == 0, result.stderr + result.stdout
@@ -39,6 +40,7 @@ def test_quickstart_on_the_sandbox_completes_and_writes_every_report(tmp_path: P
     assert "| acme-us | 1 | 1 | 0 | — | — | — | — |" in markdown
 
 
+@pytest.mark.slow
 def test_without_an_api_key_apply_refuses_before_any_request(tmp_path: Path) -> None:
     result = mlrun("apply", str(QUICKSTART), cwd=tmp_path)
     assert result.returncode == 2
@@ -47,6 +49,7 @@ def test_without_an_api_key_apply_refuses_before_any_request(tmp_path: Path) -> 
     assert not (tmp_path / ".mlrun").exists()
 
 
+@pytest.mark.slow
 def test_plain_http_to_a_remote_host_is_refused(tmp_path: Path) -> None:
     env = {"MENTIONLAB_API_KEY": "ml_live_x", "MENTIONLAB_BASE_URL": "http://api.example.com"}
     result = mlrun("apply", str(QUICKSTART), cwd=tmp_path, env=env)
@@ -54,6 +57,7 @@ def test_plain_http_to_a_remote_host_is_refused(tmp_path: Path) -> None:
     assert "plain http is allowed only to loopback" in result.stderr
 
 
+@pytest.mark.slow
 def test_an_invalid_manifest_exits_2_with_its_position(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("version: 1\nprojects:\n  - name: x\n    id: not-a-uuid\n    jobs: []\n")
@@ -63,6 +67,7 @@ def test_an_invalid_manifest_exits_2_with_its_position(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", [(), ("--resume",)])
 def test_nothing_to_do_is_a_usage_error(tmp_path: Path, args: tuple[str, ...]) -> None:
     result = mlrun("apply", *args, cwd=tmp_path)
@@ -103,6 +108,7 @@ def _apply_at_a_terminal(tmp_path: Path, answer: str, *extra: str) -> tuple[int,
     return process.returncode, seen.decode()
 
 
+@pytest.mark.slow
 def test_at_a_terminal_apply_shows_the_cost_and_sends_only_after_yes(tmp_path: Path) -> None:
     code, err = _apply_at_a_terminal(tmp_path, "no")
     assert code == 3, err
@@ -114,6 +120,7 @@ def test_at_a_terminal_apply_shows_the_cost_and_sends_only_after_yes(tmp_path: P
     assert code == 0, err
 
 
+@pytest.mark.slow
 def test_with_yes_or_without_a_terminal_apply_does_not_ask(tmp_path: Path) -> None:
     code, err = _apply_at_a_terminal(tmp_path, "", "--yes")
     assert code == 0, err

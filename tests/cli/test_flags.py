@@ -31,6 +31,7 @@ def one_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return cwd
 
 
+@pytest.mark.slow
 def test_report_last_as_json_pipes_into_json_tool(one_run: Path) -> None:
     shown = mlrun("report", "last", "--format", "json", cwd=one_run)
     assert shown.returncode == 0, shown.stderr
@@ -45,6 +46,7 @@ def test_report_last_as_json_pipes_into_json_tool(one_run: Path) -> None:
     jsonschema.validate(json.loads(shown.stdout), load_schema("report.schema.json"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args",
     [
@@ -67,6 +69,7 @@ def test_format_json_puts_json_on_stdout_for_every_command(
     json.loads(result.stdout)
 
 
+@pytest.mark.slow
 def test_report_merge_prints_json_and_writes_output(one_run: Path) -> None:
     report = min((one_run / "mlrun-reports").glob("*/report.json"))
     merged = one_run / "merged" / "report.json"
@@ -82,6 +85,7 @@ def test_report_merge_prints_json_and_writes_output(one_run: Path) -> None:
     assert "give -o FILE" in alone.stderr
 
 
+@pytest.mark.slow
 def test_files_go_to_output_or_report_dir(one_run: Path, tmp_path: Path) -> None:
     planned = mlrun("plan", str(QUICKSTART), "--offline", "--output", "p.json", cwd=tmp_path)
     assert planned.returncode == 0, planned.stderr
@@ -98,6 +102,7 @@ def test_files_go_to_output_or_report_dir(one_run: Path, tmp_path: Path) -> None
     assert f"Reports: {run_dir / 'junit.xml'}" in shown.stdout
 
 
+@pytest.mark.slow
 def test_format_twice_is_refused_and_names_report_format(tmp_path: Path) -> None:
     result = mlrun(
         "apply", str(QUICKSTART), *SANDBOX, "--format", "junit", "--format", "json", cwd=tmp_path
@@ -107,6 +112,7 @@ def test_format_twice_is_refused_and_names_report_format(tmp_path: Path) -> None
     assert not (tmp_path / ".mlrun").exists()  # refused before anything ran
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args",
     [
@@ -178,6 +184,7 @@ def test_one_name_one_meaning() -> None:
             assert not {"--out", "--output-dir", "--sandbox-time-scale"} & set(param.opts), name
 
 
+@pytest.mark.slow
 def test_shell_completion_produces_a_script_and_completes_lazy_commands() -> None:
     mlrun_script = Path(sys.executable).parent / "mlrun"  # the installed entry point
     source = subprocess.run(

@@ -86,6 +86,7 @@ def _env() -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 def test_a_terminal_gets_the_live_display(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "runner", "apply", str(QUICKSTART), "--sandbox", "--yes"]
     pid, fd = pty.fork()
@@ -116,6 +117,7 @@ def test_a_terminal_gets_the_live_display(tmp_path: Path) -> None:
     assert "triggers" in output
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("quiet", [False, True])
 def test_a_pipe_gets_plain_lines_or_nothing_when_quiet(tmp_path: Path, quiet: bool) -> None:
     args = ["apply", str(QUICKSTART), "--sandbox", "--time-scale", "600"]

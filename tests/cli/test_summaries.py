@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from junitparser import JUnitXml
 from runner.store import RunStatus
 
@@ -32,6 +33,7 @@ def run_dir(cwd: Path) -> Path:
     return directory
 
 
+@pytest.mark.slow
 def test_a_no_wait_run_is_information_not_problems_in_every_format(tmp_path: Path) -> None:
     result = mlrun("apply", str(QUICKSTART), *SANDBOX, "--no-wait", *EVERY_FILE, cwd=tmp_path)
     assert result.returncode == 0, result.stderr + result.stdout
@@ -64,6 +66,7 @@ def test_a_no_wait_run_is_information_not_problems_in_every_format(tmp_path: Pat
     assert meaning in (directory / "report.html").read_text()
 
 
+@pytest.mark.slow
 def test_plan_and_report_count_the_same_expected_executions(tmp_path: Path) -> None:
     planned = mlrun("plan", str(QUICKSTART), "--sandbox", "--format", "json", cwd=tmp_path)
     assert planned.returncode == 0, planned.stderr
@@ -107,6 +110,7 @@ def interrupted_run(state: Path, *, never_sent: int, running: int) -> str:
     return scenario.run_id
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_collapses_what_it_never_sent(tmp_path: Path) -> None:
     run_id = interrupted_run(tmp_path / "state", never_sent=37, running=3)
     result = mlrun("report", "last", "--state-dir", str(tmp_path / "state"), cwd=tmp_path)
@@ -129,6 +133,7 @@ def test_an_interrupted_run_collapses_what_it_never_sent(tmp_path: Path) -> None
     assert "| **NOT_ATTEMPTED** | 37 actions | 1,110 | - | - | - |" in markdown
 
 
+@pytest.mark.slow
 def test_quiet_prints_the_summary_only(tmp_path: Path) -> None:
     result = mlrun("apply", str(QUICKSTART), *SANDBOX, "-q", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -141,6 +146,7 @@ def test_quiet_prints_the_summary_only(tmp_path: Path) -> None:
     assert result.stderr == ""  # no plan line, no progress
 
 
+@pytest.mark.slow
 def test_a_reason_is_wrapped_and_never_cut_before_its_fix(tmp_path: Path) -> None:
     state = tmp_path / "state"
     actions = [job_action("acme", 0), job_action("acme-with-a-long-name", 1)]
@@ -163,6 +169,7 @@ def test_a_reason_is_wrapped_and_never_cut_before_its_fix(tmp_path: Path) -> Non
     assert "…; ask support" in text  # the middle of an overlong reason goes, its end stays
 
 
+@pytest.mark.slow
 def test_counts_read_as_words(tmp_path: Path) -> None:
     state = tmp_path / "state"
     scenario = open_scenario(state, [job_action("acme", 0)], meta={"wait": False})
@@ -183,6 +190,7 @@ def test_counts_read_as_words(tmp_path: Path) -> None:
     assert "no model sets are defined" in invalid.stdout + invalid.stderr
 
 
+@pytest.mark.slow
 def test_actions_sent_without_effect_keep_their_own_reason(tmp_path: Path) -> None:
     """Actions sent but not taken (a 429, then the run stopped) are not 'never sent'."""
     state = tmp_path / "state"

@@ -80,6 +80,7 @@ time.sleep(60)
 """
 
 
+@pytest.mark.slow
 def test_a_lock_left_by_a_killed_run_does_not_block(tmp_path: Path) -> None:
     path = tmp_path / "ledger.sqlite"
     holder = subprocess.Popen(

@@ -197,6 +197,7 @@ def test_a_summary_that_cannot_be_written_is_a_warning_not_a_failure(tmp_path: P
 # -- end to end --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_apply_over_budget_annotates_and_summarises(tmp_path: Path) -> None:
     (tmp_path / "m.yaml").write_text(manifest(project("alpha", 1), budget="1"))
     summary = tmp_path / "summary.md"
@@ -207,6 +208,7 @@ def test_apply_over_budget_annotates_and_summarises(tmp_path: Path) -> None:
     assert "refused by the budget" in summary.read_text()
 
 
+@pytest.mark.slow
 def test_plan_over_budget_annotates_on_stderr_and_keeps_stdout_markdown(tmp_path: Path) -> None:
     (tmp_path / "m.yaml").write_text(manifest(project("alpha", 1), budget="1"))
     env = {"GITHUB_ACTIONS": "true"}
@@ -217,6 +219,7 @@ def test_plan_over_budget_annotates_on_stderr_and_keeps_stdout_markdown(tmp_path
     assert "::error file=m.yaml,title=mlrun plan%3A refused by the budget::" in result.stderr
 
 
+@pytest.mark.slow
 def test_apply_writes_the_run_markdown_to_the_step_summary_without_the_key(
     tmp_path: Path,
 ) -> None:

@@ -150,6 +150,7 @@ def test_labels_positions_set_names_and_the_order_of_models_are_not_changes() ->
     assert not change.planned
 
 
+@pytest.mark.slow
 def test_plan_lists_removed_projects_and_plans_only_changed_ones(repo: Path) -> None:
     (repo / "manifests" / "10-main.yaml").write_text(
         manifest(project("alpha", 1, count=3), project("beta", 2), project("delta", 4))
@@ -174,6 +175,7 @@ def test_plan_lists_removed_projects_and_plans_only_changed_ones(repo: Path) -> 
     assert "1 changed, 3 unchanged, 1 removed (not triggered: gamma)" in result.stderr
 
 
+@pytest.mark.slow
 def test_apply_on_the_sandbox_triggers_only_the_changed_projects(repo: Path) -> None:
     (repo / "manifests" / "10-main.yaml").write_text(
         manifest(project("alpha", 1, count=2), project("beta", 2), project("delta", 4))
@@ -199,6 +201,7 @@ def test_apply_on_the_sandbox_triggers_only_the_changed_projects(repo: Path) -> 
     assert "1 removed (not triggered: gamma)" in result.stderr
 
 
+@pytest.mark.slow
 def test_changed_since_with_a_saved_plan_or_resume_is_refused(repo: Path) -> None:
     planned = mlrun("plan", "manifests", "--sandbox", "-o", "plan.json", cwd=repo)
     assert planned.returncode == 0, planned.stderr
@@ -257,6 +260,7 @@ def _apply_served(repo: Path, served: ServedSandbox) -> subprocess.CompletedProc
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_a_rename_alone_is_no_change_and_apply_sends_nothing(
     repo: Path, served: ServedSandbox
 ) -> None:
@@ -280,6 +284,7 @@ def test_a_rename_alone_is_no_change_and_apply_sends_nothing(
     assert _runs(repo) == []  # no empty run in the ledger
 
 
+@pytest.mark.slow
 def test_changing_one_trigger_sends_only_that_trigger(repo: Path, served: ServedSandbox) -> None:
     two = (
         "  - name: omega\n"
@@ -324,6 +329,7 @@ def test_changing_one_trigger_sends_only_that_trigger(repo: Path, served: Served
     assert len(_runs(repo)) == 1
 
 
+@pytest.mark.slow
 def test_a_model_added_to_a_trigger_is_shown_as_plus_model(repo: Path) -> None:
     text = (repo / "manifests" / "20-more.yaml").read_text()
     edited = text.replace("[sonar]", "[sonar, gemini-2.5-flash]")
@@ -338,6 +344,7 @@ def test_a_model_added_to_a_trigger_is_shown_as_plus_model(repo: Path) -> None:
     assert "```diff\n+ epsilon jobs[0] model gemini-2.5-flash\n```" in result.stdout
 
 
+@pytest.mark.slow
 def test_projects_added_and_removed_are_shown(repo: Path) -> None:
     (repo / "manifests" / "10-main.yaml").write_text(
         manifest(project("alpha", 1), project("beta", 2), project("delta", 4), project("zeta", 6))

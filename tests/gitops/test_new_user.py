@@ -132,6 +132,7 @@ def workspace(tmp_path: Path) -> Path:
     return work
 
 
+@pytest.mark.slow
 def test_the_example_workflows_locally_validate_plan_comment_apply(
     workspace: Path, tmp_path: Path
 ) -> None:

@@ -146,6 +146,7 @@ def test_bad_shard_specs_are_usage_errors(text: str) -> None:
         Shard.parse(text)
 
 
+@pytest.mark.slow
 def test_the_cli_plans_one_shard(tmp_path: Path) -> None:
     (tmp_path / "m.yaml").write_text(manifest(*(project(f"p{i}", i) for i in range(10))))
     keys: list[str] = []
@@ -169,6 +170,7 @@ def test_the_cli_plans_one_shard(tmp_path: Path) -> None:
     assert "the index must be 1 to 2" in bad.stderr
 
 
+@pytest.mark.slow
 def test_a_saved_plan_is_applied_shard_by_shard_on_the_sandbox(tmp_path: Path) -> None:
     (tmp_path / "m.yaml").write_text(manifest(*(project(f"p{i}", i) for i in range(6))))
     planned = mlrun("plan", "m.yaml", "--sandbox", "-o", "plan.json", cwd=tmp_path)

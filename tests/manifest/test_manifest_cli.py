@@ -36,12 +36,14 @@ def invalid(write: Write) -> Path:
     return write(THREE_MISTAKES, "three.yaml")
 
 
+@pytest.mark.slow
 def test_valid_manifest_exits_0_with_a_summary(mlrun: Run) -> None:
     result = mlrun("validate", REPO / "examples" / "quickstart.yaml")
     assert result.code == ExitCode.OK
     assert result.stdout.strip() == "valid: 3 projects, 4 triggers in 1 file"
 
 
+@pytest.mark.slow
 def test_text_format_gives_three_precise_messages(mlrun: Run, invalid: Path) -> None:
     result = mlrun("validate", invalid)
     assert result.code == ExitCode.INVALID
@@ -70,6 +72,7 @@ def test_text_format_gives_three_precise_messages(mlrun: Run, invalid: Path) -> 
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_json_format(mlrun: Run, invalid: Path) -> None:
     result = mlrun("validate", "--format", "json", invalid)
     assert result.code == ExitCode.INVALID
@@ -89,6 +92,7 @@ def test_json_format(mlrun: Run, invalid: Path) -> None:
     }
 
 
+@pytest.mark.slow
 def test_json_format_of_a_valid_manifest(mlrun: Run) -> None:
     result = mlrun("validate", "--format", "json", REPO / "examples" / "multi")
     report = json.loads(result.stdout)
@@ -99,6 +103,7 @@ def test_json_format_of_a_valid_manifest(mlrun: Run) -> None:
     assert len(report["files"]) == 4
 
 
+@pytest.mark.slow
 def test_github_format(mlrun: Run, invalid: Path) -> None:
     result = mlrun("validate", "--format", "github", invalid)
     assert result.code == ExitCode.INVALID
@@ -112,6 +117,7 @@ def test_github_format(mlrun: Run, invalid: Path) -> None:
     assert lines[-1] == "invalid: 3 errors in 1 file"
 
 
+@pytest.mark.slow
 def test_warnings_are_printed_and_still_exit_0(mlrun: Run, write: Write) -> None:
     path = write(
         THREE_MISTAKES.replace("[gpt-5-mini, anthropic]", "[gpt-5-mini]").replace(
@@ -124,6 +130,7 @@ def test_warnings_are_printed_and_still_exit_0(mlrun: Run, write: Write) -> None
     assert result.stdout.splitlines()[-1] == "valid: 1 project, 1 trigger in 1 file, 1 warning"
 
 
+@pytest.mark.slow
 def test_secrets_never_reach_the_output(mlrun: Run, write: Write) -> None:
     secret = "ml_live_" + "Zz9" * 6
     path = write(THREE_MISTAKES.replace("version: 1", f"version: 1  # {secret}"))
@@ -134,17 +141,20 @@ def test_secrets_never_reach_the_output(mlrun: Run, write: Write) -> None:
         assert secret not in result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_missing_file_is_a_diagnostic(mlrun: Run, tmp_path: Path) -> None:
     result = mlrun("validate", tmp_path / "missing.yaml")
     assert result.code == ExitCode.INVALID
     assert "missing.yaml: error: no such file or directory" in result.stdout
 
 
+@pytest.mark.slow
 def test_usage_errors_exit_2(mlrun: Run) -> None:
     assert mlrun("validate").code == ExitCode.INVALID
     assert mlrun("validate", "--format", "xml", "x.yaml").code == ExitCode.INVALID
 
 
+@pytest.mark.slow
 def test_schema_prints_the_manifest_schema(mlrun: Run) -> None:
     result = mlrun("schema")
     assert result.code == ExitCode.OK
@@ -152,12 +162,14 @@ def test_schema_prints_the_manifest_schema(mlrun: Run) -> None:
     assert mlrun("schema", "manifest.schema.json").stdout == result.stdout
 
 
+@pytest.mark.slow
 def test_schema_of_an_unknown_name_is_a_usage_error(mlrun: Run) -> None:
     result = mlrun("schema", "nope")
     assert result.code == ExitCode.INVALID
     assert "no schema named 'nope'" in result.stderr
 
 
+@pytest.mark.slow
 def test_help_ends_with_examples(mlrun: Run) -> None:
     for command in ("validate", "schema"):
         help_text = mlrun(command, "--help").stdout

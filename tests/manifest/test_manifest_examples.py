@@ -76,6 +76,7 @@ def _schema_named_by(path: Path) -> Path:
     return (path.parent / first_line.removeprefix(SCHEMA_LINE)).resolve()
 
 
+@pytest.mark.slow
 def test_check_jsonschema_accepts_every_file_under_examples() -> None:
     """Each file against its schema: a manifest (partial files of a directory included) against
     the one its first line names, a CI file against the schema check-jsonschema ships for it.
@@ -97,6 +98,7 @@ def test_check_jsonschema_accepts_every_file_under_examples() -> None:
         assert "ok -- validation done" in result.stdout
 
 
+@pytest.mark.slow
 def test_check_jsonschema_accepts_the_examples_with_the_schema_mlrun_prints(
     tmp_path: Path, mlrun: Callable[..., Any]
 ) -> None:
@@ -117,6 +119,7 @@ BAD_INTERPOLATION = {
 }
 
 
+@pytest.mark.slow
 def test_check_jsonschema_refuses_what_the_loader_refuses(
     write: Callable[..., Path], errors_of: Callable[..., list[Diagnostic]]
 ) -> None:

@@ -57,6 +57,7 @@ def request(tmp_path: Path, url: str, *paths: Path) -> ApplyRequest:
     )
 
 
+@pytest.mark.slow
 def test_apply_runs_exactly_the_saved_plan_without_planning_again(
     tmp_path: Path, api: tuple[str, Sandbox]
 ) -> None:
@@ -86,6 +87,7 @@ def test_apply_runs_exactly_the_saved_plan_without_planning_again(
     assert "Unreachable initech (" in render_text(applied.report, color=False)
 
 
+@pytest.mark.slow
 def test_apply_refuses_a_plan_over_budget_before_any_trigger(
     tmp_path: Path, api: tuple[str, Sandbox]
 ) -> None:
@@ -105,6 +107,7 @@ def test_apply_refuses_a_plan_over_budget_before_any_trigger(
         assert ledger.runs() == []  # not even a run was recorded
 
 
+@pytest.mark.slow
 def test_apply_refuses_a_saved_plan_over_budget_sending_nothing_at_all(
     tmp_path: Path, api: tuple[str, Sandbox]
 ) -> None:
@@ -118,6 +121,7 @@ def test_apply_refuses_a_saved_plan_over_budget_sending_nothing_at_all(
     assert sandbox.truth()["triggers"] == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("problem", ["stale", "changed"])
 def test_apply_refuses_a_stale_or_outdated_plan_sending_nothing(
     tmp_path: Path, api: tuple[str, Sandbox], problem: str

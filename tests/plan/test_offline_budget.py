@@ -71,6 +71,7 @@ def _manifest(path: Path, budget: int) -> None:
     path.write_text(path.read_text().replace("settings:\n", budget_line))
 
 
+@pytest.mark.slow
 def test_offline_over_the_budget_even_at_one_query_per_project_exits_4_sending_nothing(
     tmp_path: Path, served: ServedSandbox
 ) -> None:
@@ -81,6 +82,7 @@ def test_offline_over_the_budget_even_at_one_query_per_project_exits_4_sending_n
     assert served.truth()["requests"] == 0
 
 
+@pytest.mark.slow
 def test_offline_with_a_budget_it_might_exceed_needs_the_counts_or_a_flag(
     tmp_path: Path, served: ServedSandbox
 ) -> None:

@@ -38,6 +38,7 @@ def strict_api() -> Iterator[tuple[str, Sandbox]]:
         yield pair
 
 
+@pytest.mark.slow
 def test_plan_on_the_sandbox_prints_the_table_and_exits_0(tmp_path: Path) -> None:
     result = mlrun("plan", str(QUICKSTART), "--sandbox", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -50,6 +51,7 @@ def test_plan_on_the_sandbox_prints_the_table_and_exits_0(tmp_path: Path) -> Non
     assert not (tmp_path / ".mlrun").exists()  # planning records no run
 
 
+@pytest.mark.slow
 def test_json_is_a_plan_apply_can_read(tmp_path: Path) -> None:
     result = mlrun("plan", str(QUICKSTART), "--sandbox", "--format", "json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -72,6 +74,7 @@ def test_json_is_a_plan_apply_can_read(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_offline_markdown_says_counts_are_unknown_and_needs_no_key(tmp_path: Path) -> None:
     result = mlrun("plan", str(QUICKSTART), "--offline", "--format", "markdown", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -81,6 +84,7 @@ def test_offline_markdown_says_counts_are_unknown_and_needs_no_key(tmp_path: Pat
     )
 
 
+@pytest.mark.slow
 def test_saved_plan_then_apply_of_the_file(tmp_path: Path) -> None:
     planned = mlrun("plan", str(QUICKSTART), "--sandbox", "-o", "plan.json", cwd=tmp_path)
     assert planned.returncode == 0, planned.stderr
@@ -93,6 +97,7 @@ def test_saved_plan_then_apply_of_the_file(tmp_path: Path) -> None:
     assert report["run"]["manifestDigest"] == saved.manifest_digest
 
 
+@pytest.mark.slow
 def test_apply_refuses_a_stale_saved_plan_with_exit_2(tmp_path: Path) -> None:
     mlrun("plan", str(QUICKSTART), "--offline", "--sandbox", "-o", "plan.json", cwd=tmp_path)
     document = json.loads((tmp_path / "plan.json").read_text())
@@ -109,6 +114,7 @@ def test_apply_refuses_a_stale_saved_plan_with_exit_2(tmp_path: Path) -> None:
     assert allowed.returncode == 0, allowed.stderr
 
 
+@pytest.mark.slow
 def test_apply_refuses_a_plan_whose_manifest_changed_with_exit_2(tmp_path: Path) -> None:
     manifest = tmp_path / "m.yaml"
     manifest.write_text(QUICKSTART.read_text())
@@ -119,6 +125,7 @@ def test_apply_refuses_a_plan_whose_manifest_changed_with_exit_2(tmp_path: Path)
     assert "the manifest (m.yaml) changed since the plan was made" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_plan_over_budget_exits_4_and_apply_of_it_too(tmp_path: Path) -> None:
     manifest = tmp_path / "m.yaml"
     manifest.write_text(QUICKSTART.read_text() + "settings:\n  budget: {maxExecutions: 10}\n")
@@ -134,6 +141,7 @@ def test_a_plan_over_budget_exits_4_and_apply_of_it_too(tmp_path: Path) -> None:
     assert "over the budget of 10" in applied.stderr
 
 
+@pytest.mark.slow
 def test_unreachable_projects_exit_1_with_precise_reasons(
     tmp_path: Path, strict_api: tuple[str, Sandbox]
 ) -> None:
@@ -155,6 +163,7 @@ def test_unreachable_projects_exit_1_with_precise_reasons(
     assert trigger_requests(sandbox.truth()) == 0
 
 
+@pytest.mark.slow
 def test_a_refused_key_exits_5(tmp_path: Path, strict_api: tuple[str, Sandbox]) -> None:
     url, sandbox = strict_api
     write_manifest(tmp_path)
@@ -167,6 +176,7 @@ def test_a_refused_key_exits_5(tmp_path: Path, strict_api: tuple[str, Sandbox]) 
     assert trigger_requests(sandbox.truth()) == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -187,6 +197,7 @@ def test_invalid_manifest_or_usage_exits_2(
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_a_saved_plan_given_to_plan_is_shown(tmp_path: Path) -> None:
     mlrun("plan", str(QUICKSTART), "--offline", "-o", "plan.json", cwd=tmp_path)
     result = mlrun("plan", "plan.json", cwd=tmp_path)
@@ -194,6 +205,7 @@ def test_a_saved_plan_given_to_plan_is_shown(tmp_path: Path) -> None:
     assert "Plan: 4 actions in 3 projects, expected executions unknown" in result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["plan", "apply"])
 def test_nothing_listening_at_the_base_url_exits_5_in_seconds(tmp_path: Path, command: str) -> None:
     write_manifest(tmp_path)
@@ -210,6 +222,7 @@ def test_nothing_listening_at_the_base_url_exits_5_in_seconds(tmp_path: Path, co
             assert ledger.runs() == []
 
 
+@pytest.mark.slow
 def test_an_offline_plan_does_not_load_the_runner_or_the_remote_planner(tmp_path: Path) -> None:
     """`mlrun plan --offline` never asks the API: it must not pay for importing what does."""
     script = (

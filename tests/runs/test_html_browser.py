@@ -63,6 +63,7 @@ def png_size(path: Path) -> tuple[int, int]:
     return width, height
 
 
+@pytest.mark.slow
 def test_the_report_renders_in_chromium(page: Path, tmp_path: Path) -> None:
     shot = tmp_path / "report.png"
     result = chromium(
@@ -74,6 +75,7 @@ def test_the_report_renders_in_chromium(page: Path, tmp_path: Path) -> None:
     assert shot.stat().st_size > 30_000  # a drawn page, not a blank one
 
 
+@pytest.mark.slow
 def test_the_dom_holds_the_table_and_the_charts(page: Path, tmp_path: Path) -> None:
     result = chromium("--dump-dom", page.as_uri(), profile=tmp_path / "profile")
     assert result.returncode == 0, result.stderr

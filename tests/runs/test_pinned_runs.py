@@ -47,6 +47,7 @@ def _finished_run(served: ServedSandbox, workdir: Path) -> None:
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.slow
 def test_resume_and_status_refuse_another_base_url_and_send_nothing_there(
     tmp_path: Path, two_servers: tuple[ServedSandbox, ServedSandbox]
 ) -> None:
@@ -60,6 +61,7 @@ def test_resume_and_status_refuse_another_base_url_and_send_nothing_there(
     assert second.truth()["requests"] == 0
 
 
+@pytest.mark.slow
 def test_resume_refuses_another_key_naming_fingerprints_never_keys(
     tmp_path: Path, two_servers: tuple[ServedSandbox, ServedSandbox]
 ) -> None:
@@ -75,6 +77,7 @@ def test_resume_refuses_another_key_naming_fingerprints_never_keys(
     assert first.truth()["requests"] == before
 
 
+@pytest.mark.slow
 def test_resume_with_no_url_given_goes_back_to_the_runs_own_api(
     tmp_path: Path, two_servers: tuple[ServedSandbox, ServedSandbox]
 ) -> None:
@@ -89,6 +92,7 @@ def test_resume_with_no_url_given_goes_back_to_the_runs_own_api(
     assert first.truth()["requests"] > before  # it followed the run's jobs there
 
 
+@pytest.mark.slow
 def test_a_second_apply_on_a_locked_state_refuses_before_any_request(
     tmp_path: Path, two_servers: tuple[ServedSandbox, ServedSandbox]
 ) -> None:
@@ -138,6 +142,7 @@ def _triggered(ledger_path: Path) -> int:
         return sum(state == ActionState.TRIGGERED for state in states)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupted_sandbox_run_resumes_on_the_sandbox_with_no_key_and_no_url(
     tmp_path: Path, signum: signal.Signals

@@ -62,6 +62,7 @@ def test_overlapping_shards_are_refused(shards: list[Path]) -> None:
         merge_reports([report, report], now=T0, names=["a", "b"])
 
 
+@pytest.mark.slow
 def test_the_command_writes_a_valid_merged_report(shards: list[Path], tmp_path: Path) -> None:
     output = tmp_path / "merged" / "report.json"
     result = mlrun(
@@ -82,6 +83,7 @@ def test_the_command_writes_a_valid_merged_report(shards: list[Path], tmp_path: 
     assert with_code.returncode == 3
 
 
+@pytest.mark.slow
 def test_the_command_refuses_overlap_and_garbage(shards: list[Path], tmp_path: Path) -> None:
     output = str(tmp_path / "m.json")
     overlap = mlrun("report", "merge", str(shards[0]), str(shards[0]), "-o", output, cwd=tmp_path)

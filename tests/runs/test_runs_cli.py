@@ -23,6 +23,7 @@ def state(tmp_path: Path) -> Path:
     return directory
 
 
+@pytest.mark.slow
 def test_runs_lists_newest_first(state: Path, tmp_path: Path) -> None:
     result = mlrun("runs", "--state-dir", str(state), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -35,6 +36,7 @@ def test_runs_lists_newest_first(state: Path, tmp_path: Path) -> None:
     assert lines[2].split()[-1] == "3"
 
 
+@pytest.mark.slow
 def test_runs_as_json_with_a_limit(state: Path, tmp_path: Path) -> None:
     result = mlrun(
         "runs",
@@ -52,6 +54,7 @@ def test_runs_as_json_with_a_limit(state: Path, tmp_path: Path) -> None:
     assert runs[0]["exitCode"] == 0
 
 
+@pytest.mark.slow
 def test_runs_without_a_ledger_says_so_and_creates_nothing(tmp_path: Path) -> None:
     result = mlrun("runs", cwd=tmp_path)
     assert result.returncode == 0
@@ -59,6 +62,7 @@ def test_runs_without_a_ledger_says_so_and_creates_nothing(tmp_path: Path) -> No
     assert not (tmp_path / ".mlrun").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("run", ["20250615T0000", STANDARD_RUN])
 def test_report_renders_a_past_run_and_exits_0(state: Path, tmp_path: Path, run: str) -> None:
     result = mlrun("report", run, "--state-dir", str(state), cwd=tmp_path)
@@ -67,6 +71,7 @@ def test_report_renders_a_past_run_and_exits_0(state: Path, tmp_path: Path, run:
     assert "Problems (9)" in result.stdout
 
 
+@pytest.mark.slow
 def test_report_writes_the_formats_asked(state: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = mlrun(
@@ -79,17 +84,20 @@ def test_report_writes_the_formats_asked(state: Path, tmp_path: Path) -> None:
     assert f"Reports: {run_dir / 'junit.xml'}, {run_dir / 'report.html'}" in result.stdout
 
 
+@pytest.mark.slow
 def test_report_exit_code_flag_gives_the_runs_code(state: Path, tmp_path: Path) -> None:
     result = mlrun("report", STANDARD_RUN, "--state-dir", str(state), "--exit-code", cwd=tmp_path)
     assert result.returncode == 3
 
 
+@pytest.mark.slow
 def test_report_default_directory_is_per_run(state: Path, tmp_path: Path) -> None:
     result = mlrun("report", "--report-format", "json", "--state-dir", str(state), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "mlrun-reports" / LATER_RUN / "report.json").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -105,6 +113,7 @@ def test_report_of_an_unknown_run_is_a_usage_error(
     assert message in result.stderr
 
 
+@pytest.mark.slow
 def test_report_without_a_ledger_is_a_usage_error(tmp_path: Path) -> None:
     result = mlrun("report", "last", cwd=tmp_path)
     assert result.returncode == 2
@@ -112,6 +121,7 @@ def test_report_without_a_ledger_is_a_usage_error(tmp_path: Path) -> None:
     assert not (tmp_path / ".mlrun").exists()
 
 
+@pytest.mark.slow
 def test_report_help_lists_show_and_merge(tmp_path: Path) -> None:
     result = mlrun("report", "-h", cwd=tmp_path)
     assert result.returncode == 0

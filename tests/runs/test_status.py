@@ -73,6 +73,7 @@ def _triggers(url: str) -> int:
     return len(httpx.get(f"{url}/_sandbox/truth").json()["triggers"])
 
 
+@pytest.mark.slow
 def test_status_follows_a_no_wait_run_to_the_end_without_triggering(
     served: str, tmp_path: Path
 ) -> None:
@@ -115,6 +116,7 @@ def test_status_follows_a_no_wait_run_to_the_end_without_triggering(
     assert "0 jobs refreshed with 0 requests" in again.stderr
 
 
+@pytest.mark.slow
 def test_status_of_an_in_process_sandbox_run_follows_the_sandbox_it_saved(tmp_path: Path) -> None:
     applied = mlrun(
         "apply", str(QUICKSTART), "--sandbox", "--time-scale", "600", "--no-wait", "-q",
@@ -127,6 +129,7 @@ def test_status_of_an_in_process_sandbox_run_follows_the_sandbox_it_saved(tmp_pa
     assert "everything completed as asked" in result.stdout
 
 
+@pytest.mark.slow
 def test_status_of_a_sandbox_run_whose_sandbox_was_not_saved_explains_why_it_cannot(
     tmp_path: Path,
 ) -> None:
@@ -142,6 +145,7 @@ def test_status_of_a_sandbox_run_whose_sandbox_was_not_saved_explains_why_it_can
     assert "whose state was not saved (the process was killed" in result.stderr
 
 
+@pytest.mark.slow
 def test_status_of_a_finished_run_rewrites_its_report(tmp_path: Path) -> None:
     applied = mlrun(
         "apply", str(QUICKSTART), "--sandbox", "--time-scale", "600", "-q", cwd=tmp_path
@@ -153,6 +157,7 @@ def test_status_of_a_finished_run_rewrites_its_report(tmp_path: Path) -> None:
     assert list((tmp_path / "mlrun-reports").glob("*/report.html"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [(("last",), 2, "no ledger at"), (("nope", "--state-dir", "."), 2, "no ledger at")],
@@ -165,6 +170,7 @@ def test_status_usage_errors(
     assert message in result.stderr
 
 
+@pytest.mark.slow
 def test_a_resumed_run_keeps_the_settings_it_was_started_with(served: str, tmp_path: Path) -> None:
     manifest = tmp_path / "weekly.yaml"
     manifest.write_text(
@@ -193,6 +199,7 @@ def test_a_resumed_run_keeps_the_settings_it_was_started_with(served: str, tmp_p
     assert read_json(run_dir / "report.json")["run"]["followed"] is False  # follow: false kept
 
 
+@pytest.mark.slow
 def test_status_and_report_rewrite_the_reports_where_the_run_wrote_them(tmp_path: Path) -> None:
     applied = mlrun(
         "apply", str(QUICKSTART), "--sandbox", "--time-scale", "600", "--no-wait", "-q",

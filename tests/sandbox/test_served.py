@@ -74,6 +74,7 @@ def curl(url: str, headers: dict[str, str], body: str) -> tuple[int, Any]:
     return int(status), json.loads(text)
 
 
+@pytest.mark.slow
 def test_seed_000_jobs_trigger_with_curl(server: str) -> None:
     headers = {"x-project-id": PROJECT, "x-api-key": KEY}
     status, job = curl(f"{server}/api/jobs/trigger", headers, SEED_JOBS_BODY)
@@ -96,6 +97,7 @@ def test_seed_000_jobs_trigger_with_curl(server: str) -> None:
     assert set(job["createdBy"]) == {"firstName", "lastName", "email", "id"}
 
 
+@pytest.mark.slow
 def test_seed_001_cached_jobs_trigger_with_curl(server: str) -> None:
     headers = {"x-organisation-id": ORGANISATION, "x-project-id": PROJECT, "x-api-key": KEY}
     status, cached = curl(f"{server}/api/cached-jobs/trigger", headers, SEED_CACHED_BODY)
@@ -119,6 +121,7 @@ def test_seed_001_cached_jobs_trigger_with_curl(server: str) -> None:
     assert cached[0]["aiModels"] == ["gpt-4.1-mini", "claude-haiku-4-5", "gemini-2.5-flash"]
 
 
+@pytest.mark.slow
 def test_other_endpoints_served(server: str) -> None:
     headers = {"x-api-key": KEY, "x-project-id": PROJECT, "x-organisation-id": ORGANISATION}
     with httpx.Client(base_url=server, headers=headers) as client:
@@ -135,6 +138,7 @@ def test_other_endpoints_served(server: str) -> None:
     assert len(fetched.headers.get_list("date")) == 1
 
 
+@pytest.mark.slow
 def test_network_faults_reach_a_real_client(server: str, configure: Any) -> None:
     headers = {"x-api-key": KEY, "x-project-id": PROJECT}
     body = {"aiModels": ["sonar"], "executionCount": 1}
@@ -153,6 +157,7 @@ def test_network_faults_reach_a_real_client(server: str, configure: Any) -> None
     assert truth["faults"]["drop_before"] >= 1
 
 
+@pytest.mark.slow
 def test_http_faults_and_limits_served(server: str, configure: Any) -> None:
     headers = {"x-api-key": "ml_live_limited", "x-project-id": PROJECT}
     body = {"aiModels": ["sonar"], "executionCount": 1}

@@ -10,6 +10,7 @@ import pytest
 from subprocesses import start_served_sandbox
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("flag", "scale", "banner"),
     [
