@@ -269,6 +269,21 @@ class Follower:
         if not job.terminal:
             self._plan(tracked, now)
         self._learn(tracked)
+        if job.terminal and not tracked.learned and self._prior is None:
+            self._look_at_waiting_jobs_soon(now)
+
+    def _look_at_waiting_jobs_soon(self, now: float) -> None:
+        """A job ended before a look could see its pace: jobs here are quicker than the looks.
+
+        The jobs waiting for the cohort (which such jobs never give) are looked at within the
+        shortest interval instead of after the wait.
+        """
+        soon = now + self.options.min_interval
+        for other in self.jobs.values():
+            waiting = not (other.terminal or other.gone or other.started)
+            if waiting and other.order >= SCOUTS and other.next_due > soon:
+                other.next_due = soon
+                self._wake.set()
 
     def _observe(self, tracked: Tracked, job: Job, now: float) -> None:
         """What the look says about the job's start and pace (see :mod:`runner.run.forecast`)."""

@@ -154,3 +154,14 @@ async def test_a_key_refused_while_following_stops_the_run_at_once(tmp_path: Pat
     assert harness.run_id is not None
     report = build_report(harness.ledger, harness.run_id, env={})
     assert report.exit_code() == ExitCode.FATAL_API
+
+
+@pytest.mark.anyio
+async def test_jobs_quicker_than_a_look_are_not_left_waiting_for_a_cohort(tmp_path: Path) -> None:
+    # At a time scale of 1,000 a job ends between two looks: no look ever sees its pace, so the
+    # cohort the followers wait for never forms. Once one ended unseen, the others are looked at.
+    harness = Harness(tmp_path, config=SandboxConfig(seed=3, time_scale=1000.0))
+    started = anyio.current_time()
+    summary = await harness.run(job_actions(30))
+    assert summary.timed_out == ()
+    assert anyio.current_time() - started < 20  # virtual seconds; 30 and more without the rule
