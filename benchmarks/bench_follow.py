@@ -49,7 +49,7 @@ from runner.run.options import EngineOptions
 from runner.run.target import Target
 from runner.sandbox import Sandbox, SandboxConfig
 from runner.sandbox.ratelimit import RateLimitPolicy
-from runner.store import Ledger
+from runner.store import SqliteStore
 
 from served import ORG, ledger_dir, machine, table
 
@@ -102,7 +102,7 @@ async def follow_run(
     config = SandboxConfig(seed=seed, rate_limits=RateLimitPolicy.named(limits))
     sandbox = Sandbox(config, clock=LoopClock(EPOCH))
     clock = LoopClock(EPOCH)
-    ledger = Ledger.open(ledger_path)
+    ledger = SqliteStore.open(ledger_path)
     plan_actions = actions(count, per_project)
     plan = Plan(actions=tuple(plan_actions), manifest_digest="bench-follow")
     meta = run_metadata({})

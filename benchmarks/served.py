@@ -34,7 +34,7 @@ from runner.run.progress import RunProgress
 from runner.run.target import Target
 from runner.sandbox.ratelimit import RateLimitPolicy, SlidingLog
 from runner.sandbox.truth import key_fingerprint
-from runner.store import Ledger
+from runner.store import SqliteStore
 
 ORG = "0190c5a2-0000-7000-8000-0000000000b1"
 PROJECT = "fedcba98-7654-3210-fedc-ba9876543210"
@@ -172,7 +172,7 @@ async def run_engine(
     held for every commit (``OFF``: no fsync at all).
     """
     clock = clock or SystemClock()
-    ledger = Ledger.open(ledger_path)
+    ledger = SqliteStore.open(ledger_path)
     if synchronous is not None:
         # Measuring the ledger's cost only: hold one level for every commit.
         ledger._db.execute(f"PRAGMA synchronous={synchronous}")  # noqa: SLF001
@@ -203,7 +203,7 @@ async def run_engine(
 
 
 def _keep_synchronous(*, full: bool) -> None:
-    """Stands in for ``Ledger._set_synchronous`` while a benchmark holds one sync level."""
+    """Stands in for ``SqliteStore._set_synchronous`` while a benchmark holds one sync level."""
     del full
 
 

@@ -25,13 +25,14 @@ must act; the CLI renders each one once, at the edge, and maps it to an exit cod
     │       └── AnswerOutOfBounds  an answer past the size or time cap          (fatal for the run;
     │                              (a body too large, trickling)                 a POST: ambiguous)
     ├── LedgerError                the journal cannot be read or written        (stop sending)
+    │   └── LeaseLost              this run's lease ended or was taken over     (stop sending)
     ├── PlanError                  a saved plan cannot be used (stale, manifest changed)
     ├── ReportError                a report cannot be written (disk, permissions)
     ├── BudgetExceeded             the plan costs more than the manifest's budget (exit 4)
     └── RunInterrupted             SIGINT/SIGTERM: stopped cleanly, resumable   (exit 3)
 
-Third-party exceptions (yaml, jsonschema, httpx, sqlite3) are translated into this tree in the one
-module that calls each library, chained with ``from exc``.
+Third-party exceptions (yaml, jsonschema, httpx, sqlite3, psycopg) are translated into this tree
+in the one module that calls each library, chained with ``from exc``.
 """
 
 from __future__ import annotations
@@ -199,6 +200,10 @@ class AnswerOutOfBounds(OutcomeUnknown):
 
 class LedgerError(MlrunError):
     """The run's journal cannot be opened, read or written. Nothing more may be sent."""
+
+
+class LeaseLost(LedgerError):
+    """This process is no longer the run's one writer: its lease ended or was taken over."""
 
 
 class PlanError(MlrunError):

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import socket
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from runner.store import Store, open_store
+
+from postgres_support import fresh_database, unavailable
 
 _LOOPBACK = ("127.", "::1", "localhost")
 
@@ -42,6 +48,49 @@ def anyio_backend() -> tuple[str, dict[str, Any]]:
     from trio.testing import MockClock  # noqa: PLC0415 - test-only dependency
 
     return ("trio", {"clock": MockClock(autojump_threshold=0)})
+
+
+# -- the state: SQLite and PostgreSQL ------------------------------------------------------------
+
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture
+def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database of this test's own; skipped without a server."""
+    request.node.add_marker(pytest.mark.postgres)
+    reason = unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    with fresh_database() as url:
+        yield url
+
+
+@pytest.fixture(params=BACKENDS)
+def state(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty state of each kind, as ``--state`` names it: a file path or a database URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "state" / "ledger.sqlite")
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+def store(state: str) -> Iterator[Store]:
+    """A fresh store of each kind, closed after the test."""
+    with open_store(state) as opened:
+        yield opened
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Under ``CI=true`` a skipped PostgreSQL test fails: CI must prove both backends."""
+    outcome: Any = yield
+    report: pytest.TestReport = outcome.get_result()
+    if report.skipped and item.get_closest_marker("postgres") and os.environ.get("CI") == "true":
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"a PostgreSQL test was skipped under CI=true: {reason}"
 
 
 def _hypothesis_profile() -> None:

@@ -21,7 +21,9 @@ from runner.run.follow import FollowOptions
 from runner.run.options import EngineOptions
 from runner.run.target import Target
 from runner.sandbox import Sandbox, SandboxConfig
-from runner.store import ActionState, Ledger
+from runner.store import ActionState, LeaseTimings, Store, is_postgres_url, open_store
+
+from postgres_support import track
 
 API_KEY = "ml_live_" + "test0123456789abcdef"
 ORG = "0190c5a2-0000-7000-8000-000000000001"
@@ -77,12 +79,24 @@ class Harness:
     seed: int = 7
     # Around the sandbox's transport, for the few cases the sandbox cannot express.
     wrap: Callable[[httpx.AsyncBaseTransport], httpx.AsyncBaseTransport] | None = None
+    # Where the runs are recorded (the ``state`` fixture): None, a SQLite ledger in tmp_path.
+    state: str | None = None
+    lease: LeaseTimings = field(default_factory=LeaseTimings)
 
     def __post_init__(self) -> None:
         self.sandbox = Sandbox(self.config, clock=LoopClock(self.server_epoch))
-        self.ledger = Ledger.open(self.tmp_path / "ledger.sqlite")
+        self.ledger = self.open_store()
         self.clock = LoopClock(self.client_epoch)
         self.run_id: str | None = None
+
+    def open_store(self) -> Store:
+        """The harness's state, opened as a writer: on PostgreSQL, holding a lease, as `mlrun
+        apply` does (an intent is recorded only under one)."""
+        if not is_postgres_url(self.state):
+            return open_store(self.state or self.tmp_path / "ledger.sqlite")
+        store = track(open_store(self.state, timings=self.lease))
+        store.lock("harness")
+        return store
 
     def client(self, api_key: str = API_KEY) -> MentionLabClient:
         transport = self.sandbox.transport()

@@ -26,6 +26,8 @@ from runner.cli.options import (
     report_stdout_option,
     selection_options,
     state_dir_option,
+    state_option,
+    state_spec,
     target_options,
     time_scale_option,
 )
@@ -80,6 +82,7 @@ PLAN_FORMATS = ("text", "json", "markdown")  # what a dry run can print: the pla
     type=click.FloatRange(min=0),
     help="Seconds a created job may take to appear in the job list (default max(60, 2×timeout)).",
 )
+@state_option
 @state_dir_option
 @lock_timeout_option
 @report_dir_option("the manifest's settings.reports.dir, mlrun-reports")
@@ -114,6 +117,7 @@ def apply(
     retry_ambiguous: bool,
     allow_stacking: bool,
     settle_grace: float | None,
+    state: str | None,
     state_dir: Path | None,
     lock_timeout: float,
     report_dir: Path | None,
@@ -173,7 +177,7 @@ def apply(
         retry_ambiguous=retry_ambiguous,
         allow_stacking=allow_stacking,
         settle_grace=settle_grace,
-        ledger_path=state_dir / "ledger.sqlite" if state_dir else None,
+        state=state_spec(state, state_dir),
         lock_timeout=lock_timeout,
         report_dir=report_dir,
         formats=report_formats,

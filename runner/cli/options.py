@@ -79,11 +79,27 @@ state_dir_option = click.option(
     help="Where the ledger lives (default .mlrun).",
 )
 
+state_option = click.option(
+    "--state",
+    metavar="URL|PATH",
+    envvar="MLRUN_STATE",
+    help="Where runs are recorded: a postgresql:// URL (shared), or a SQLite ledger's path. "
+    "Default: ledger.sqlite in --state-dir.",
+)
+
+
+def state_spec(state: str | None, state_dir: Path | None) -> str | None:
+    """The state a command uses: ``--state``, else the ledger in ``--state-dir``, else None."""
+    if state:
+        return state
+    return str(state_dir / "ledger.sqlite") if state_dir else None
+
+
 lock_timeout_option = click.option(
     "--lock-timeout",
     type=click.FloatRange(min=0),
     default=0.0,
-    help="Seconds to wait for another run holding the ledger.",
+    help="Seconds to wait for another run holding the ledger (or the run's lease).",
 )
 
 

@@ -26,15 +26,13 @@ from runner.cli.options import (
     report_formats_option,
     report_stdout_option,
     state_dir_option,
+    state_option,
+    state_spec,
     stdout_format_option,
 )
 from runner.report.words import plural
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _ledger_path(state_dir: Path | None) -> Path | None:
-    return state_dir / "ledger.sqlite" if state_dir else None
 
 
 def _use_color() -> bool:
@@ -47,26 +45,29 @@ def _use_color() -> bool:
 @click.command(
     epilog="\b\nExamples:\n  mlrun runs\n  mlrun runs --format json --limit 5 | jq '.[0].runId'"
 )
+@state_option
 @state_dir_option
 @stdout_format_option(("text", "json"), "A table for people, or JSON for tools.")
 @click.option(
     "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Runs to list."
 )
 @exit_on_error
-def runs(state_dir: Path | None, output_format: str, limit: int) -> None:
+def runs(state: str | None, state_dir: Path | None, output_format: str, limit: int) -> None:
     """List past runs from the ledger, newest first.
 
     For each: run id, start, status, actions and their outcomes, and the run's exit code.
     """
     from runner.run.status import list_runs  # noqa: PLC0415
-    from runner.store import default_ledger_path  # noqa: PLC0415 - fast --help
+    from runner.store import ledger_file, state_location  # noqa: PLC0415 - fast --help
 
-    path = _ledger_path(state_dir) or default_ledger_path()
-    lines = list_runs(path, limit=limit, env=os.environ) if path.exists() else []
+    spec = state_spec(state, state_dir)
+    path = ledger_file(spec)
+    missing = path is not None and not path.exists()
+    lines = [] if missing else list_runs(spec, limit=limit, env=os.environ)
     if output_format == "json":
         click.echo(json.dumps([line.to_json() for line in lines], indent=2))
     elif not lines:
-        click.echo(f"No runs yet (no run in {path}).")
+        click.echo(f"No runs yet (no run in {state_location(spec)}).")
     else:
         click.echo(_runs_table([line.to_json() for line in lines]))
 
@@ -129,6 +130,7 @@ def report() -> None:
 @report_stdout_option
 @report_formats_option("with --report-dir, the formats the run wrote")
 @report_dir_option("the directory the run wrote its reports to")
+@state_option
 @state_dir_option
 @click.option("--exit-code", is_flag=True, help="Exit with the run's exit code, not 0.")
 @exit_on_error
@@ -137,6 +139,7 @@ def show(
     output_format: str,
     report_formats: tuple[str, ...],
     report_dir: Path | None,
+    state: str | None,
     state_dir: Path | None,
     exit_code: bool,
 ) -> None:
@@ -155,7 +158,8 @@ def show(
         report_directory,
     )
 
-    rendered, record = past_report(existing_ledger(_ledger_path(state_dir)), run, env=os.environ)
+    spec = existing_ledger(state_spec(state, state_dir))
+    rendered, record = past_report(spec, run, env=os.environ)
     files: list[Path] = []
     if report_formats or report_dir is not None:
         formats = report_formats or formats_present(report_directory(record)) or ("json",)
@@ -241,6 +245,7 @@ def merge(
     envvar="MENTIONLAB_BASE_URL",
     help="API base URL (default: the one the run used).",
 )
+@state_option
 @state_dir_option
 @lock_timeout_option
 @report_dir_option("where the run wrote its reports")
@@ -254,6 +259,7 @@ def status(
     timeout: float | None,
     sandbox: bool,
     base_url: str | None,
+    state: str | None,
     state_dir: Path | None,
     lock_timeout: float,
     report_dir: Path | None,
@@ -276,7 +282,7 @@ def status(
         timeout=timeout,
         sandbox=sandbox,
         base_url=base_url,
-        ledger_path=_ledger_path(state_dir),
+        state=state_spec(state, state_dir),
         lock_timeout=lock_timeout,
         report_dir=report_dir,
         formats=report_formats,

@@ -1,4 +1,4 @@
-"""The report as a view of the ledger: read a run through the Ledger's public methods, reconcile.
+"""The report as a view of the ledger: read a run through the Store's public methods, reconcile.
 
 Every string that came from the outside (error messages, details, anomalies, the base URL) is
 redacted on the way in, so the report value itself holds no secret.
@@ -35,26 +35,26 @@ from runner.store import (
     ActionState,
     AttemptRecord,
     JobRecord,
-    Ledger,
     RunRecord,
     RunStatus,
+    Store,
 )
 
 Event = tuple[float, str, str | None, dict[str, Any]]
 T = TypeVar("T")
 
-# Run events the report reads (written by the engine with Ledger.record_event).
+# Run events the report reads (written by the engine with Store.record_event).
 STOP_EVENT = "stop"  # detail: reason
 BUDGET_EVENT = "budget_refused"  # detail: message
 CACHED_JOBS_EVENT = "cached_jobs"  # key: the action; detail: jobs=[{id, queryId, aiModels, ...}]
 _SETTLE_EVENTS = {"settled_not_created": "not created; resent", "retry_ambiguous": "resent"}
-# Run metadata the report reads (Ledger.create_run(meta=...)).
+# Run metadata the report reads (Store.create_run(meta=...)).
 META_CI = "ci"  # CiInfo.to_json() of the environment the run started in
 META_VERSION = "mlrunVersion"
 
 
 def build_report(
-    ledger: Ledger,
+    ledger: Store,
     run_id: str,
     *,
     env: Mapping[str, str],

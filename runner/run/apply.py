@@ -20,7 +20,7 @@ import anyio
 
 from runner.api import MentionLabClient
 from runner.clock import Clock, SystemClock
-from runner.errors import ConfigError, LedgerError, MlrunError, UsageError, collapse
+from runner.errors import ConfigError, LeaseLost, LedgerError, MlrunError, UsageError, collapse
 from runner.manifest.model import Settings, settings_from_json
 from runner.plan import Plan, Selection
 from runner.plan.changes import nothing_to_apply
@@ -31,8 +31,16 @@ from runner.plan.shard import Shard, shard_settings, split_for_shard
 from runner.ratelimit import RateLimiter
 from runner.report import Report, build_report, write_reports
 from runner.report.words import plural
-from runner.run.execute import RunOptions, RunSummary, execute, run_metadata, start_run
+from runner.run.execute import (
+    RunOptions,
+    RunSummary,
+    execute,
+    new_run_id,
+    run_metadata,
+    start_run,
+)
 from runner.run.follow import FollowOptions
+from runner.run.lease import under_lease
 from runner.run.options import EngineOptions
 from runner.run.preflight import Confirm, check_budget, confirmed, plan_line, planned
 from runner.run.progress import ProgressView, RunProgress, ViewOptions
@@ -47,7 +55,15 @@ from runner.run.wiring import (
     sandbox_saved,
     sandbox_state_file,
 )
-from runner.store import Ledger, RunRecord, RunStatus, default_ledger_path
+from runner.store import (
+    RunRecord,
+    RunStatus,
+    Store,
+    ledger_file,
+    open_store,
+    run_lease_key,
+    state_location,
+)
 
 
 @dataclass(frozen=True)
@@ -71,7 +87,7 @@ class ApplyRequest:
     retry_ambiguous: bool = False
     allow_stacking: bool = False
     settle_grace: float | None = None
-    ledger_path: Path | None = None
+    state: str | None = None  # a PostgreSQL URL or a SQLite ledger's path; None: the default
     lock_timeout: float = 0.0
     report_dir: Path | None = None
     formats: tuple[str, ...] = ()  # empty: the manifest's settings.reports.formats
@@ -88,7 +104,7 @@ class ApplyResult:
     settings: Settings
     run: RunSummary | None  # None: a dry run, or interrupted (the report says which)
     problems: tuple[ProjectProblem, ...]
-    ledger_path: Path
+    state: str  # where the run is recorded, as messages name it (no password)
     report: Report | None = None
     report_files: tuple[Path, ...] = ()
     interrupted: str | None = None  # the signal that stopped it (SIGINT, SIGTERM), if one did
@@ -148,25 +164,27 @@ def apply(
     request, plan, settings, problems = _new_plan(request, target, env)
     if (nothing := nothing_to_apply(plan)) is not None:  # --changed-since: no run, no ledger
         say(nothing)
-        return ApplyResult(
-            plan, settings, None, problems, request.ledger_path or default_ledger_path()
-        )
+        return ApplyResult(plan, settings, None, problems, state_location(request.state))
     if request.dry_run:
         result = interruptible(lambda i: _dry_run(request, plan, settings, target, out, i), say)
     else:
-        ledger_path = request.ledger_path or default_ledger_path()
-        with Ledger.open(ledger_path) as ledger:  # the state and its lock before any request
-            ledger.lock(wait=request.lock_timeout)
+        with open_store(request.state) as ledger:  # the state and its lock before any request
+            run_id = new_run_id(SystemClock())
+            ledger.lock(run_lease_key(run_id), wait=request.lock_timeout)
             result = interruptible(
-                lambda i: _apply_new(
-                    request=request,
-                    plan=plan,
-                    settings=settings,
-                    target=target,
-                    ledger=ledger,
-                    out=out,
-                    env=env,
-                    interrupt=i,
+                lambda i: under_lease(
+                    ledger,
+                    lambda: _apply_new(
+                        request=request,
+                        plan=plan,
+                        settings=settings,
+                        target=target,
+                        ledger=ledger,
+                        run_id=run_id,
+                        out=out,
+                        env=env,
+                        interrupt=i,
+                    ),
                 ),
                 say,
             )
@@ -208,7 +226,6 @@ async def _dry_run(
     interrupt: Interrupt,
 ) -> ApplyResult:
     clock = SystemClock()
-    ledger_path = request.ledger_path or default_ledger_path()
     async with make_client(target, settings, concurrency=request.concurrency) as client:
         limiter = make_limiter(settings, clock, request.concurrency)
         plan, facts = await planned(
@@ -221,7 +238,7 @@ async def _dry_run(
             interrupt=interrupt,
         )
     check_budget(plan, allow_unknown_cost=request.allow_unknown_cost)
-    return ApplyResult(plan, settings, None, facts.problems, ledger_path)
+    return ApplyResult(plan, settings, None, facts.problems, state_location(request.state))
 
 
 async def _apply_new(  # noqa: PLR0913 - one run's collaborators
@@ -230,7 +247,8 @@ async def _apply_new(  # noqa: PLR0913 - one run's collaborators
     plan: Plan,
     settings: Settings,
     target: Target,
-    ledger: Ledger,
+    ledger: Store,
+    run_id: str,
     out: Output,
     env: Mapping[str, str],
     interrupt: Interrupt,
@@ -262,9 +280,9 @@ async def _apply_new(  # noqa: PLR0913 - one run's collaborators
         meta["reportDir"] = str(report_directory_base(request, settings))
         if sandbox is not None:
             meta["sandboxTimeScale"] = request.sandbox_time_scale
-        run_id = start_run(ledger, plan, clock=clock, target=target, meta=meta)
+        start_run(ledger, plan, clock=clock, target=target, meta=meta, run_id=run_id)
         actions = plural(len(plan.actions), "action")
-        out.say(f"run {run_id}: {actions}, ledger {ledger.path}")
+        out.say(f"run {run_id}: {actions}, ledger {ledger.location}")
         with (
             _reported_on_failure(ledger, run_id, request, settings, env),
             sandbox_saved(sandbox, sandbox_state_file(ledger, run_id), out.say),
@@ -281,7 +299,7 @@ async def _apply_new(  # noqa: PLR0913 - one run's collaborators
             )
     report, files = write_run_report(ledger, run_id, request, settings, env)
     return ApplyResult(
-        plan, settings, summary, facts.problems, ledger.path, report, files, interrupt.signal
+        plan, settings, summary, facts.problems, ledger.location, report, files, interrupt.signal
     )
 
 
@@ -291,7 +309,7 @@ def report_directory_base(request: ApplyRequest, settings: Settings) -> Path:
 
 
 def write_run_report(
-    ledger: Ledger,
+    ledger: Store,
     run_id: str,
     request: ApplyRequest,
     settings: Settings,
@@ -312,9 +330,9 @@ def plan_only(
     ``say`` gets the progress lines of a long remote plan."""
     env = os.environ if env is None else env
     plan, settings = load_plan(request)
-    ledger_path = request.ledger_path or default_ledger_path()
+    state = state_location(request.state)
     if request.offline:
-        return ApplyResult(plan, settings, None, (), ledger_path)
+        return ApplyResult(plan, settings, None, (), state)
     target = new_target(sandbox=request.sandbox, base_url=request.base_url, env=env)
 
     async def remote(interrupt: Interrupt) -> ApplyResult:
@@ -330,18 +348,18 @@ def plan_only(
                 say=say or (lambda _line: None),
                 interrupt=interrupt,
             )
-        return ApplyResult(done, settings, None, facts.problems, ledger_path)
+        return ApplyResult(done, settings, None, facts.problems, state)
 
     return interruptible(remote, say or (lambda _line: None))
 
 
 def _resume(request: ApplyRequest, *, out: Output, env: Mapping[str, str]) -> ApplyResult:
-    ledger_path = request.ledger_path or default_ledger_path()
-    if not ledger_path.exists():
+    ledger_path = ledger_file(request.state)
+    if ledger_path is not None and not ledger_path.exists():
         raise ConfigError(f"nothing to resume: no ledger at {ledger_path}")
-    with Ledger.open(ledger_path) as ledger:
-        ledger.lock(wait=request.lock_timeout)
+    with open_store(request.state) as ledger:
         run_id = ledger.resolve_run_id(request.resume or "last")
+        ledger.lock(run_lease_key(run_id), wait=request.lock_timeout)
         record = ledger.run(run_id)
         target = pinned_target(record, sandbox=request.sandbox, base_url=request.base_url, env=env)
         settings = _resumed_settings(request, record)
@@ -369,11 +387,11 @@ def _resume(request: ApplyRequest, *, out: Output, env: Mapping[str, str]) -> Ap
             # On the event loop: a signal now is noted, and the report is still written whole.
             report, files = write_run_report(ledger, run_id, request, settings, env)
             return ApplyResult(
-                record.plan, settings, summary, (), ledger_path, report, files, interrupt.signal
+                record.plan, settings, summary, (), ledger.location, report, files, interrupt.signal
             )
 
         with _reported_on_failure(ledger, run_id, request, settings, env):
-            return interruptible(body, out.say)
+            return interruptible(lambda i: under_lease(ledger, lambda: body(i)), out.say)
 
 
 def _resumed_settings(request: ApplyRequest, record: RunRecord) -> Settings:
@@ -397,7 +415,7 @@ async def _run_phase(  # noqa: PLR0913 - one run's collaborators
     run_id: str,
     client: MentionLabClient,
     limiter: RateLimiter,
-    ledger: Ledger,
+    ledger: Store,
     clock: Clock,
     options: RunOptions,
     out: Output,
@@ -434,7 +452,7 @@ async def _run_phase(  # noqa: PLR0913 - one run's collaborators
 
 @contextmanager
 def _reported_on_failure(
-    ledger: Ledger,
+    ledger: Store,
     run_id: str,
     request: ApplyRequest,
     settings: Settings,
@@ -447,6 +465,8 @@ def _reported_on_failure(
     """
     try:
         yield
+    except LeaseLost:
+        raise  # the run's new writer reports it
     except LedgerError as error:
         try:
             _, files = write_run_report(ledger, run_id, request, settings, env)

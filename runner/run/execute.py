@@ -30,7 +30,7 @@ from runner.run.journal import Journal
 from runner.run.options import EngineOptions
 from runner.run.progress import RunProgress
 from runner.run.target import Target
-from runner.store import ActionState, Ledger, RunStatus
+from runner.store import ActionState, RunStatus, Store
 
 
 @dataclass(frozen=True)
@@ -76,18 +76,20 @@ def run_metadata(
 
 
 def start_run(
-    ledger: Ledger,
+    ledger: Store,
     plan: Plan,
     *,
     clock: Clock,
     target: Target,
     meta: Mapping[str, object] | None = None,
+    run_id: str | None = None,
 ) -> str:
     """Record a new run, its whole plan and its target before anything is sent.
 
     ``meta``: what :func:`run_metadata` says about the run (default: from ``os.environ``).
+    ``run_id``: the id chosen when its lock was taken (default: a new one).
     """
-    run_id = new_run_id(clock)
+    run_id = run_id or new_run_id(clock)
     meta = run_metadata(os.environ) if meta is None else meta
     ledger.create_run(
         run_id,
@@ -105,7 +107,7 @@ async def execute(  # noqa: PLR0913 - the run's collaborators are injected
     run_id: str,
     client: MentionLabClient,
     limiter: RateLimiter,
-    ledger: Ledger,
+    ledger: Store,
     clock: Clock,
     rng: random_module.Random | None = None,
     options: RunOptions | None = None,
@@ -173,7 +175,7 @@ async def execute(  # noqa: PLR0913 - the run's collaborators are injected
     )
 
 
-def _follow_running_jobs(ledger: Ledger, run_id: str, follower: Follower) -> None:
+def _follow_running_jobs(ledger: Store, run_id: str, follower: Follower) -> None:
     """On resume: keep following the jobs the ledger saw but not yet as terminal."""
     actions: dict[str, Action] = {
         r.action.key: r.action for r in ledger.actions(run_id) if r.state == ActionState.TRIGGERED

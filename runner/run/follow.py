@@ -33,7 +33,7 @@ from runner.ratelimit import RequestKind
 from runner.run.forecast import COHORT_MIN, Cohort, Prior, Sighting, hypotheses, next_look
 from runner.run.gateway import FATAL_ERRORS
 from runner.run.progress import RunProgress
-from runner.store import Ledger
+from runner.store import Store
 
 SWEEP_THRESHOLD = 2  # outstanding jobs of one project from which a due one is looked at by sweep
 SCOUTS = 6  # jobs followed by backoff alone until the cohort is known; the others wait for it
@@ -88,7 +88,7 @@ class Follower:
         *,
         client: MentionLabClient,
         request: Requester,
-        ledger: Ledger,
+        ledger: Store,
         run_id: str,
         clock: Clock,
         rng: random_module.Random | None = None,

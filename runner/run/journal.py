@@ -22,7 +22,7 @@ from runner.errors import ApiError
 from runner.plan import Action
 from runner.run.options import EngineOptions
 from runner.run.progress import ProjectProgress, RunProgress
-from runner.store import ActionState, AttemptOutcome, AttemptRecord, Ledger, SettledBy
+from runner.store import ActionState, AttemptOutcome, AttemptRecord, SettledBy, Store
 
 _SETTLED_COUNTERS = {
     ActionState.TRIGGERED: "triggered",
@@ -44,7 +44,7 @@ class Journal:
     def __init__(
         self,
         *,
-        ledger: Ledger,
+        ledger: Store,
         run_id: str,
         clock: Clock,
         options: EngineOptions,

@@ -31,6 +31,7 @@ from runner.report.render import FILE_NAMES
 from runner.report.words import plural
 from runner.run.follow import Follower, FollowOptions
 from runner.run.gateway import Gateway
+from runner.run.lease import under_lease
 from runner.run.options import EngineOptions
 from runner.run.progress import RunProgress
 from runner.run.target import Target, pinned_target
@@ -39,10 +40,12 @@ from runner.store import (
     ActionRecord,
     ActionState,
     JobRecord,
-    Ledger,
     RunRecord,
     RunStatus,
-    default_ledger_path,
+    Store,
+    ledger_file,
+    open_store,
+    run_lease_key,
 )
 
 if TYPE_CHECKING:
@@ -58,15 +61,15 @@ Say = Callable[[str], None]
 # -- reading past runs ---------------------------------------------------------------------------
 
 
-def existing_ledger(path: Path | None) -> Path:
-    """The ledger's path (``path`` or the default); ConfigError when there is none yet."""
-    ledger_path = path or default_ledger_path()
-    if not ledger_path.exists():
+def existing_ledger(state: str | None) -> str | None:
+    """``state``, checked: ConfigError for a SQLite ledger (``.mlrun/`` by default) not there."""
+    ledger_path = ledger_file(state)
+    if ledger_path is not None and not ledger_path.exists():
         raise ConfigError(f"no ledger at {ledger_path}: no run has been recorded here yet")
-    return ledger_path
+    return state
 
 
-def resolve_run(ledger: Ledger, run: str) -> str:
+def resolve_run(ledger: Store, run: str) -> str:
     """The full id of ``run`` (an id, a unique prefix, or ``last``); UsageError otherwise."""
     try:
         return ledger.resolve_run_id(run)
@@ -95,16 +98,16 @@ class RunLine:
         }
 
 
-def list_runs(ledger_path: Path, *, limit: int | None, env: Mapping[str, str]) -> list[RunLine]:
+def list_runs(state: str | None, *, limit: int | None, env: Mapping[str, str]) -> list[RunLine]:
     """The ``limit`` most recent runs, newest first, each with its reconciled report."""
-    with Ledger.open(ledger_path) as ledger:
+    with open_store(state) as ledger:
         records = ledger.runs()[:limit]
         return [RunLine(r, build_report(ledger, r.run_id, env=env)) for r in records]
 
 
-def past_report(ledger_path: Path, run: str, *, env: Mapping[str, str]) -> tuple[Report, RunRecord]:
+def past_report(state: str | None, run: str, *, env: Mapping[str, str]) -> tuple[Report, RunRecord]:
     """The report of ``run``, rebuilt from the ledger as it stands, and the run's record."""
-    with Ledger.open(ledger_path) as ledger:
+    with open_store(state) as ledger:
         run_id = resolve_run(ledger, run)
         return build_report(ledger, run_id, env=env), ledger.run(run_id)
 
@@ -136,7 +139,7 @@ class StatusRequest:
     timeout: float | None = None  # --wait: following; else the one pass (ONE_PASS_SECONDS)
     sandbox: bool = False
     base_url: str | None = None
-    ledger_path: Path | None = None
+    state: str | None = None  # a PostgreSQL URL or a SQLite ledger's path; None: the default
     lock_timeout: float = 0.0
     report_dir: Path | None = None
     formats: tuple[str, ...] = ()  # empty: those already written for the run, else the defaults
@@ -158,9 +161,9 @@ def refresh_status(
 ) -> StatusResult:
     """Run ``mlrun status``; raises the typed errors the CLI renders."""
     env = os.environ if env is None else env
-    with Ledger.open(existing_ledger(request.ledger_path)) as ledger:
-        ledger.lock(wait=request.lock_timeout)
+    with open_store(existing_ledger(request.state)) as ledger:
         run_id = resolve_run(ledger, request.run)
+        ledger.lock(run_lease_key(run_id), wait=request.lock_timeout)
         jobs = outstanding_jobs(ledger.actions(run_id), ledger.jobs(run_id))
         requests, interrupted = 0, False
         if jobs:
@@ -170,7 +173,9 @@ def refresh_status(
             count = plural(len(jobs), "job")
             say(f"run {run_id}: asking {target.describe()} about {count} not yet terminal")
             try:
-                requests = anyio.run(_follow, request, target, ledger, run_id, jobs)
+                requests = anyio.run(
+                    under_lease, ledger, lambda: _follow(request, target, ledger, run_id, jobs)
+                )
             except (SignalInterrupt, KeyboardInterrupt):
                 interrupted = True
         _update_run_status(ledger, run_id)
@@ -221,7 +226,7 @@ def _as_job(job_id: str, record: JobRecord | None) -> Job:
     )
 
 
-def _kept_sandbox(ledger: Ledger, run_id: str) -> Sandbox:
+def _kept_sandbox(ledger: Store, run_id: str) -> Sandbox:
     """The in-process sandbox a sandbox run saved when it stopped; UsageError without one."""
     state_file = sandbox_state_file(ledger, run_id)
     sandbox, found = kept_sandbox(ledger.run(run_id), state_file)
@@ -236,7 +241,7 @@ def _kept_sandbox(ledger: Ledger, run_id: str) -> Sandbox:
 async def _follow(
     request: StatusRequest,
     target: Target,
-    ledger: Ledger,
+    ledger: Store,
     run_id: str,
     jobs: Sequence[tuple[Action, Job]],
 ) -> int:
@@ -310,7 +315,7 @@ def refreshed_status(
     return RunStatus.FINISHED
 
 
-def _update_run_status(ledger: Ledger, run_id: str) -> None:
+def _update_run_status(ledger: Store, run_id: str) -> None:
     record = ledger.run(run_id)
     status = refreshed_status(record.status, ledger.actions(run_id), ledger.jobs(run_id))
     if status != record.status:
@@ -318,7 +323,7 @@ def _update_run_status(ledger: Ledger, run_id: str) -> None:
 
 
 def _rewrite_report(
-    ledger: Ledger, run_id: str, request: StatusRequest, env: Mapping[str, str]
+    ledger: Store, run_id: str, request: StatusRequest, env: Mapping[str, str]
 ) -> tuple[Report, tuple[Path, ...]]:
     report = build_report(ledger, run_id, env=env)
     directory = report_directory(ledger.run(run_id), request.report_dir)

@@ -18,7 +18,7 @@ from runner.manifest.model import Settings
 from runner.ratelimit import RateLimiter, Window
 from runner.run.signals import Say
 from runner.run.target import SANDBOX, Target
-from runner.store import Ledger, RunRecord
+from runner.store import RunRecord, Store
 
 if TYPE_CHECKING:
     from runner.sandbox import Sandbox
@@ -61,9 +61,9 @@ def new_sandbox(time_scale: float) -> Sandbox:
     return Sandbox(SandboxConfig(time_scale=time_scale))
 
 
-def sandbox_state_file(ledger: Ledger, run_id: str) -> Path:
+def sandbox_state_file(ledger: Store, run_id: str) -> Path:
     """Where a sandbox run keeps its in-process sandbox's state, beside the ledger."""
-    return ledger.path.parent / "sandbox" / f"{run_id}.json"
+    return ledger.local_dir / "sandbox" / f"{run_id}.json"
 
 
 def kept_sandbox(record: RunRecord, state_file: Path) -> tuple[Sandbox, bool]:

@@ -24,7 +24,7 @@ from runner.run.follow import FollowOptions
 from runner.run.options import EngineOptions
 from runner.sandbox import Change, Faults, Latency, RateLimitPolicy, SandboxConfig
 from runner.sandbox import Window as ServerWindow
-from runner.store import ActionState, Ledger
+from runner.store import ActionState, SqliteStore
 
 from chaos.chaos_harness import ChaosHarness
 from chaos.chaos_support import record
@@ -306,8 +306,9 @@ async def test_a_ledger_copied_without_its_wal_opens_and_reconciles(tmp_path: Pa
     # Intents commit with synchronous=FULL (tests/engine/test_guards.py checks each commit).
     torn = tmp_path / "torn" / "ledger.sqlite"
     torn.parent.mkdir()
+    assert isinstance(harness.ledger, SqliteStore)
     shutil.copy(harness.ledger.path, torn)  # the -wal and -shm are left behind
-    ledger = Ledger.open(torn)  # must not crash
+    ledger = SqliteStore.open(torn)  # must not crash
     runs = ledger.runs()
     if runs:  # the run survived the checkpoint: resuming it must not duplicate anything
         harness.ledger = ledger
@@ -429,7 +430,7 @@ async def test_never_finishing_vanishing_and_flapping_jobs_each_get_an_explicit_
 class BreakingTransport(RecordingTransport):
     """After ``after`` answers, makes the ledger's database unwritable (as the disk would)."""
 
-    def __init__(self, inner: httpx.AsyncBaseTransport, clock: Any, ledger: Ledger) -> None:
+    def __init__(self, inner: httpx.AsyncBaseTransport, clock: Any, ledger: SqliteStore) -> None:
         super().__init__(inner, clock)
         self.ledger = ledger
         self.after = 10
@@ -442,7 +443,7 @@ class BreakingTransport(RecordingTransport):
         return response
 
 
-def _break(ledger: Ledger, failure: str) -> None:
+def _break(ledger: SqliteStore, failure: str) -> None:
     db: sqlite3.Connection = ledger._db
     if failure == "read-only":  # SQLITE_READONLY, as on a file system remounted read-only
         db.execute("PRAGMA query_only=ON")
@@ -463,6 +464,7 @@ def _fill(db: sqlite3.Connection) -> None:
 class BreakingHarness(ChaosHarness):
     def __post_init__(self) -> None:
         super().__post_init__()
+        assert isinstance(self.ledger, SqliteStore)
         self.recorder = BreakingTransport(self.sandbox.transport(), self.clock, self.ledger)
 
     def client(self, api_key: str = API_KEY) -> MentionLabClient:

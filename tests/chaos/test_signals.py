@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from runner.exitcodes import ExitCode
-from runner.store import Ledger
+from runner.store import SqliteStore
 
 from chaos.chaos_support import clean_env, mlrun_command, start_served_sandbox, write_manifest
 
@@ -42,5 +42,5 @@ def test_a_signal_while_planning_exits_3_saying_nothing_was_sent(
     assert process.returncode == ExitCode.INTERRUPTED, err
     assert f"{signum.name} while planning: no trigger was sent" in err
     assert "Traceback" not in err
-    with Ledger.open(tmp_path / "state" / "ledger.sqlite") as ledger:
+    with SqliteStore.open(tmp_path / "state" / "ledger.sqlite") as ledger:
         assert ledger.runs() == []

@@ -11,7 +11,7 @@ from runner.errors import LedgerError
 from runner.run.journal import idempotency_key
 from runner.run.options import EngineOptions
 from runner.sandbox import Faults, SandboxConfig
-from runner.store import ActionState, AttemptOutcome, Ledger
+from runner.store import ActionState, AttemptOutcome, SqliteStore
 
 from harness import Harness, job_actions
 
@@ -64,17 +64,18 @@ async def test_unsettled_cached_trigger_is_resent_only_with_retry_ambiguous(tmp_
 
 def test_a_second_run_on_the_same_ledger_is_refused_clearly(tmp_path: Path) -> None:
     path = tmp_path / "ledger.sqlite"
-    with Ledger.open(path) as first:
-        first.lock()
-        with Ledger.open(path) as second, pytest.raises(LedgerError, match="another mlrun run"):
-            second.lock()
+    with SqliteStore.open(path) as first:
+        first.lock("run:r")
+        second = SqliteStore.open(path)
+        with second, pytest.raises(LedgerError, match="another mlrun run"):
+            second.lock("run:r")
 
 
 HOLD_LOCK = """
 import sys, time
-from runner.store import Ledger
-ledger = Ledger.open(sys.argv[1])
-ledger.lock()
+from runner.store import SqliteStore
+ledger = SqliteStore.open(sys.argv[1])
+ledger.lock("run:r")
 print("locked", flush=True)
 time.sleep(60)
 """
@@ -91,12 +92,12 @@ def test_a_lock_left_by_a_killed_run_does_not_block(tmp_path: Path) -> None:
     try:
         assert holder.stdout is not None
         assert holder.stdout.readline().strip() == "locked"
-        with Ledger.open(path) as ledger, pytest.raises(LedgerError):
-            ledger.lock()
+        with SqliteStore.open(path) as ledger, pytest.raises(LedgerError):
+            ledger.lock("run:r")
         holder.kill()
         holder.wait()
-        with Ledger.open(path) as ledger:
-            ledger.lock()  # the kernel released the dead process's lock
+        with SqliteStore.open(path) as ledger:
+            ledger.lock("run:r")  # the kernel released the dead process's lock
     finally:
         if holder.poll() is None:
             holder.kill()
@@ -161,7 +162,7 @@ def test_intents_are_synced_and_other_writes_are_not(tmp_path: Path) -> None:
     from runner.plan import Plan  # noqa: PLC0415
 
     seen: list[tuple[str, int]] = []
-    with Ledger.open(tmp_path / "ledger.sqlite") as ledger:
+    with SqliteStore.open(tmp_path / "ledger.sqlite") as ledger:
         ledger.create_run("r", Plan(tuple(job_actions(1)), "d"), base_url="x", meta={}, now=0)
         connection: sqlite3.Connection = ledger._db
 

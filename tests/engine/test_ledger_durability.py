@@ -8,26 +8,26 @@ from pathlib import Path
 import pytest
 from runner.errors import LedgerError
 from runner.plan import Plan
-from runner.store import ActionState, Ledger
+from runner.store import ActionState, SqliteStore
 
 from harness import job_actions
 
 ACTIONS = job_actions(3)
 
 
-def _ledger(path: Path) -> Ledger:
-    ledger = Ledger.open(path)
+def _ledger(path: Path) -> SqliteStore:
+    ledger = SqliteStore.open(path)
     ledger.create_run("r", Plan(tuple(ACTIONS), "d"), base_url="x", meta={}, now=0.0)
     return ledger
 
 
 def _outside_view(path: Path) -> dict[str, ActionState]:
     """What another process reading the file sees (``mlrun status`` during a run, or resume)."""
-    with Ledger.open(path) as other:
+    with SqliteStore.open(path) as other:
         return {r.action.key: r.state for r in other.actions("r")}
 
 
-def _synchronous_level(ledger: Ledger) -> int:
+def _synchronous_level(ledger: SqliteStore) -> int:
     return int(ledger._db.execute("PRAGMA synchronous").fetchone()[0])
 
 

@@ -43,7 +43,7 @@ from runner.run.preflight import remote_plan
 from runner.run.progress import Outage, ProgressView, RunProgress, ViewOptions
 from runner.run.target import Target
 from runner.sandbox import Change, Faults, Sandbox, SandboxConfig
-from runner.store import Ledger
+from runner.store import SqliteStore
 
 from harness import API_KEY, ORG, Harness, job_actions, project_id
 from subprocesses import free_port
@@ -453,7 +453,7 @@ def test_served_three_503s_then_a_dropped_probe_end_in_real_time(tmp_path: Path)
     engine = EngineOptions(outage_pause=1.0, outage_pause_cap=4.0)
     try:
         _wait_until_up(url, process)
-        with Ledger.open(tmp_path / "ledger.sqlite") as ledger:
+        with SqliteStore.open(tmp_path / "ledger.sqlite") as ledger:
             clock = SystemClock()
             run_id = start_run(
                 ledger,

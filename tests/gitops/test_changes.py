@@ -12,7 +12,7 @@ from runner.errors import UsageError
 from runner.manifest import load_manifest
 from runner.manifest.model import Project, SourceRef, TriggerSpec
 from runner.plan.changes import ChangeSet, changes_since, compare
-from runner.store import Ledger
+from runner.store import SqliteStore
 
 from subprocesses import ServedSandbox, start_served_sandbox
 
@@ -243,7 +243,7 @@ def _runs(repo: Path) -> list[str]:
     path = repo / ".mlrun" / "ledger.sqlite"
     if not path.exists():
         return []
-    with Ledger.open(path) as ledger:
+    with SqliteStore.open(path) as ledger:
         return [run.run_id for run in ledger.runs()]
 
 

@@ -25,7 +25,7 @@ from runner.run.follow import FollowOptions
 from runner.run.options import EngineOptions
 from runner.run.target import Target
 from runner.sandbox import RateLimitPolicy, Sandbox, SandboxConfig, World
-from runner.store import Ledger
+from runner.store import SqliteStore
 
 KEY = "ml_live_" + "planner0123456789"
 OTHER_KEY = "ml_live_" + "stranger0123456789"
@@ -140,7 +140,7 @@ async def run_plan(sandbox: Sandbox, plan: Plan, ledger_path: Path) -> None:
     """Apply ``plan`` to ``sandbox`` (no following: totals are fixed when a job is created)."""
     clock = LoopClock()
     limiter = RateLimiter(list(DOCUMENTED), clock=clock, concurrency=8)
-    with Ledger.open(ledger_path) as ledger:
+    with SqliteStore.open(ledger_path) as ledger:
         run_id = start_run(
             ledger, plan, clock=clock, target=Target(API, KEY), meta=run_metadata({})
         )

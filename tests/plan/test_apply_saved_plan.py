@@ -19,7 +19,7 @@ from runner.report.merge import schema_problem
 from runner.report.model import Outcome
 from runner.run.apply import ApplyRequest, ApplyResult, apply, plan_only
 from runner.sandbox import Sandbox
-from runner.store import Ledger
+from runner.store import SqliteStore
 
 from .plan_support import (
     KEY,
@@ -52,7 +52,7 @@ def request(tmp_path: Path, url: str, *paths: Path) -> ApplyRequest:
         paths=tuple(str(p) for p in paths),
         base_url=url,
         wait=False,
-        ledger_path=tmp_path / "state" / "ledger.sqlite",
+        state=str(tmp_path / "state" / "ledger.sqlite"),
         report_dir=tmp_path / "reports",
     )
 
@@ -103,7 +103,7 @@ def test_apply_refuses_a_plan_over_budget_before_any_trigger(
     truth = sandbox.truth()
     assert trigger_requests(truth) == 0
     assert truth["triggers"] == []
-    with Ledger.open(tmp_path / "state" / "ledger.sqlite") as ledger:
+    with SqliteStore.open(tmp_path / "state" / "ledger.sqlite") as ledger:
         assert ledger.runs() == []  # not even a run was recorded
 
 

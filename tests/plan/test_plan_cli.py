@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from runner.plan.planfile import read_plan_file
 from runner.sandbox import Sandbox
-from runner.store import Ledger
+from runner.store import SqliteStore
 
 from subprocesses import run_mlrun as mlrun
 
@@ -218,7 +218,7 @@ def test_nothing_listening_at_the_base_url_exits_5_in_seconds(tmp_path: Path, co
     assert "(3 attempts); nothing was sent" in result.stderr
     assert "Traceback" not in result.stderr
     if command == "apply":  # the state and its lock come first; no run was started
-        with Ledger.open(tmp_path / "state" / "ledger.sqlite") as ledger:
+        with SqliteStore.open(tmp_path / "state" / "ledger.sqlite") as ledger:
             assert ledger.runs() == []
 
 

@@ -12,7 +12,7 @@ from runner.plan import Action, Plan, Skip
 from runner.report.build import asked_of
 from runner.report.model import ActionResult, Counters, Done, Durations, JobInfo, Report, RunInfo
 from runner.report.reconcile import compute_totals, reconcile
-from runner.store import ActionState, AttemptOutcome, Ledger, RunStatus, SettledBy
+from runner.store import ActionState, AttemptOutcome, RunStatus, SettledBy, SqliteStore
 
 T0 = 1_750_000_000.0
 SECRET = "ml_live_" + "s3cr3tKEYabc_123-xyz"
@@ -69,7 +69,7 @@ def counters(
 class Scenario:
     """A run in a ledger, and verbs that write what the engine and the follower would."""
 
-    ledger: Ledger
+    ledger: SqliteStore
     run_id: str
     clock: float = T0
     actions: dict[str, Action] = field(default_factory=dict)
@@ -212,7 +212,7 @@ def open_scenario(
     meta: dict[str, Any] | None = None,
     skipped: tuple[Skip, ...] = (),
 ) -> Scenario:
-    ledger = Ledger.open(path / "ledger.sqlite")
+    ledger = SqliteStore.open(path / "ledger.sqlite")
     plan = Plan(actions=tuple(actions), manifest_digest="sha256:" + "ab" * 32, skipped=skipped)
     ledger.create_run(
         run_id, plan, base_url=BASE_URL, meta=meta or {"mlrunVersion": "9.9.9"}, now=T0

@@ -10,7 +10,7 @@ from typing import Any
 from runner.plan import Plan
 from runner.report import build_report, render_json
 from runner.report.model import Report
-from runner.store import Ledger
+from runner.store import SqliteStore
 
 from report.report_support import (
     BASE_URL,
@@ -46,7 +46,7 @@ def standard_report(state_dir: Path) -> Report:
 def ok_run(state_dir: Path, run_id: str, projects: tuple[str, ...], *, start: float = T0) -> None:
     """A finished run in ``state_dir``'s ledger where every job of ``projects`` completed."""
     actions = [job_action(project, 0) for project in projects]
-    ledger = Ledger.open(state_dir / "ledger.sqlite")
+    ledger = SqliteStore.open(state_dir / "ledger.sqlite")
     plan = Plan(actions=tuple(actions), manifest_digest="sha256:" + "ef" * 32)
     ledger.create_run(run_id, plan, base_url=BASE_URL, meta={"mlrunVersion": "9.9.9"}, now=start)
     scenario = Scenario(ledger, run_id, clock=start, actions={a.key: a for a in actions})
@@ -75,7 +75,7 @@ def write_report(path: Path, report: Report) -> Path:
 
 def report_of(state_dir: Path, run_id: str) -> Report:
     """The report of ``run_id`` in ``state_dir``'s ledger."""
-    with Ledger.open(state_dir / "ledger.sqlite") as ledger:
+    with SqliteStore.open(state_dir / "ledger.sqlite") as ledger:
         return build_report(ledger, run_id, env=ENV)
 
 

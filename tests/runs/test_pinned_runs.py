@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from runner.run.target import SANDBOX, Target, key_fingerprint, pinned_target
-from runner.store import ActionState, Ledger
+from runner.store import ActionState, SqliteStore
 
 from chaos.chaos_support import write_manifest
 from subprocesses import (
@@ -98,8 +98,8 @@ def test_a_second_apply_on_a_locked_state_refuses_before_any_request(
 ) -> None:
     first, _ = two_servers
     write_manifest(tmp_path / "manifest.yaml", projects=20, salt="lock")
-    with Ledger.open(tmp_path / "state" / "ledger.sqlite") as holder:
-        holder.lock()
+    with SqliteStore.open(tmp_path / "state" / "ledger.sqlite") as holder:
+        holder.lock("run:r")
         result = mlrun("apply", "manifest.yaml", *STATE, cwd=tmp_path, env=first.env())
     assert result.returncode == 2, result.stderr
     assert "another mlrun run holds the ledger" in result.stderr
@@ -134,7 +134,7 @@ def _wait_for(predicate: object, timeout: float) -> None:
 def _triggered(ledger_path: Path) -> int:
     if not ledger_path.exists():
         return 0
-    with Ledger.open(ledger_path) as ledger:
+    with SqliteStore.open(ledger_path) as ledger:
         runs = ledger.runs()
         if not runs:
             return 0
@@ -171,7 +171,7 @@ def test_an_interrupted_sandbox_run_resumes_on_the_sandbox_with_no_key_and_no_ur
     assert status.returncode == 0, status.stderr
     (state,) = (tmp_path / ".mlrun" / "sandbox").iterdir()  # what the sandbox really created
     created = Counter(t["project_id"] for t in json.loads(state.read_text())["triggers"])
-    with Ledger.open(tmp_path / ".mlrun" / "ledger.sqlite") as ledger:
+    with SqliteStore.open(tmp_path / ".mlrun" / "ledger.sqlite") as ledger:
         (run,) = ledger.runs()
         asked = Counter(action.project_id for action in run.plan.actions)
     assert created == asked  # each action triggered once: nothing lost, nothing sent twice

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 from runner.run.status import outstanding_jobs, refreshed_status
-from runner.store import ActionState, Ledger, RunStatus
+from runner.store import ActionState, RunStatus, SqliteStore
 
 from report.report_support import standard_scenario
 from runs.runs_support import QUICKSTART, mlrun, read_json
@@ -90,7 +90,7 @@ def test_status_follows_a_no_wait_run_to_the_end_without_triggering(
     )
     assert applied.returncode == 0, applied.stderr + applied.stdout
     sent = _triggers(served)
-    with Ledger.open(tmp_path / ".mlrun" / "ledger.sqlite") as ledger:
+    with SqliteStore.open(tmp_path / ".mlrun" / "ledger.sqlite") as ledger:
         run_id = ledger.resolve_run_id("last")
     report = tmp_path / "mlrun-reports" / run_id / "report.json"
     assert {job["status"] for a in read_json(report)["actions"] for job in a["done"]["jobs"]} & {
