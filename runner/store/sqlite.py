@@ -90,6 +90,8 @@ _SCHEMA = (
 )""",
 )
 
+BUSY_TIMEOUT_MS = 5000  # how long a write waits for another process's
+
 # The statements that take a ledger of version N to N + 1.
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: ("ALTER TABLE runs ADD COLUMN key_fingerprint TEXT",),
@@ -117,9 +119,9 @@ class SqliteStore(SqlStore):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            _turn_wal_on(connection)
             connection.execute("PRAGMA synchronous=FULL")
-            connection.execute("PRAGMA busy_timeout=5000")
         except (sqlite3.Error, OSError) as exc:
             raise LedgerError(f"cannot open the ledger {path}: {exc}") from exc
         store = cls(connection, path)
@@ -228,3 +230,21 @@ class SqliteStore(SqlStore):
     def _has_schema(self) -> bool:
         row = self._read_one("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'")
         return row is not None
+
+
+def _turn_wal_on(connection: sqlite3.Connection) -> None:
+    """``journal_mode=WAL``, waiting for other processes opening the same new file.
+
+    Switching a new file to WAL takes it exclusively, and SQLite answers "database is locked"
+    at once, without waiting the busy timeout, to a process that comes meanwhile: it tries again.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+        else:
+            return
