@@ -256,7 +256,9 @@ class PostgresStore(SqlStore):
 
     def _held(self) -> _Lease:
         if self._lease is None:
-            raise LedgerError(f"no lease is held on {self.name}: lock() comes before a write")
+            raise LedgerError(
+                f"an intent is recorded in {self.name} only under the run's lease: none is held"
+            )
         return self._lease
 
     def _lost(self, lease: _Lease) -> LeaseLost:

@@ -11,16 +11,14 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from runner.errors import ConfigError
 from runner.redact import safe_url
-
-if TYPE_CHECKING:
-    from runner.store.base import LeaseTimings, Store
+from runner.store.base import LeaseTimings, Store
 
 STATE_ENV = "MLRUN_STATE"
 STATE_DIR_ENV = "MLRUN_STATE_DIR"
+LEASE_ENV = "MLRUN_LEASE_SECONDS"
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 POSTGRES_EXTRA = "pip install 'mentionlab-runner[postgres]'"
 
@@ -67,10 +65,25 @@ def state_location(spec: str | Path | None) -> str:
     return str(path) if path is not None else safe_url(str(spec))
 
 
+def lease_timings() -> LeaseTimings:
+    """The lease of a PostgreSQL state: ``$MLRUN_LEASE_SECONDS`` (default 60), renewed every
+    quarter of it."""
+    raw = os.environ.get(LEASE_ENV, "").strip()
+    if not raw:
+        return LeaseTimings()
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0 or seconds == float("inf"):
+        raise ConfigError(f"{LEASE_ENV}={raw!r}: give the lease's length in seconds, above 0")
+    return LeaseTimings(duration=seconds, heartbeat=seconds / 4, poll=min(1.0, seconds / 4))
+
+
 def open_store(spec: str | Path | None = None, *, timings: LeaseTimings | None = None) -> Store:
     """Open the state ``spec`` names (see the module's docstring), its schema up to date.
 
-    ``timings``: the lease's, on PostgreSQL (tests use a lease of a fraction of a second).
+    ``timings``: the lease's, on PostgreSQL (default :func:`lease_timings`).
     LedgerError when it cannot be opened; ConfigError when PostgreSQL is asked for without
     psycopg installed.
     """
@@ -85,4 +98,4 @@ def open_store(spec: str | Path | None = None, *, timings: LeaseTimings | None =
         raise ConfigError(
             f"a PostgreSQL state needs psycopg, which is not installed: {POSTGRES_EXTRA}"
         ) from exc
-    return PostgresStore.open(str(spec), timings=timings)
+    return PostgresStore.open(str(spec), timings=timings or lease_timings())

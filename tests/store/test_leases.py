@@ -1,0 +1,137 @@
+"""One writer per run across machines: PostgreSQL leases, their expiry, and fencing.
+
+Leases expire by the database's clock. Tests use leases of a fraction of a second (or none at
+all: a lease of 0 s has ended by the next transaction) instead of waiting a minute.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterator
+
+import anyio
+import pytest
+from runner.errors import LeaseLost, LedgerError
+from runner.plan import Plan
+from runner.run.lease import under_lease
+from runner.store import ActionState, LeaseTimings, Store, open_store, run_lease_key
+
+from harness import job_actions
+
+RUN = "20250615T000000Z-aaaaaa"
+LEASE = run_lease_key(RUN)
+ACTIONS = job_actions(2)
+KEY = ACTIONS[0].key
+ENDED = LeaseTimings(duration=0.0, heartbeat=15.0, poll=0.05)  # over by the next transaction
+MINUTE = LeaseTimings(duration=60.0, heartbeat=15.0, poll=0.05)
+
+
+@pytest.fixture
+def stores(postgres_url: str) -> Iterator[list[Store]]:
+    """Opened stores, closed at the end; the first one has recorded the run."""
+    opened: list[Store] = []
+    yield opened
+    for store in opened:
+        store.close()
+
+
+def _writer(url: str, opened: list[Store], timings: LeaseTimings = MINUTE) -> Store:
+    store = open_store(url, timings=timings)
+    opened.append(store)
+    if not store.runs():
+        store.create_run(RUN, Plan(tuple(ACTIONS), "d"), base_url="x", meta={}, now=0.0)
+    return store
+
+
+def test_a_second_writer_is_refused_with_the_holder_named(
+    postgres_url: str, stores: list[Store]
+) -> None:
+    first = _writer(postgres_url, stores)
+    first.lock(LEASE)
+    second = _writer(postgres_url, stores)
+    with pytest.raises(LedgerError, match="another mlrun run holds run:") as refused:
+        second.lock(LEASE)
+    message = str(refused.value)
+    assert f"host {socket.gethostname()!r} (pid {os.getpid()}) since " in message
+    assert "--lock-timeout" in message
+    second.lock(run_lease_key("another run"))  # a lease names one run, not the whole state
+
+
+def test_a_waiting_writer_gets_the_lease_when_it_ends(
+    postgres_url: str, stores: list[Store]
+) -> None:
+    _writer(postgres_url, stores, LeaseTimings(duration=0.3, poll=0.05)).lock(LEASE)
+    second = _writer(postgres_url, stores)
+    started = time.monotonic()
+    second.lock(LEASE, wait=30.0)  # polls until the first lease ends, unrenewed
+    assert time.monotonic() - started < 20.0
+    assert second.record_intent(RUN, KEY, idempotency_key="k", now=1.0) == 1
+
+
+def test_a_closed_writer_lets_the_next_one_in_at_once(
+    postgres_url: str, stores: list[Store]
+) -> None:
+    first = _writer(postgres_url, stores)
+    first.lock(LEASE)
+    first.close()
+    _writer(postgres_url, stores).lock(LEASE)
+
+
+def test_an_expired_lease_is_taken_over(postgres_url: str, stores: list[Store]) -> None:
+    _writer(postgres_url, stores, ENDED).lock(LEASE)  # a holder that died: never renewed
+    _writer(postgres_url, stores).lock(LEASE)
+
+
+def test_a_writer_whose_lease_was_taken_over_cannot_record_an_intent(
+    postgres_url: str, stores: list[Store]
+) -> None:
+    stalled = _writer(postgres_url, stores, ENDED)
+    stalled.lock(LEASE)
+    _writer(postgres_url, stores).lock(LEASE)
+    with pytest.raises(LeaseLost, match=r"was taken over by host .* nothing more"):
+        stalled.record_intent(RUN, KEY, idempotency_key="k", now=1.0)
+    with pytest.raises(LeaseLost, match="was taken over"):
+        stalled.renew_lease()
+    assert stalled.action_state(RUN, KEY) == ActionState.PENDING
+    assert stalled.attempts(RUN, KEY) == []
+
+
+def test_a_writer_past_its_lease_records_nothing_until_it_renews_it(
+    postgres_url: str, stores: list[Store]
+) -> None:
+    stalled = _writer(postgres_url, stores, ENDED)
+    stalled.lock(LEASE)
+    with pytest.raises(LeaseLost, match=r"ended at .* before it was renewed"):
+        stalled.record_intent(RUN, KEY, idempotency_key="k", now=1.0)
+    # Nobody took it over meanwhile, so it is still this writer's to renew.
+    stalled.timings = MINUTE  # type: ignore[attr-defined]
+    stalled.renew_lease()
+    assert stalled.record_intent(RUN, KEY, idempotency_key="k", now=2.0) == 1
+
+
+def test_an_intent_needs_a_lease(postgres_url: str, stores: list[Store]) -> None:
+    store = _writer(postgres_url, stores)
+    with pytest.raises(LedgerError, match="under the run's lease"):
+        store.record_intent(RUN, KEY, idempotency_key="k", now=1.0)
+
+
+@pytest.mark.anyio
+async def test_the_heartbeat_stops_the_work_at_its_next_beat_once_the_lease_is_lost(
+    postgres_url: str, stores: list[Store]
+) -> None:
+    holder = _writer(postgres_url, stores, LeaseTimings(duration=0.0, heartbeat=15.0))
+    holder.lock(LEASE)
+    renewed: list[float] = []
+
+    async def work() -> None:
+        await anyio.sleep(20)  # one heartbeat: the lease, not taken over, is renewed
+        renewed.append(anyio.current_time())
+        _writer(postgres_url, stores).lock(LEASE)  # another machine takes it over
+        await anyio.sleep(3600)
+
+    with pytest.raises(LeaseLost, match="was taken over"):
+        await under_lease(holder, work)
+    assert renewed == [20.0]
+    assert anyio.current_time() == 30.0  # stopped at the next heartbeat, not an hour later
