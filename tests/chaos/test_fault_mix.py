@@ -38,11 +38,12 @@ MIX = Faults(
 
 @pytest.mark.parametrize("seed", [11, 12])
 async def test_the_fault_mix_ends_every_action_definite_once_and_as_the_truth_says(
-    tmp_path: Path, chaos_full: bool, seed: int
+    tmp_path: Path, state: str, chaos_full: bool, seed: int
 ) -> None:
     count = 500 if chaos_full else 100
     harness = ChaosHarness(
         tmp_path,
+        state=state,
         config=SandboxConfig(seed=seed, time_scale=20.0, faults=MIX),
         engine=EngineOptions(settle_grace=60.0),
         follow=FollowOptions(timeout=6 * 3600.0),

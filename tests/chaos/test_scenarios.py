@@ -258,9 +258,13 @@ async def test_a_slow_commit_and_a_lagging_list_are_waited_for_not_resent(tmp_pa
 # -- 8. gateway errors after processing -------------------------------------------------------
 
 
-async def test_gateway_errors_after_processing_are_settled_not_resent(tmp_path: Path) -> None:
+async def test_gateway_errors_after_processing_are_settled_not_resent(
+    tmp_path: Path, state: str
+) -> None:
     faults = Faults(error_502=0.25, error_504=0.25, processed_502=1.0, processed_504=1.0)
-    harness = ChaosHarness(tmp_path, config=SandboxConfig(seed=8, faults=faults), wait=False)
+    harness = ChaosHarness(
+        tmp_path, state=state, config=SandboxConfig(seed=8, faults=faults), wait=False
+    )
     actions = job_actions(40)
     await harness.run(actions)
     harness.assert_exactly_once(actions)
@@ -276,10 +280,10 @@ async def test_gateway_errors_after_processing_are_settled_not_resent(tmp_path: 
 
 @pytest.mark.parametrize("after_requests", [1, 4, 9, 17, 30])
 async def test_a_run_abandoned_at_any_point_resumes_to_the_uncrashed_result(
-    tmp_path: Path, after_requests: int
+    tmp_path: Path, state: str, after_requests: int
 ) -> None:
     config = SandboxConfig(seed=9, time_scale=30.0, faults=Faults(latency=Latency(200, 800)))
-    harness = ChaosHarness(tmp_path, config=config)
+    harness = ChaosHarness(tmp_path, state=state, config=config)
     actions = job_actions(20)
     abandoned = await harness.run_until(
         lambda: harness.truth()["requests"] >= after_requests, actions
@@ -326,11 +330,14 @@ async def test_a_ledger_copied_without_its_wal_opens_and_reconciles(tmp_path: Pa
 
 async def test_cancelled_with_ten_triggers_in_flight_every_one_is_recorded_then_once(
     tmp_path: Path,
+    state: str,
 ) -> None:
     config = SandboxConfig(seed=11, faults=Faults(latency=Latency(5000, 5000)))
     # No in-flight guard reads: every worker's next request is a trigger, so ten go out together.
     engine = EngineOptions(settle_grace=60.0, allow_stacking=True)
-    harness = ChaosHarness(tmp_path, config=config, wait=False, concurrency=10, engine=engine)
+    harness = ChaosHarness(
+        tmp_path, state=state, config=config, wait=False, concurrency=10, engine=engine
+    )
     actions = job_actions(30)
     await harness.run_until(lambda: _in_flight(harness) >= 10, actions)
     states = Counter(harness.states().values())

@@ -23,8 +23,10 @@ from harness import API_KEY, Harness, cached_action, job_actions
 pytestmark = pytest.mark.anyio
 
 
-async def test_every_action_is_triggered_once_and_followed_to_the_end(tmp_path: Path) -> None:
-    harness = Harness(tmp_path)
+async def test_every_action_is_triggered_once_and_followed_to_the_end(
+    tmp_path: Path, state: str
+) -> None:
+    harness = Harness(tmp_path, state=state)
     actions = job_actions(12)
     summary = await harness.run(actions)
     assert summary.status == "finished"
@@ -51,21 +53,23 @@ async def test_every_action_is_triggered_once_and_followed_to_the_end(tmp_path: 
     ids=["lost", "dropped", "5xx", "503", "refused", "malformed", "429"],
 )
 async def test_each_fault_kind_still_triggers_each_action_exactly_once(
-    tmp_path: Path, faults: Faults
+    tmp_path: Path, state: str, faults: Faults
 ) -> None:
-    harness = Harness(tmp_path, config=SandboxConfig(seed=3, faults=faults), wait=False)
+    harness = Harness(
+        tmp_path, state=state, config=SandboxConfig(seed=3, faults=faults), wait=False
+    )
     actions = job_actions(30)
     await harness.run(actions)
     harness.assert_exactly_once(actions)
     assert all(state == ActionState.TRIGGERED for state in harness.states().values())
 
 
-async def test_a_late_appearing_job_is_adopted_not_resent(tmp_path: Path) -> None:
+async def test_a_late_appearing_job_is_adopted_not_resent(tmp_path: Path, state: str) -> None:
     # The job commits, the response is lost, and the list shows it only 40 s later.
     config = SandboxConfig(
         seed=1, faults=Faults(lost_response=1.0, list_lag=40.0, target="triggers")
     )
-    harness = Harness(tmp_path, config=config, wait=False)
+    harness = Harness(tmp_path, state=state, config=config, wait=False)
     actions = job_actions(3)
     await harness.run(actions)
     harness.assert_exactly_once(actions)
@@ -117,8 +121,10 @@ async def test_a_bad_key_stops_the_run_at_once(tmp_path: Path) -> None:
     assert harness.truth()["requests"] <= 8
 
 
-async def test_running_out_of_credits_stops_sending(tmp_path: Path) -> None:
-    harness = Harness(tmp_path, config=SandboxConfig(credits=40), wait=False, concurrency=1)
+async def test_running_out_of_credits_stops_sending(tmp_path: Path, state: str) -> None:
+    harness = Harness(
+        tmp_path, state=state, config=SandboxConfig(credits=40), wait=False, concurrency=1
+    )
     actions = job_actions(30)
     summary = await harness.run(actions)
     assert summary.stop_reason is not None
@@ -194,6 +200,7 @@ async def test_never_more_than_concurrency_requests_are_on_the_wire(tmp_path: Pa
 
 async def test_a_trigger_admitted_when_the_run_stops_is_never_sent_after_it(
     tmp_path: Path,
+    state: str,
 ) -> None:
     # Two places on the wire, answers taking 200 ms. After the first trigger the credits are
     # gone: the next two go on the wire together and both get the 402 that stops the run. The
@@ -203,7 +210,9 @@ async def test_a_trigger_admitted_when_the_run_stops_is_never_sent_after_it(
     latency = Faults(latency=Latency(median_ms=200))
     config = SandboxConfig(seed=2, credits=10_000, faults=latency, schedule=(exhausted,))
     engine = EngineOptions(allow_stacking=True)
-    harness = Harness(tmp_path, config=config, wait=False, windows=(), concurrency=2, engine=engine)
+    harness = Harness(
+        tmp_path, state=state, config=config, wait=False, windows=(), concurrency=2, engine=engine
+    )
     actions = job_actions(4)
     summary = await harness.run(actions)
     assert summary.stop_reason is not None
@@ -221,13 +230,16 @@ async def test_a_trigger_admitted_when_the_run_stops_is_never_sent_after_it(
 
 async def test_a_trigger_cancelled_on_the_wire_is_ambiguous_and_nothing_is_left_in_flight(
     tmp_path: Path,
+    state: str,
 ) -> None:
     # Two places on the wire, answers taking 200 ms; SIGINT (a cancel) at 0.45 s: one trigger
     # is on the wire (maybe processed: ambiguous, settled on resume); every other attempt has
     # its outcome. With the intent written right before the send, none can be caught between.
     config = SandboxConfig(seed=2, faults=Faults(latency=Latency(median_ms=200)))
     engine = EngineOptions(allow_stacking=True)
-    harness = Harness(tmp_path, config=config, wait=False, windows=(), concurrency=2, engine=engine)
+    harness = Harness(
+        tmp_path, state=state, config=config, wait=False, windows=(), concurrency=2, engine=engine
+    )
     actions = [cached_action(i) for i in range(4)]
     harness.start(actions)
     with anyio.move_on_after(0.45):

@@ -13,8 +13,10 @@ from harness import Harness, job_actions
 pytestmark = pytest.mark.anyio
 
 
-async def test_intent_recorded_but_never_sent_is_sent_once_after_the_lookup(tmp_path: Path) -> None:
-    harness = Harness(tmp_path, wait=False)
+async def test_intent_recorded_but_never_sent_is_sent_once_after_the_lookup(
+    tmp_path: Path, state: str
+) -> None:
+    harness = Harness(tmp_path, state=state, wait=False)
     actions = job_actions(3)
     run_id = harness.start(actions)
     for action in actions:  # the process died right after committing the intents
@@ -30,8 +32,8 @@ async def test_intent_recorded_but_never_sent_is_sent_once_after_the_lookup(tmp_
     assert events.count("settled_not_created") == 3
 
 
-async def test_sent_and_processed_but_not_recorded_is_adopted(tmp_path: Path) -> None:
-    harness = Harness(tmp_path, wait=False)
+async def test_sent_and_processed_but_not_recorded_is_adopted(tmp_path: Path, state: str) -> None:
+    harness = Harness(tmp_path, state=state, wait=False)
     actions = job_actions(3)
     run_id = harness.start(actions)
     async with harness.client() as client:
@@ -51,8 +53,8 @@ async def test_sent_and_processed_but_not_recorded_is_adopted(tmp_path: Path) ->
     assert all(r.settled_by == "adopted from the job list" for r in records)
 
 
-async def test_a_finished_run_resumed_sends_nothing(tmp_path: Path) -> None:
-    harness = Harness(tmp_path, wait=False)
+async def test_a_finished_run_resumed_sends_nothing(tmp_path: Path, state: str) -> None:
+    harness = Harness(tmp_path, state=state, wait=False)
     actions = job_actions(4)
     await harness.run(actions)
     requests_before = harness.truth()["requests"]
@@ -61,9 +63,9 @@ async def test_a_finished_run_resumed_sends_nothing(tmp_path: Path) -> None:
     assert set(harness.states().values()) == {ActionState.TRIGGERED}
 
 
-async def test_clock_skew_does_not_hide_a_created_job(tmp_path: Path) -> None:
+async def test_clock_skew_does_not_hide_a_created_job(tmp_path: Path, state: str) -> None:
     # Our wall clock runs 5 minutes ahead of the server's.
-    harness = Harness(tmp_path, wait=False, client_epoch=1_790_000_300.0)
+    harness = Harness(tmp_path, state=state, wait=False, client_epoch=1_790_000_300.0)
     actions = job_actions(2)
     run_id = harness.start(actions)
     async with harness.client() as client:

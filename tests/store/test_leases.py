@@ -10,15 +10,18 @@ import os
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import anyio
+import httpx
 import pytest
-from runner.errors import LeaseLost, LedgerError
+from runner.errors import LeaseLost, LedgerError, collapse
 from runner.plan import Plan
 from runner.run.lease import under_lease
 from runner.store import ActionState, LeaseTimings, Store, open_store, run_lease_key
 
-from harness import job_actions
+from harness import Harness, job_actions
+from postgres_support import track
 
 RUN = "20250615T000000Z-aaaaaa"
 LEASE = run_lease_key(RUN)
@@ -135,3 +138,53 @@ async def test_the_heartbeat_stops_the_work_at_its_next_beat_once_the_lease_is_l
         await under_lease(holder, work)
     assert renewed == [20.0]
     assert anyio.current_time() == 30.0  # stopped at the next heartbeat, not an hour later
+
+
+class _TakenOverAfter(httpx.AsyncBaseTransport):
+    """The sandbox's transport; after ``triggers`` triggers, another machine takes the lease
+    over (as when this one stalls past its lease: its expiry is moved to the past)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, url: str, triggers: int) -> None:
+        self.inner, self.url, self.triggers = inner, url, triggers
+        self.sent = 0
+        self.other: Store | None = None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if request.url.path == "/api/jobs/trigger":
+            self.sent += 1
+            if self.sent == self.triggers:
+                _stall_past_the_lease(self.url)
+                self.other = track(open_store(self.url, timings=MINUTE))
+                self.other.lock("harness")
+        return response
+
+
+def _stall_past_the_lease(url: str) -> None:
+    import psycopg  # noqa: PLC0415 - the postgres extra
+
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(b"UPDATE leases SET expires_at = now() - interval '1 second'")
+
+
+@pytest.mark.anyio
+async def test_a_run_whose_lease_is_taken_over_stops_sending_at_its_next_intent(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    taken_over: list[_TakenOverAfter] = []
+
+    def wrap(inner: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
+        taken_over.append(_TakenOverAfter(inner, postgres_url, triggers=3))
+        return taken_over[0]
+
+    harness = Harness(tmp_path, state=postgres_url, wait=False, concurrency=1, wrap=wrap)
+    actions = job_actions(10)
+    with pytest.raises(BaseExceptionGroup) as stopped:  # `mlrun apply` renders the one error
+        await harness.run(actions)
+    error = collapse(stopped.value)
+    assert isinstance(error, LeaseLost), repr(error)
+    assert "was taken over by host" in str(error)
+    assert len(harness.truth()["triggers"]) == 3  # nothing after the takeover
+    states = harness.states().values()
+    assert list(states).count(ActionState.TRIGGERED) == 3
+    assert ActionState.IN_FLIGHT not in states
