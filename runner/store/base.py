@@ -1,9 +1,8 @@
 """The state of runs behind one interface: :class:`Store`, whichever database holds it.
 
-Two implementations share its SQL (:mod:`runner.store.sql`): :class:`~runner.store.sqlite.
-SqliteStore`, one file on this machine (the default), and :class:`~runner.store.postgres.
-PostgresStore`, a database a team and its CI machines share. :func:`runner.store.open_store`
-chooses one from a path or a URL.
+Two implementations share its SQL (:mod:`runner.store.sql`): ``SqliteStore``, one file on this
+machine (the default), and ``PostgresStore``, a database a team and its CI machines share.
+:func:`runner.store.open_store` chooses one from a path or a URL.
 
 The contract every implementation keeps:
 

@@ -278,28 +278,31 @@ class PostgresStore(SqlStore):
 
     # -- the primitives ------------------------------------------------------------------------
 
-    def _execute(self, sql: str, params: Sequence[Any], doing: str) -> psycopg.Cursor[Any]:
+    def _run(self, sql: str, params: Sequence[Any], doing: str, rows: int | None) -> list[Row]:
+        """Run one statement; its first ``rows`` rows (None: all of them)."""
         try:
             if params:
-                return self._db.execute(_placeholders(sql), tuple(params))
-            return self._db.execute(sql)
+                cursor = self._db.execute(_placeholders(sql), tuple(params))
+            else:
+                cursor = self._db.execute(sql)
+            if rows == 0:
+                return []
+            return cursor.fetchall() if rows is None else cursor.fetchmany(rows)
         except psycopg.Error as exc:
             reason = _one_line(self._redact(str(exc)))
             raise LedgerError(f"{self.name} cannot be {doing}: {reason}") from exc
 
     def _write(self, sql: str, params: Sequence[Any] = ()) -> None:
-        self._execute(sql, params, "written")
+        self._run(sql, params, "written", 0)
 
     def _write_returning(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        row: Row | None = self._execute(sql, params, "written").fetchone()
-        return row
+        return next(iter(self._run(sql, params, "written", 1)), None)
 
     def _read_one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        row: Row | None = self._execute(sql, params, "read").fetchone()
-        return row
+        return next(iter(self._run(sql, params, "read", 1)), None)
 
     def _read_all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        return self._execute(sql, params, "read").fetchall()
+        return self._run(sql, params, "read", None)
 
     def _begin(self, *, durable: bool) -> None:
         self._write("BEGIN; SET LOCAL synchronous_commit TO on" if durable else "BEGIN")
