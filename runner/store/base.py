@@ -93,8 +93,8 @@ class Store(ABC):
 
     @abstractmethod
     def renew_lease(self) -> None:
-        """Extend the lease taken by :meth:`lock`; :class:`~runner.errors.LeaseLost` if it was
-        taken over."""
+        """Extend the lease taken by :meth:`lock`; :class:`~runner.errors.LeaseLost` once it
+        has ended (taken over or not)."""
 
     @abstractmethod
     def close(self) -> None:

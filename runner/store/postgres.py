@@ -13,7 +13,8 @@ of them, which resume repairs by settling from the API's state, as SQLite's ``NO
 One writer per run: a lease, a row of ``leases`` (key, holder, expiry by the database's clock),
 taken when free or expired, renewed by a heartbeat, deleted at close. Every intent checks, in its
 own transaction, that this writer's lease is still its own and unexpired, and keeps it from being
-taken over until the intent is committed; a writer that lost it gets :class:`LeaseLost`.
+taken over until the intent is committed. A lease that ended, taken over or not, is lost: the
+next intent or heartbeat raises :class:`LeaseLost`.
 
 Migrations run under a transaction-level advisory lock, so processes opening a new database at
 once create its schema once. This is the only module that touches psycopg; its errors become
@@ -217,7 +218,7 @@ class PostgresStore(SqlStore):
 
     def _holder(self, key: str) -> LeaseHolder | None:
         row = self._read_one(
-            "SELECT host, pid, taken_at, expires_at FROM leases WHERE key=?", (key,)
+            "SELECT host, pid, taken_at, expires_at, token FROM leases WHERE key=?", (key,)
         )
         return None if row is None else LeaseHolder(*row)
 
@@ -226,33 +227,25 @@ class PostgresStore(SqlStore):
         return None if self._lease is None else self.timings.heartbeat
 
     def renew_lease(self) -> None:
-        """Extend the lease by its duration from now; :class:`LeaseLost` if it was taken over.
-
-        A lease that expired without being taken over is still this writer's: nobody else
-        wrote meanwhile, so it is renewed.
-        """
+        """Extend the lease by its duration from now; :class:`LeaseLost` if it has ended."""
         lease = self._held()
         row = self._write_returning(
             "UPDATE leases SET heartbeat_at=now(), expires_at=now() + make_interval(secs => ?)"
-            " WHERE key=? AND token=? RETURNING 1",
+            " WHERE key=? AND token=? AND expires_at > now() RETURNING 1",
             (self.timings.duration, lease.key, lease.token),
         )
         if row is None:
             raise self._lost(lease)
 
     def _fence(self) -> None:
+        """The lease still this writer's and unexpired, kept so until the intent commits."""
         lease = self._held()
         row = self._read_one(
-            "SELECT expires_at > now(), expires_at FROM leases WHERE key=? AND token=? FOR SHARE",
+            "SELECT 1 FROM leases WHERE key=? AND token=? AND expires_at > now() FOR SHARE",
             (lease.key, lease.token),
         )
         if row is None:
             raise self._lost(lease)
-        if not row[0]:
-            raise LeaseLost(
-                f"the lease on {lease.key} in {self.name} ended at {row[1]:%H:%M:%S %Z} before "
-                "it was renewed (this process stalled): no trigger is sent without it"
-            )
 
     def _held(self) -> _Lease:
         if self._lease is None:
@@ -262,10 +255,16 @@ class PostgresStore(SqlStore):
         return self._lease
 
     def _lost(self, lease: _Lease) -> LeaseLost:
+        """Why the lease is no longer this writer's: ended unrenewed, taken over, released."""
         holder = self._holder(lease.key)
-        by = "released" if holder is None else f"taken over by {holder.describe()}"
+        if holder is None:
+            why = "was released"
+        elif holder.token == lease.token:
+            why = f"ended at {holder.expires_at:%H:%M:%S %Z} unrenewed (this process stalled)"
+        else:
+            why = f"was taken over by {holder.describe()}"
         return LeaseLost(
-            f"the lease on {lease.key} in {self.name} was {by}: this process sends nothing more"
+            f"the lease on {lease.key} in {self.name} {why}: this process sends nothing more"
         )
 
     def close(self) -> None:

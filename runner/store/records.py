@@ -5,7 +5,7 @@ Every :class:`~runner.store.base.Store` returns these, whichever database is beh
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -118,6 +118,7 @@ class LeaseHolder:
     pid: int
     since: datetime
     expires_at: datetime
+    token: str = field(repr=False)  # which taking of the lease it is
 
     def describe(self) -> str:
         """``host 'ci-7' (pid 4242) since 2025-06-15 12:00:03 UTC, until 12:01:03 UTC``."""

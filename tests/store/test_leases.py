@@ -101,17 +101,16 @@ def test_a_writer_whose_lease_was_taken_over_cannot_record_an_intent(
     assert stalled.attempts(RUN, KEY) == []
 
 
-def test_a_writer_past_its_lease_records_nothing_until_it_renews_it(
+def test_a_writer_past_its_lease_has_lost_it_even_if_nobody_took_it_over(
     postgres_url: str, stores: list[Store]
 ) -> None:
     stalled = _writer(postgres_url, stores, ENDED)
     stalled.lock(LEASE)
-    with pytest.raises(LeaseLost, match=r"ended at .* before it was renewed"):
+    with pytest.raises(LeaseLost, match=r"ended at .* unrenewed \(this process stalled\)"):
         stalled.record_intent(RUN, KEY, idempotency_key="k", now=1.0)
-    # Nobody took it over meanwhile, so it is still this writer's to renew.
-    stalled.timings = MINUTE  # type: ignore[attr-defined]
-    stalled.renew_lease()
-    assert stalled.record_intent(RUN, KEY, idempotency_key="k", now=2.0) == 1
+    with pytest.raises(LeaseLost, match="ended at"):
+        stalled.renew_lease()
+    assert stalled.attempts(RUN, KEY) == []
 
 
 def test_an_intent_needs_a_lease(postgres_url: str, stores: list[Store]) -> None:
@@ -121,22 +120,27 @@ def test_an_intent_needs_a_lease(postgres_url: str, stores: list[Store]) -> None
 
 
 @pytest.mark.anyio
-async def test_the_heartbeat_stops_the_work_at_its_next_beat_once_the_lease_is_lost(
+async def test_the_heartbeat_renews_the_lease_and_stops_the_work_once_it_is_lost(
     postgres_url: str, stores: list[Store]
 ) -> None:
-    holder = _writer(postgres_url, stores, LeaseTimings(duration=0.0, heartbeat=15.0))
+    holder = _writer(postgres_url, stores, LeaseTimings(duration=60.0, heartbeat=15.0))
     holder.lock(LEASE)
-    renewed: list[float] = []
+    expiries: list[object] = []
+
+    def expiry() -> object:
+        return _rows(postgres_url, "SELECT expires_at FROM leases")[0][0]
 
     async def work() -> None:
-        await anyio.sleep(20)  # one heartbeat: the lease, not taken over, is renewed
-        renewed.append(anyio.current_time())
+        expiries.append(expiry())
+        await anyio.sleep(20)  # one heartbeat, at 15 s: the lease is extended
+        expiries.append(expiry())
+        _stall_past_the_lease(postgres_url)
         _writer(postgres_url, stores).lock(LEASE)  # another machine takes it over
         await anyio.sleep(3600)
 
     with pytest.raises(LeaseLost, match="was taken over"):
         await under_lease(holder, work)
-    assert renewed == [20.0]
+    assert expiries[1] > expiries[0]  # type: ignore[operator]
     assert anyio.current_time() == 30.0  # stopped at the next heartbeat, not an hour later
 
 
@@ -161,10 +165,14 @@ class _TakenOverAfter(httpx.AsyncBaseTransport):
 
 
 def _stall_past_the_lease(url: str) -> None:
+    _rows(url, "UPDATE leases SET expires_at = now() - interval '1 second' RETURNING 1")
+
+
+def _rows(url: str, sql: str) -> list[tuple[object, ...]]:
     import psycopg  # noqa: PLC0415 - the postgres extra
 
     with psycopg.connect(url, autocommit=True) as connection:
-        connection.execute(b"UPDATE leases SET expires_at = now() - interval '1 second'")
+        return connection.execute(sql.encode()).fetchall()
 
 
 @pytest.mark.anyio
