@@ -34,6 +34,7 @@ def _rows(url: str, sql: str) -> list[tuple[object, ...]]:
         return connection.execute(sql.encode()).fetchall()
 
 
+@pytest.mark.slow
 def test_a_run_recorded_in_postgres_is_listed_reported_and_refreshed_from_anywhere(
     postgres_url: str, tmp_path: Path
 ) -> None:
@@ -58,6 +59,7 @@ def test_a_run_recorded_in_postgres_is_listed_reported_and_refreshed_from_anywhe
     assert refreshed.returncode == 0, refreshed.stderr
 
 
+@pytest.mark.slow
 def test_killed_on_one_machine_the_run_is_resumed_on_another_exactly_once(
     postgres_url: str, tmp_path: Path
 ) -> None:
@@ -109,6 +111,7 @@ def _until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
         time.sleep(0.02)
 
 
+@pytest.mark.slow
 def test_an_unreachable_state_exits_2_before_anything_is_sent_and_hides_the_password(
     tmp_path: Path,
 ) -> None:
@@ -140,6 +143,7 @@ def test_a_refused_login_or_an_unknown_database_is_a_ledger_error(
     assert "pw-never-shown" not in str(refused.value)
 
 
+@pytest.mark.slow
 def test_a_newer_schema_in_postgres_exits_2_saying_upgrade(
     postgres_url: str, tmp_path: Path
 ) -> None:
