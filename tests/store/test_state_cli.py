@@ -41,7 +41,7 @@ def test_a_run_recorded_in_postgres_is_listed_reported_and_refreshed_from_anywhe
     here, elsewhere = tmp_path / "here", tmp_path / "elsewhere"
     here.mkdir()
     elsewhere.mkdir()
-    args = ("apply", str(QUICKSTART), "--sandbox", "--sandbox-time-scale", "600")
+    args = ("apply", str(QUICKSTART), "--sandbox", "--time-scale", "600")
     applied = mlrun(*args, "--state", postgres_url, cwd=here)
     assert applied.returncode == 0, applied.stderr
     assert f"ledger {postgres_url}" in applied.stderr
