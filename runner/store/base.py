@@ -39,6 +39,7 @@ from runner.store.records import (
     AttemptOutcome,
     AttemptRecord,
     JobRecord,
+    ProjectJob,
     RunRecord,
     RunStatus,
     SettledBy,
@@ -130,8 +131,13 @@ class Store(ABC):
         meta: Mapping[str, Any],
         now: float,
         key_fingerprint: str | None = None,
+        run_key: str | None = None,
     ) -> None:
         """Record a new run and its whole plan, every action pending, in one durable commit."""
+
+    @abstractmethod
+    def run_by_key(self, run_key: str) -> RunRecord | None:
+        """The latest run named ``run_key``, if any."""
 
     @abstractmethod
     def set_run_status(self, run_id: str, status: RunStatus, *, now: float) -> None:
@@ -249,3 +255,42 @@ class Store(ABC):
     @abstractmethod
     def events(self, run_id: str) -> list[Event]:
         """The run's events in the order they were recorded: ``(at, kind, key, detail)``."""
+
+    # -- parts (the shards of one run) -----------------------------------------------------------
+
+    @abstractmethod
+    def set_part_status(self, run_id: str, part: str, status: RunStatus, *, now: float) -> None:
+        """Record the status of one part of a run (a shard ``i/n``, or ``all``)."""
+
+    @abstractmethod
+    def parts(self, run_id: str) -> dict[str, RunStatus]:
+        """Every part of the run with its status."""
+
+    # -- what the state knows across runs ------------------------------------------------------
+
+    @abstractmethod
+    def record_query_counts(self, base_url: str, counts: Mapping[str, int], *, now: float) -> None:
+        """Remember each project's query count (by project id) as read from ``base_url`` now."""
+
+    @abstractmethod
+    def query_counts(self, base_url: str, *, since: float) -> dict[str, int]:
+        """The query counts read from ``base_url`` at or after ``since``, by project id."""
+
+    @abstractmethod
+    def record_project_job(
+        self,
+        base_url: str,
+        project_id: str,
+        *,
+        job_id: str,
+        created: float,
+        status: str,
+        terminal: bool,
+        now: float,
+    ) -> None:
+        """Remember the project's latest job as seen now (``created``: epoch seconds, the
+        server's ``createdAt``): an older job never replaces a newer one."""
+
+    @abstractmethod
+    def project_jobs(self, base_url: str) -> dict[str, ProjectJob]:
+        """The latest job the state has seen of each project of ``base_url``, by project id."""

@@ -42,7 +42,7 @@ from runner.errors import LeaseLost, LedgerError
 from runner.redact import Redactor, safe_url
 from runner.store.base import LeaseTimings
 from runner.store.records import LeaseHolder
-from runner.store.sql import Row, SqlStore
+from runner.store.sql import Row, SqlStore, created_tables
 from runner.store.state import default_state_dir
 
 CONNECT_TIMEOUT = 10  # seconds; unless the URL says otherwise
@@ -60,9 +60,11 @@ _SCHEMA = (
     plan_json TEXT NOT NULL,
     meta_json TEXT NOT NULL,
     created_by TEXT,
-    key_fingerprint TEXT
+    key_fingerprint TEXT,
+    run_key TEXT
 )""",
     "CREATE INDEX runs_by_start ON runs (started_at)",
+    "CREATE INDEX runs_by_key ON runs (run_key, started_at)",
     """CREATE TABLE actions (
     run_id TEXT NOT NULL REFERENCES runs (run_id),
     key TEXT NOT NULL,
@@ -106,6 +108,31 @@ _SCHEMA = (
     anomalies_json TEXT NOT NULL DEFAULT '[]',
     PRIMARY KEY (run_id, job_id)
 )""",
+    """CREATE TABLE query_counts (
+    base_url TEXT NOT NULL,
+    project_id TEXT NOT NULL,
+    queries INTEGER NOT NULL,
+    read_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (base_url, project_id)
+)""",
+    """CREATE TABLE project_jobs (
+    base_url TEXT NOT NULL,
+    project_id TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    created DOUBLE PRECISION NOT NULL,
+    status TEXT NOT NULL,
+    terminal INTEGER NOT NULL,
+    seen_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (base_url, project_id)
+)""",
+    """CREATE TABLE run_parts (
+    run_id TEXT NOT NULL REFERENCES runs (run_id),
+    part TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started_at DOUBLE PRECISION NOT NULL,
+    finished_at DOUBLE PRECISION,
+    PRIMARY KEY (run_id, part)
+)""",
     """CREATE TABLE events (
     id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     run_id TEXT NOT NULL,
@@ -127,7 +154,13 @@ _SCHEMA = (
 )
 
 # The statements that take a schema of version N to N + 1 (the first schema here is version 2).
-_MIGRATIONS: dict[int, tuple[str, ...]] = {}
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: (
+        "ALTER TABLE runs ADD COLUMN run_key TEXT",
+        "CREATE INDEX runs_by_key ON runs (run_key, started_at)",
+        *created_tables(_SCHEMA, "query_counts", "project_jobs", "run_parts"),
+    ),
+}
 
 _TAKE_LEASE = """
 INSERT INTO leases (key, token, host, pid, taken_at, heartbeat_at, expires_at)

@@ -108,6 +108,18 @@ class RunRecord:
     meta: dict[str, Any]
     created_by: str | None
     key_fingerprint: str | None = None  # of the key the run was started with; never the key
+    run_key: str | None = None  # the name the run was given (--run-key, or the CI job's)
+
+
+@dataclass(frozen=True)
+class ProjectJob:
+    """A project's latest job as the state last saw it (any run, any machine)."""
+
+    job_id: str
+    created: float  # the server's createdAt, epoch seconds
+    status: str
+    terminal: bool
+    seen_at: float
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from runner.store.records import (
     AttemptOutcome,
     AttemptRecord,
     JobRecord,
+    ProjectJob,
     RunRecord,
     RunStatus,
     SettledBy,
@@ -31,16 +32,25 @@ from runner.store.records import (
 
 # The shape of the ledger this mlrun writes. Each dialect creates it at once in a new database
 # and migrates an older one step by step (its ``migrations``); a newer one is refused.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 Row = Sequence[Any]
 
 _RUN_COLUMNS = (
     "run_id, started_at, finished_at, status, manifest_digest, base_url, plan_json, meta_json,"
-    " created_by, key_fingerprint"
+    " created_by, key_fingerprint, run_key"
 )
 _SELECT_RUNS = f"SELECT {_RUN_COLUMNS} FROM runs"  # noqa: S608 - constants only
-_INSERT_RUN = f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, NULL, ?, ?, ?, ?, ?, NULL, ?)"  # noqa: S608
+_INSERT_RUN = f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, NULL, ?, ?, ?, ?, ?, NULL, ?, ?)"  # noqa: S608
+
+
+def created_tables(schema: Sequence[str], *tables: str) -> tuple[str, ...]:
+    """The statements of ``schema`` that create ``tables``: a migration that adds them."""
+    return tuple(
+        statement
+        for statement in schema
+        if statement.startswith("CREATE TABLE") and statement.split("(", 1)[0].split()[-1] in tables
+    )
 
 
 class SqlStore(Store):
@@ -160,6 +170,7 @@ class SqlStore(Store):
         meta: Mapping[str, Any],
         now: float,
         key_fingerprint: str | None = None,
+        run_key: str | None = None,
     ) -> None:
         with self.transaction(durable=True):
             self._write(
@@ -173,6 +184,7 @@ class SqlStore(Store):
                     json.dumps(plan.to_json()),
                     json.dumps(meta),
                     key_fingerprint,
+                    run_key,
                 ),
             )
             for position, action in enumerate(plan.actions):
@@ -201,6 +213,12 @@ class SqlStore(Store):
     def runs(self) -> list[RunRecord]:
         rows = self._read_all(f"{_SELECT_RUNS} ORDER BY started_at DESC")
         return [_run_record(row) for row in rows]
+
+    def run_by_key(self, run_key: str) -> RunRecord | None:
+        row = self._read_one(
+            f"{_SELECT_RUNS} WHERE run_key=? ORDER BY started_at DESC LIMIT 1", (run_key,)
+        )
+        return None if row is None else _run_record(row)
 
     def latest_run(self) -> RunRecord | None:
         row = self._read_one(f"{_SELECT_RUNS} ORDER BY started_at DESC LIMIT 1")
@@ -431,6 +449,74 @@ class SqlStore(Store):
         )
         return [(row[0], row[1], row[2], json.loads(row[3])) for row in rows]
 
+    # -- parts ----------------------------------------------------------------------------------
+
+    def set_part_status(self, run_id: str, part: str, status: RunStatus, *, now: float) -> None:
+        finished = None if status == RunStatus.RUNNING else now
+        self._write(
+            "INSERT INTO run_parts (run_id, part, status, started_at, finished_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, part) DO UPDATE"
+            " SET status=excluded.status, finished_at=excluded.finished_at",
+            (run_id, part, status.value, now, finished),
+        )
+
+    def parts(self, run_id: str) -> dict[str, RunStatus]:
+        rows = self._read_all(
+            "SELECT part, status FROM run_parts WHERE run_id=? ORDER BY part", (run_id,)
+        )
+        return {row[0]: RunStatus(row[1]) for row in rows}
+
+    # -- across runs ----------------------------------------------------------------------------
+
+    def record_query_counts(self, base_url: str, counts: Mapping[str, int], *, now: float) -> None:
+        with self.transaction():
+            for project_id, queries in counts.items():
+                self._write(
+                    "INSERT INTO query_counts (base_url, project_id, queries, read_at)"
+                    " VALUES (?, ?, ?, ?) ON CONFLICT (base_url, project_id) DO UPDATE"
+                    " SET queries=excluded.queries, read_at=excluded.read_at",
+                    (base_url, project_id, queries, now),
+                )
+
+    def query_counts(self, base_url: str, *, since: float) -> dict[str, int]:
+        rows = self._read_all(
+            "SELECT project_id, queries FROM query_counts WHERE base_url=? AND read_at>=?",
+            (base_url, since),
+        )
+        return {row[0]: int(row[1]) for row in rows}
+
+    def record_project_job(
+        self,
+        base_url: str,
+        project_id: str,
+        *,
+        job_id: str,
+        created: float,
+        status: str,
+        terminal: bool,
+        now: float,
+    ) -> None:
+        self._write(
+            "INSERT INTO project_jobs"
+            " (base_url, project_id, job_id, created, status, terminal, seen_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (base_url, project_id) DO UPDATE"
+            " SET job_id=excluded.job_id, created=excluded.created,"
+            " status=excluded.status, terminal=excluded.terminal, seen_at=excluded.seen_at"
+            " WHERE project_jobs.job_id=excluded.job_id OR project_jobs.created<excluded.created",
+            (base_url, project_id, job_id, created, status, int(terminal), now),
+        )
+
+    def project_jobs(self, base_url: str) -> dict[str, ProjectJob]:
+        rows = self._read_all(
+            "SELECT project_id, job_id, created, status, terminal, seen_at"
+            " FROM project_jobs WHERE base_url=?",
+            (base_url,),
+        )
+        return {
+            row[0]: ProjectJob(row[1], float(row[2]), row[3], bool(row[4]), float(row[5]))
+            for row in rows
+        }
+
 
 def _run_record(row: Row) -> RunRecord:
     return RunRecord(
@@ -444,6 +530,7 @@ def _run_record(row: Row) -> RunRecord:
         meta=json.loads(row[7]),
         created_by=row[8],
         key_fingerprint=row[9],
+        run_key=row[10],
     )
 
 

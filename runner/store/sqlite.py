@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from runner.errors import LedgerError
-from runner.store.sql import Row, SqlStore
+from runner.store.sql import Row, SqlStore, created_tables
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -35,8 +35,10 @@ _SCHEMA = (
     plan_json TEXT NOT NULL,
     meta_json TEXT NOT NULL,
     created_by TEXT,
-    key_fingerprint TEXT
+    key_fingerprint TEXT,
+    run_key TEXT
 )""",
+    "CREATE INDEX IF NOT EXISTS runs_by_key ON runs (run_key, started_at)",
     """CREATE TABLE IF NOT EXISTS actions (
     run_id TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -80,6 +82,31 @@ _SCHEMA = (
     anomalies_json TEXT NOT NULL DEFAULT '[]',
     PRIMARY KEY (run_id, job_id)
 )""",
+    """CREATE TABLE IF NOT EXISTS query_counts (
+    base_url TEXT NOT NULL,
+    project_id TEXT NOT NULL,
+    queries INTEGER NOT NULL,
+    read_at REAL NOT NULL,
+    PRIMARY KEY (base_url, project_id)
+)""",
+    """CREATE TABLE IF NOT EXISTS project_jobs (
+    base_url TEXT NOT NULL,
+    project_id TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    created REAL NOT NULL,
+    status TEXT NOT NULL,
+    terminal INTEGER NOT NULL,
+    seen_at REAL NOT NULL,
+    PRIMARY KEY (base_url, project_id)
+)""",
+    """CREATE TABLE IF NOT EXISTS run_parts (
+    run_id TEXT NOT NULL,
+    part TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    PRIMARY KEY (run_id, part)
+)""",
     """CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     run_id TEXT NOT NULL,
@@ -95,6 +122,11 @@ BUSY_TIMEOUT_MS = 5000  # how long a write waits for another process's
 # The statements that take a ledger of version N to N + 1.
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: ("ALTER TABLE runs ADD COLUMN key_fingerprint TEXT",),
+    2: (
+        "ALTER TABLE runs ADD COLUMN run_key TEXT",
+        "CREATE INDEX IF NOT EXISTS runs_by_key ON runs (run_key, started_at)",
+        *created_tables(_SCHEMA, "query_counts", "project_jobs", "run_parts"),
+    ),
 }
 
 

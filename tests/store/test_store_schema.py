@@ -96,3 +96,24 @@ def test_a_sqlite_ledger_of_version_1_is_migrated_in_place(tmp_path: Path) -> No
 def _both_runs_read(store: Store) -> None:
     store.create_run("r2", Plan((), "d"), base_url="x", meta={}, now=3.0, key_fingerprint="fp")
     assert [(r.run_id, r.key_fingerprint) for r in store.runs()] == [("r2", "fp"), ("r1", None)]
+
+
+def test_a_state_of_version_2_gains_run_keys_and_what_runs_share(state: str) -> None:
+    open_store(state).close()
+    for statement in (  # back to version 2, as the mlrun before run keys left it
+        "DROP TABLE run_parts",
+        "DROP TABLE project_jobs",
+        "DROP TABLE query_counts",
+        "DROP INDEX runs_by_key",
+        "ALTER TABLE runs DROP COLUMN run_key",
+        "UPDATE meta SET value='2' WHERE key='schema_version'",
+    ):
+        _execute(state, statement)
+    with open_store(state) as store:
+        store.create_run("r1", Plan((), "d"), base_url="x", meta={}, now=1.0, run_key="k")
+        found = store.run_by_key("k")
+        assert found is not None
+        assert found.run_id == "r1"
+        store.record_query_counts("x", {"p": 3}, now=1.0)
+        assert store.query_counts("x", since=0.0) == {"p": 3}
+    assert _version(state) == [(str(SCHEMA_VERSION),)]

@@ -157,3 +157,56 @@ def test_a_write_after_close_is_refused_not_dropped(state: str) -> None:
     store.close()
     with pytest.raises(LedgerError, match="closed"):
         store.set_action_state("r", KEY, ActionState.FAILED, now=1.0)
+
+
+def test_a_run_key_finds_the_latest_run_named_so(store: Store) -> None:
+    assert store.run_by_key("gh:acme/m:42:apply") is None
+    store.create_run(
+        "20250615T000000Z-aaaaaa", Plan((), "d"), base_url="x", meta={}, now=1.0,
+        run_key="gh:acme/m:42:apply",
+    )  # fmt: skip
+    store.create_run(
+        "20250615T010000Z-bbbbbb", Plan((), "d"), base_url="x", meta={}, now=2.0,
+        run_key="gh:acme/m:42:apply",
+    )  # fmt: skip
+    store.create_run("20250615T020000Z-cccccc", Plan((), "d"), base_url="x", meta={}, now=3.0)
+    found = store.run_by_key("gh:acme/m:42:apply")
+    assert found is not None
+    assert (found.run_id, found.run_key) == ("20250615T010000Z-bbbbbb", "gh:acme/m:42:apply")
+    assert store.run("20250615T020000Z-cccccc").run_key is None
+
+
+def test_parts_of_a_run_keep_their_own_status(store: Store) -> None:
+    run_id = _with_run(store)
+    store.set_part_status(run_id, "1/2", RunStatus.RUNNING, now=2.0)
+    store.set_part_status(run_id, "2/2", RunStatus.RUNNING, now=2.0)
+    store.set_part_status(run_id, "1/2", RunStatus.FINISHED, now=3.0)
+    assert store.parts(run_id) == {"1/2": RunStatus.FINISHED, "2/2": RunStatus.RUNNING}
+
+
+def test_query_counts_are_kept_per_api_with_the_time_they_were_read(store: Store) -> None:
+    store.record_query_counts("https://a", {"p1": 10, "p2": 3}, now=100.0)
+    store.record_query_counts("https://b", {"p1": 99}, now=100.0)
+    store.record_query_counts("https://a", {"p2": 4}, now=200.0)
+    assert store.query_counts("https://a", since=0.0) == {"p1": 10, "p2": 4}
+    assert store.query_counts("https://a", since=150.0) == {"p2": 4}
+    assert store.query_counts("https://b", since=0.0) == {"p1": 99}
+
+
+def test_a_projects_latest_job_is_never_replaced_by_an_older_one(store: Store) -> None:
+    def seen(job: str, created: float, status: str, *, now: float) -> None:
+        terminal = status in {"completed", "failed", "partial_failed"}
+        store.record_project_job(
+            "https://a", "p1", job_id=job, created=created, status=status, terminal=terminal,
+            now=now,
+        )  # fmt: skip
+
+    seen("j1", 10.0, "processing", now=11.0)
+    seen("j2", 20.0, "pending", now=21.0)
+    seen("j1", 10.0, "completed", now=22.0)  # the older job's end: not the latest job
+    latest = store.project_jobs("https://a")["p1"]
+    assert (latest.job_id, latest.status, latest.terminal) == ("j2", "pending", False)
+    seen("j2", 20.0, "completed", now=30.0)
+    latest = store.project_jobs("https://a")["p1"]
+    assert (latest.job_id, latest.terminal, latest.seen_at) == ("j2", True, 30.0)
+    assert store.project_jobs("https://b") == {}
