@@ -122,7 +122,7 @@ class Store(ABC):
     # -- runs ----------------------------------------------------------------------------------
 
     @abstractmethod
-    def create_run(
+    def create_run(  # noqa: PLR0913 - keyword-only fields of one journal row
         self,
         run_id: str,
         plan: Plan,
@@ -132,12 +132,19 @@ class Store(ABC):
         now: float,
         key_fingerprint: str | None = None,
         run_key: str | None = None,
-    ) -> None:
-        """Record a new run and its whole plan, every action pending, in one durable commit."""
+        replacing: str | None = None,
+    ) -> str:
+        """Record a new run and its whole plan, every action pending, in one durable commit.
+
+        With ``run_key``, the run takes the name unless another run holds it: then nothing is
+        written and that run's id is returned (another process was first: join it). To name a
+        new run over an older one (``--new-run``), ``replacing`` is the older run's id. Returns
+        the id of the run the key names afterwards (``run_id`` itself without a key).
+        """
 
     @abstractmethod
     def run_by_key(self, run_key: str) -> RunRecord | None:
-        """The latest run named ``run_key``, if any."""
+        """The run named ``run_key``, if any."""
 
     @abstractmethod
     def set_run_status(self, run_id: str, status: RunStatus, *, now: float) -> None:

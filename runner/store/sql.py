@@ -161,7 +161,7 @@ class SqlStore(Store):
 
     # -- runs ----------------------------------------------------------------------------------
 
-    def create_run(
+    def create_run(  # noqa: PLR0913 - keyword-only fields of one journal row
         self,
         run_id: str,
         plan: Plan,
@@ -171,8 +171,14 @@ class SqlStore(Store):
         now: float,
         key_fingerprint: str | None = None,
         run_key: str | None = None,
-    ) -> None:
+        replacing: str | None = None,
+    ) -> str:
         with self.transaction(durable=True):
+            if run_key is not None and not self._claim(run_key, run_id, replacing):
+                holder = self._read_one("SELECT run_id FROM run_keys WHERE run_key=?", (run_key,))
+                if holder is None:  # pragma: no cover - a claim fails only against a holder
+                    raise LedgerError(f"the run key {run_key!r} could not be claimed")
+                return str(holder[0])
             self._write(
                 _INSERT_RUN,
                 (
@@ -193,6 +199,22 @@ class SqlStore(Store):
                     " VALUES (?, ?, ?, ?, ?, ?)",
                     (run_id, action.key, position, json.dumps(action.to_json()), "pending", now),
                 )
+        return run_id
+
+    def _claim(self, run_key: str, run_id: str, replacing: str | None) -> bool:
+        """Name ``run_id`` by ``run_key``: free, or held by ``replacing``; atomic on both."""
+        if replacing is None:
+            row = self._write_returning(
+                "INSERT INTO run_keys (run_key, run_id) VALUES (?, ?)"
+                " ON CONFLICT (run_key) DO NOTHING RETURNING run_id",
+                (run_key, run_id),
+            )
+        else:
+            row = self._write_returning(
+                "UPDATE run_keys SET run_id=? WHERE run_key=? AND run_id=? RETURNING run_id",
+                (run_id, run_key, replacing),
+            )
+        return row is not None
 
     def set_run_status(self, run_id: str, status: RunStatus, *, now: float) -> None:
         finished = None if status == RunStatus.RUNNING else now
@@ -216,7 +238,8 @@ class SqlStore(Store):
 
     def run_by_key(self, run_key: str) -> RunRecord | None:
         row = self._read_one(
-            f"{_SELECT_RUNS} WHERE run_key=? ORDER BY started_at DESC LIMIT 1", (run_key,)
+            f"{_SELECT_RUNS} WHERE run_id=(SELECT run_id FROM run_keys WHERE run_key=?)",  # noqa: S608
+            (run_key,),
         )
         return None if row is None else _run_record(row)
 

@@ -82,6 +82,10 @@ _SCHEMA = (
     anomalies_json TEXT NOT NULL DEFAULT '[]',
     PRIMARY KEY (run_id, job_id)
 )""",
+    """CREATE TABLE IF NOT EXISTS run_keys (
+    run_key TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL
+)""",
     """CREATE TABLE IF NOT EXISTS query_counts (
     base_url TEXT NOT NULL,
     project_id TEXT NOT NULL,
@@ -125,7 +129,7 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: (
         "ALTER TABLE runs ADD COLUMN run_key TEXT",
         "CREATE INDEX IF NOT EXISTS runs_by_key ON runs (run_key, started_at)",
-        *created_tables(_SCHEMA, "query_counts", "project_jobs", "run_parts"),
+        *created_tables(_SCHEMA, "run_keys", "query_counts", "project_jobs", "run_parts"),
     ),
 }
 

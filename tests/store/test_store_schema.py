@@ -104,6 +104,7 @@ def test_a_state_of_version_2_gains_run_keys_and_what_runs_share(state: str) -> 
         "DROP TABLE run_parts",
         "DROP TABLE project_jobs",
         "DROP TABLE query_counts",
+        "DROP TABLE run_keys",
         "DROP INDEX runs_by_key",
         "ALTER TABLE runs DROP COLUMN run_key",
         "UPDATE meta SET value='2' WHERE key='schema_version'",

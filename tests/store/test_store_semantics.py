@@ -159,21 +159,38 @@ def test_a_write_after_close_is_refused_not_dropped(state: str) -> None:
         store.set_action_state("r", KEY, ActionState.FAILED, now=1.0)
 
 
-def test_a_run_key_finds_the_latest_run_named_so(store: Store) -> None:
-    assert store.run_by_key("gh:acme/m:42:apply") is None
-    store.create_run(
-        "20250615T000000Z-aaaaaa", Plan((), "d"), base_url="x", meta={}, now=1.0,
-        run_key="gh:acme/m:42:apply",
+def test_a_run_key_names_one_run_the_first_to_claim_it(store: Store) -> None:
+    key = "github:acme/m:42:apply"
+    assert store.run_by_key(key) is None
+    first = store.create_run(
+        "20250615T000000Z-aaaaaa", Plan((), "d"), base_url="x", meta={}, now=1.0, run_key=key
+    )
+    assert first == "20250615T000000Z-aaaaaa"
+    # A second process with the same key joins the run instead of starting another.
+    joined = store.create_run(
+        "20250615T000001Z-bbbbbb", Plan((), "d"), base_url="x", meta={}, now=1.5, run_key=key
+    )
+    assert joined == first
+    assert [r.run_id for r in store.runs()] == [first]
+    named = store.run_by_key(key)
+    assert named is not None
+    assert (named.run_id, named.run_key) == (first, key)
+    # --new-run names a new run over the old one, only if the old one still holds the key.
+    stale = store.create_run(
+        "20250615T000002Z-cccccc", Plan((), "d"), base_url="x", meta={}, now=2.0, run_key=key,
+        replacing="20250615T000009Z-zzzzzz",
     )  # fmt: skip
-    store.create_run(
-        "20250615T010000Z-bbbbbb", Plan((), "d"), base_url="x", meta={}, now=2.0,
-        run_key="gh:acme/m:42:apply",
+    assert stale == first
+    new = store.create_run(
+        "20250615T000003Z-dddddd", Plan((), "d"), base_url="x", meta={}, now=3.0, run_key=key,
+        replacing=first,
     )  # fmt: skip
-    store.create_run("20250615T020000Z-cccccc", Plan((), "d"), base_url="x", meta={}, now=3.0)
-    found = store.run_by_key("gh:acme/m:42:apply")
-    assert found is not None
-    assert (found.run_id, found.run_key) == ("20250615T010000Z-bbbbbb", "gh:acme/m:42:apply")
-    assert store.run("20250615T020000Z-cccccc").run_key is None
+    assert new == "20250615T000003Z-dddddd"
+    renamed = store.run_by_key(key)
+    assert renamed is not None
+    assert renamed.run_id == new
+    assert store.create_run("20250615T000004Z-eeeeee", Plan((), "d"), base_url="x", meta={},
+                            now=4.0) == "20250615T000004Z-eeeeee"  # fmt: skip
 
 
 def test_parts_of_a_run_keep_their_own_status(store: Store) -> None:
