@@ -50,6 +50,19 @@ PLAN_FORMATS = ("text", "json", "markdown")  # what a dry run can print: the pla
 )
 @click.option("--offline", is_flag=True, help="Do not ask the API for query counts first.")
 @click.option(
+    "--run-key",
+    metavar="KEY",
+    help="Name the run: the same key later (another machine, a re-run of the CI job) continues "
+    "it instead of starting a new run; shards with one key share one run. Default: "
+    "$MLRUN_RUN_KEY, or in GitHub Actions and GitLab CI the job's own (see docs/state.md); "
+    "'' for none.",
+)
+@click.option(
+    "--new-run",
+    is_flag=True,
+    help="Start a new run under the run key even though a run with it exists (it is kept).",
+)
+@click.option(
     "--allow-unknown-cost",
     is_flag=True,
     help="With --offline and a budget: apply although the query counts, and so the cost, are "
@@ -108,6 +121,8 @@ def apply(
     dry_run: bool,
     yes: bool,
     offline: bool,
+    run_key: str | None,
+    new_run: bool,
     allow_unknown_cost: bool,
     resume: str | None,
     wait: bool | None,
@@ -170,6 +185,8 @@ def apply(
         dry_run=dry_run,
         offline=offline,
         allow_unknown_cost=allow_unknown_cost,
+        run_key=run_key,
+        new_run=new_run,
         wait=wait,
         timeout=timeout,
         fail_fast=fail_fast,

@@ -7,7 +7,7 @@ redacted on the way in, so the report value itself holds no secret.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -60,12 +60,14 @@ def build_report(
     env: Mapping[str, str],
     now: float | None = None,
     catalog: Catalog | None = None,
+    keys: Collection[str] | None = None,
 ) -> Report:
     """The reconciled report of ``run_id``, failures first.
 
     ``env`` supplies the CI variables when the run's metadata did not record them; ``now``
     (epoch seconds) dates the report and measures a run still going; ``catalog`` maps the
-    provider keys of cached jobs to models (the shipped catalog by default).
+    provider keys of cached jobs to models (the shipped catalog by default); ``keys``, the
+    actions of one part of the run (a shard's), when the report is of that part only.
     """
     now = time.time() if now is None else now
     run = ledger.run(run_id)
@@ -77,6 +79,8 @@ def build_report(
     results = []
     for record in ledger.actions(run_id):
         key = record.action.key
+        if keys is not None and key not in keys:
+            continue
         facts = _ActionFacts(
             record, ledger.attempts(run_id, key), jobs.get(key, []), events_by_key.get(key, [])
         )

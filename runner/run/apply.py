@@ -32,6 +32,7 @@ from runner.ratelimit import RateLimiter
 from runner.report import Report, build_report, write_reports
 from runner.report.words import plural
 from runner.run.execute import (
+    Part,
     RunOptions,
     RunSummary,
     execute,
@@ -44,6 +45,19 @@ from runner.run.lease import under_lease
 from runner.run.options import EngineOptions
 from runner.run.preflight import Confirm, check_budget, confirmed, plan_line, planned
 from runner.run.progress import ProgressView, RunProgress, ViewOptions
+from runner.run.runkey import lease_key, run_key
+from runner.run.shared import (
+    COUNT_AGE,
+    budget_settled,
+    check_same_manifest,
+    counts_by_id,
+    decide_budget,
+    part_ended,
+    part_name,
+    part_of,
+    part_started,
+    whole_plan_counted,
+)
 from runner.run.signals import Interrupt, Say, interruptible
 from runner.run.target import Target, new_target, pinned_target
 from runner.run.wiring import (
@@ -94,6 +108,8 @@ class ApplyRequest:
     max_plan_age: float | None = None  # a saved plan's; None: MLRUN_MAX_PLAN_AGE or 24 h
     changed_since: str | None = None  # a git ref: only what changed since (runner.plan.changes)
     shard: Shard | None = None  # this CI job's part of the plan and of the rate budget
+    run_key: str | None = None  # --run-key; None: $MLRUN_RUN_KEY or the CI job's; "": none
+    new_run: bool = False  # --new-run: a new run under a key whose run ended (or not)
 
 
 @dataclass(frozen=True)
@@ -161,32 +177,26 @@ def apply(
     if request.resume is not None:
         return _resume(request, out=out, env=env)
     target = new_target(sandbox=request.sandbox, base_url=request.base_url, env=env)
-    request, plan, settings, problems = _new_plan(request, target, env)
+    request, whole, whole_settings, problems = _new_plan(request, target, env)
+    plan, settings = split_for_shard(whole, whole_settings, request.shard)
     if (nothing := nothing_to_apply(plan)) is not None:  # --changed-since: no run, no ledger
         say(nothing)
         return ApplyResult(plan, settings, None, problems, state_location(request.state))
     if request.dry_run:
         result = interruptible(lambda i: _dry_run(request, plan, settings, target, out, i), say)
-    else:
-        with open_store(request.state) as ledger:  # the state and its lock before any request
+        return replace(result, problems=problems + result.problems)
+    key = run_key(request.run_key, env)
+    with open_store(request.state) as ledger:  # the state and its lock before any request
+        if key is not None:
+            result = _apply_keyed(
+                Keyed(key, request, whole, plan, settings, target), ledger, out, env
+            )
+        else:
             run_id = new_run_id(SystemClock())
             ledger.lock(run_lease_key(run_id), wait=request.lock_timeout)
+            new = New(request, plan, settings, target, run_id)
             result = interruptible(
-                lambda i: under_lease(
-                    ledger,
-                    lambda: _apply_new(
-                        request=request,
-                        plan=plan,
-                        settings=settings,
-                        target=target,
-                        ledger=ledger,
-                        run_id=run_id,
-                        out=out,
-                        env=env,
-                        interrupt=i,
-                    ),
-                ),
-                say,
+                lambda i: under_lease(ledger, lambda: _apply_new(new, ledger, out, env, i)), say
             )
     return replace(result, problems=problems + result.problems)
 
@@ -194,7 +204,8 @@ def apply(
 def _new_plan(
     request: ApplyRequest, target: Target, env: Mapping[str, str]
 ) -> tuple[ApplyRequest, Plan, Settings, tuple[ProjectProblem, ...]]:
-    """The plan of a new run, from the manifest or a saved plan: nothing is asked of the API.
+    """The whole plan of a new run (every shard's), from the manifest or a saved plan: nothing
+    is asked of the API.
 
     A saved plan runs exactly as planned (checked fresh, unchanged and for this API), so it is
     not planned again: the request becomes ``offline``, and the problems its planning found are
@@ -202,7 +213,9 @@ def _new_plan(
     """
     saved = read_saved_plan(request.paths)
     if saved is None:
-        plan, settings = load_plan(request)
+        plan, settings = local_plan(
+            request.paths, request.selection, changed_since=request.changed_since
+        )
         return request, plan, settings, ()
     if request.changed_since is not None:
         raise UsageError("a saved plan runs exactly as planned; --changed-since goes to `plan`")
@@ -213,7 +226,6 @@ def _new_plan(
         env=env,
         max_age=request.max_plan_age,
     )
-    plan, settings = split_for_shard(plan, settings, request.shard)
     return replace(request, offline=True), plan, settings, tuple(saved.problems)
 
 
@@ -241,25 +253,31 @@ async def _dry_run(
     return ApplyResult(plan, settings, None, facts.problems, state_location(request.state))
 
 
-async def _apply_new(  # noqa: PLR0913 - one run's collaborators
-    *,
-    request: ApplyRequest,
-    plan: Plan,
-    settings: Settings,
-    target: Target,
-    ledger: Store,
-    run_id: str,
-    out: Output,
-    env: Mapping[str, str],
-    interrupt: Interrupt,
+@dataclass(frozen=True)
+class New:
+    """A new run about to be planned and recorded: what it applies, where, and its name."""
+
+    request: ApplyRequest
+    plan: Plan  # this process's part of it (the whole plan without --shard)
+    settings: Settings
+    target: Target
+    run_id: str
+    run_key: str | None = None
+    replacing: str | None = None  # --new-run: the run the key named before
+
+
+async def _apply_new(
+    new: New, ledger: Store, out: Output, env: Mapping[str, str], interrupt: Interrupt
 ) -> ApplyResult:
+    """Plan remotely, check the budget, ask, record the run, run it, report."""
+    request, settings, target = new.request, new.settings, new.target
     clock = SystemClock()
     sandbox = new_sandbox(request.sandbox_time_scale) if target.sandbox else None
     client = make_client(target, settings, concurrency=request.concurrency, sandbox=sandbox)
     async with client:
         limiter = make_limiter(settings, clock, request.concurrency)
         plan, facts = await planned(
-            plan,
+            new.plan,
             offline=request.offline,
             client=client,
             limiter=limiter,
@@ -271,18 +289,25 @@ async def _apply_new(  # noqa: PLR0913 - one run's collaborators
         out.say(f"plan: {plan_line(plan, offline=request.offline)}")
         await confirmed(out.confirm, interrupt)
         options = run_options(request, settings)
-        meta = run_metadata(
-            env,
-            wait=options.wait,
-            rate_limits=[(w.limit, w.seconds) for w in limiter.windows],
-            settings=settings,
+        meta = _meta(request, settings, limiter, env, options, sandbox=sandbox is not None)
+        run_id = start_run(
+            ledger,
+            plan,
+            clock=clock,
+            target=target,
+            meta=meta,
+            run_id=new.run_id,
+            run_key=new.run_key,
+            replacing=new.replacing,
         )
-        meta["reportDir"] = str(report_directory_base(request, settings))
-        if sandbox is not None:
-            meta["sandboxTimeScale"] = request.sandbox_time_scale
-        start_run(ledger, plan, clock=clock, target=target, meta=meta, run_id=run_id)
+        if run_id != new.run_id:  # another process named a run so first: that one goes on
+            raise UsageError(
+                f"run key {new.run_key!r}: run {run_id} was started meanwhile by another "
+                "process; run the command again to continue it (nothing was sent)"
+            )
         actions = plural(len(plan.actions), "action")
-        out.say(f"run {run_id}: {actions}, ledger {ledger.location}")
+        named = f" ({new.run_key})" if new.run_key else ""
+        out.say(f"run {run_id}{named}: {actions}, ledger {ledger.location}")
         with (
             _reported_on_failure(ledger, run_id, request, settings, env),
             sandbox_saved(sandbox, sandbox_state_file(ledger, run_id), out.say),
@@ -303,6 +328,180 @@ async def _apply_new(  # noqa: PLR0913 - one run's collaborators
     )
 
 
+def _meta(
+    request: ApplyRequest,
+    settings: Settings,
+    limiter: RateLimiter,
+    env: Mapping[str, str],
+    options: RunOptions,
+    *,
+    sandbox: bool,
+) -> dict[str, object]:
+    meta = run_metadata(
+        env,
+        wait=options.wait,
+        rate_limits=[(w.limit, w.seconds) for w in limiter.windows],
+        settings=settings,
+    )
+    meta["reportDir"] = str(report_directory_base(request, settings))
+    if sandbox:
+        meta["sandboxTimeScale"] = request.sandbox_time_scale
+    return meta
+
+
+def _run_new(new: New, ledger: Store, out: Output, env: Mapping[str, str]) -> ApplyResult:
+    return interruptible(
+        lambda i: under_lease(ledger, lambda: _apply_new(new, ledger, out, env, i)), out.say
+    )
+
+
+@dataclass(frozen=True)
+class Keyed:
+    """A run named by a key: found again by it, on any machine, by every shard."""
+
+    key: str
+    request: ApplyRequest
+    whole: Plan  # every shard's actions
+    plan: Plan  # this process's part (the whole plan without --shard)
+    settings: Settings  # this part's (with --shard, the rate windows divided)
+    target: Target
+
+
+def _apply_keyed(keyed: Keyed, ledger: Store, out: Output, env: Mapping[str, str]) -> ApplyResult:
+    """Start the run named ``keyed.key``, join it (another shard), or continue it (a re-run)."""
+    request = keyed.request
+    clock = SystemClock()
+    ledger.lock(lease_key(keyed.key, part_name(request.shard)), wait=request.lock_timeout)
+    existing = ledger.run_by_key(keyed.key)
+    replacing = None
+    if existing is not None and request.new_run:
+        replacing, existing = existing.run_id, None
+    if existing is None and request.shard is None:
+        new = New(
+            request,
+            keyed.plan,
+            keyed.settings,
+            keyed.target,
+            new_run_id(clock),
+            keyed.key,
+            replacing,
+        )
+        return _run_new(new, ledger, out, env)
+    if existing is None:  # the first shard records the whole run; the others join it
+        meta = run_metadata(env, settings=keyed.settings)
+        meta["reportDir"] = str(report_directory_base(request, keyed.settings))
+        run_id = start_run(
+            ledger,
+            keyed.whole,
+            clock=clock,
+            target=keyed.target,
+            meta=meta,
+            run_key=keyed.key,
+            replacing=replacing,
+        )
+        existing = ledger.run(run_id)
+    return _continue_keyed(keyed, existing, ledger, out, env)
+
+
+def _continue_keyed(
+    keyed: Keyed, record: RunRecord, ledger: Store, out: Output, env: Mapping[str, str]
+) -> ApplyResult:
+    """This process's part of the keyed run ``record``: checked, then planned or resumed."""
+    request = keyed.request
+    check_same_manifest(record, keyed.whole, keyed.key)
+    target = pinned_target(record, sandbox=request.sandbox, base_url=request.base_url, env=env)
+    part = part_of(record.plan, request.shard)
+    run_id = record.run_id
+    request = _resumed_request(request, record)
+    if part_ended(ledger, record, part):
+        out.say(
+            f"run {run_id} ({keyed.key}) ended {record.status}: nothing is applied again; "
+            "--new-run starts a new run with this key"
+        )
+        report, files = write_run_report(ledger, run_id, request, keyed.settings, env, part)
+        return ApplyResult(keyed.plan, keyed.settings, None, (), ledger.location, report, files)
+    to_plan = request.shard is not None and budget_settled(ledger, run_id) is None
+    verb = "continuing" if part_started(ledger, run_id, part) else "joining"
+    out.say(f"{verb} run {run_id} ({keyed.key}), part {part_name(request.shard)}")
+    state_file = sandbox_state_file(ledger, run_id)
+
+    async def body(interrupt: Interrupt) -> ApplyResult:
+        clock = SystemClock()
+        sandbox = resumed_sandbox(record, state_file, out.say) if target.sandbox else None
+        client = make_client(
+            target, keyed.settings, concurrency=request.concurrency, sandbox=sandbox
+        )
+        with sandbox_saved(sandbox, state_file, out.say):
+            async with client:
+                limiter = make_limiter(keyed.settings, clock, request.concurrency)
+                if to_plan:
+                    await _plan_the_shared_run(
+                        keyed, record, client, limiter, ledger, out, interrupt
+                    )
+                summary = await _run_phase(
+                    run_id=run_id,
+                    client=client,
+                    limiter=limiter,
+                    ledger=ledger,
+                    clock=clock,
+                    options=run_options(request, keyed.settings),
+                    out=out,
+                    interrupt=interrupt,
+                    part=part,
+                )
+        report, files = write_run_report(ledger, run_id, request, keyed.settings, env, part)
+        return ApplyResult(
+            keyed.plan, keyed.settings, summary, (), ledger.location, report, files,
+            interrupt.signal,
+        )  # fmt: skip
+
+    with _reported_on_failure(ledger, run_id, request, keyed.settings, env):
+        return interruptible(lambda i: under_lease(ledger, lambda: body(i)), out.say)
+
+
+async def _plan_the_shared_run(
+    keyed: Keyed,
+    record: RunRecord,
+    client: MentionLabClient,
+    limiter: RateLimiter,
+    ledger: Store,
+    out: Output,
+    interrupt: Interrupt,
+) -> None:
+    """This shard's counts read and recorded, the whole plan counted, the budget decided."""
+    request = keyed.request
+    clock = SystemClock()
+    part_plan, facts = await planned(
+        keyed.plan,
+        offline=request.offline,
+        client=client,
+        limiter=limiter,
+        clock=clock,
+        say=out.say,
+        interrupt=interrupt,
+    )
+    counts = counts_by_id(part_plan, facts.query_counts)
+    ledger.record_query_counts(record.base_url, counts, now=clock.wall())
+    whole = await whole_plan_counted(
+        ledger,
+        record,
+        base_url=record.base_url,
+        since=record.started_at - COUNT_AGE,
+        clock=clock,
+        say=out.say,
+        interrupt=interrupt,
+    )
+    decide_budget(
+        ledger,
+        record.run_id,
+        whole,
+        allow_unknown_cost=request.allow_unknown_cost,
+        now=clock.wall(),
+    )
+    out.say(f"plan: {plan_line(whole, offline=request.offline)}")
+    await confirmed(out.confirm, interrupt)
+
+
 def report_directory_base(request: ApplyRequest, settings: Settings) -> Path:
     """Where a run's reports go: ``--report-dir``, else the manifest's ``settings.reports.dir``."""
     return request.report_dir or Path(settings.reports.directory)
@@ -314,9 +513,11 @@ def write_run_report(
     request: ApplyRequest,
     settings: Settings,
     env: Mapping[str, str],
+    part: Part | None = None,
 ) -> tuple[Report, tuple[Path, ...]]:
-    """Build the run's report from the ledger and write it where the manifest or flags say."""
-    report = build_report(ledger, run_id, env=env)
+    """Build the run's report (of ``part``, if given) and write it where the flags say."""
+    keys = None if part is None else part.keys
+    report = build_report(ledger, run_id, env=env, keys=keys)
     formats = request.formats or settings.reports.formats
     files = write_reports(report, report_directory_base(request, settings) / run_id, formats)
     return report, tuple(files)
@@ -420,6 +621,7 @@ async def _run_phase(  # noqa: PLR0913 - one run's collaborators
     options: RunOptions,
     out: Output,
     interrupt: Interrupt,
+    part: Part | None = None,
 ) -> RunSummary | None:
     """The run, with its progress view; None if a signal stopped it (the ledger says so).
 
@@ -440,12 +642,16 @@ async def _run_phase(  # noqa: PLR0913 - one run's collaborators
                     clock=clock,
                     options=options,
                     progress=progress,
+                    part=part,
                 )
                 group.cancel_scope.cancel()
     except BaseExceptionGroup as group_error:
         raise collapse(group_error) from group_error
     if interrupt.signal is not None or result is None:
-        ledger.set_run_status(run_id, RunStatus.INTERRUPTED, now=clock.wall())
+        if part is None:
+            ledger.set_run_status(run_id, RunStatus.INTERRUPTED, now=clock.wall())
+        else:
+            ledger.set_part_status(run_id, part.name, RunStatus.INTERRUPTED, now=clock.wall())
         return None
     return result
 

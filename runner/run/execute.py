@@ -75,7 +75,7 @@ def run_metadata(
     }
 
 
-def start_run(
+def start_run(  # noqa: PLR0913 - the fields of a new run, by name
     ledger: Store,
     plan: Plan,
     *,
@@ -83,23 +83,52 @@ def start_run(
     target: Target,
     meta: Mapping[str, object] | None = None,
     run_id: str | None = None,
+    run_key: str | None = None,
+    replacing: str | None = None,
 ) -> str:
     """Record a new run, its whole plan and its target before anything is sent.
 
     ``meta``: what :func:`run_metadata` says about the run (default: from ``os.environ``).
-    ``run_id``: the id chosen when its lock was taken (default: a new one).
+    ``run_id``: the id chosen when its lock was taken (default: a new one). With ``run_key``,
+    the run is named so, unless another process named one so first: then that run's id is
+    returned, and nothing is recorded (``replacing``: see :meth:`Store.create_run`).
     """
     run_id = run_id or new_run_id(clock)
     meta = run_metadata(os.environ) if meta is None else meta
-    ledger.create_run(
+    return ledger.create_run(
         run_id,
         plan,
         base_url=target.base_url,
         key_fingerprint=None if target.sandbox else target.fingerprint,
         meta=meta,
         now=clock.wall(),
+        run_key=run_key,
+        replacing=replacing,
     )
-    return run_id
+
+
+@dataclass(frozen=True)
+class Part:
+    """The part of a run one process applies: a shard ``i/n`` of its actions."""
+
+    name: str  # "2/4"
+    keys: frozenset[str]  # the actions' keys
+    of: int  # how many parts the run has
+
+    def names(self) -> tuple[str, ...]:
+        """Every part's name: ``1/n`` to ``n/n``."""
+        return tuple(f"{index}/{self.of}" for index in range(1, self.of + 1))
+
+
+def run_status_of_parts(parts: Mapping[str, RunStatus], expected: Sequence[str]) -> RunStatus:
+    """A run's status from its parts': running while one is (or has not begun), else the worst."""
+    statuses = [parts.get(name) for name in expected]
+    if None in statuses or RunStatus.RUNNING in statuses:
+        return RunStatus.RUNNING
+    for worst in (RunStatus.INTERRUPTED, RunStatus.FAILED):
+        if worst in statuses:
+            return worst
+    return RunStatus.FINISHED
 
 
 async def execute(  # noqa: PLR0913 - the run's collaborators are injected
@@ -112,8 +141,13 @@ async def execute(  # noqa: PLR0913 - the run's collaborators are injected
     rng: random_module.Random | None = None,
     options: RunOptions | None = None,
     progress: RunProgress | None = None,
+    part: Part | None = None,
 ) -> RunSummary:
-    """Trigger what is left of a run and follow its jobs; the ledger records everything."""
+    """Trigger what is left of a run and follow its jobs; the ledger records everything.
+
+    ``part``: only that part's actions and jobs (one shard of a run that several processes
+    apply side by side); its status is recorded as the part's, and the run's follows the parts'.
+    """
     options = options or RunOptions()
     rng = rng or random_module.Random()
     progress = progress or RunProgress()
@@ -147,25 +181,26 @@ async def execute(  # noqa: PLR0913 - the run's collaborators are injected
         progress=progress,
         on_fatal=journal.stop,
     )
+    keys = None if part is None else part.keys
     if options.wait:
         journal.on_job = follower.add
-        _follow_running_jobs(ledger, run_id, follower)
-    plan = ledger.run(run_id).plan
-    ledger.set_run_status(run_id, RunStatus.RUNNING, now=clock.wall())
+        _follow_running_jobs(ledger, run_id, follower, keys)
+    actions = [a for a in ledger.run(run_id).plan.actions if keys is None or a.key in keys]
+    _set_status(ledger, run_id, part, RunStatus.RUNNING, clock.wall())
     status = RunStatus.INTERRUPTED
     try:
         triggers_done = anyio.Event()
         async with anyio.create_task_group() as group:
             if options.wait:
                 group.start_soon(follower.run, triggers_done)
-            await engine.trigger(plan.actions)
+            await engine.trigger(actions)
             triggers_done.set()
         status = RunStatus.FAILED if engine.stop_reason else RunStatus.FINISHED
         if follower.timed_out:
             status = RunStatus.INTERRUPTED
     finally:
         with anyio.CancelScope(shield=True):  # noqa: ASYNC100 - shields a sync write
-            ledger.set_run_status(run_id, status, now=clock.wall())
+            _set_status(ledger, run_id, part, status, clock.wall())
     return RunSummary(
         run_id=run_id,
         status=status,
@@ -175,10 +210,27 @@ async def execute(  # noqa: PLR0913 - the run's collaborators are injected
     )
 
 
-def _follow_running_jobs(ledger: Store, run_id: str, follower: Follower) -> None:
+def _set_status(
+    ledger: Store, run_id: str, part: Part | None, status: RunStatus, now: float
+) -> None:
+    """The run's status, or its part's and then the run's as the parts' combine."""
+    if part is None:
+        ledger.set_run_status(run_id, status, now=now)
+        return
+    with ledger.transaction():
+        ledger.set_part_status(run_id, part.name, status, now=now)
+        combined = run_status_of_parts(ledger.parts(run_id), part.names())
+        ledger.set_run_status(run_id, combined, now=now)
+
+
+def _follow_running_jobs(
+    ledger: Store, run_id: str, follower: Follower, keys: frozenset[str] | None
+) -> None:
     """On resume: keep following the jobs the ledger saw but not yet as terminal."""
     actions: dict[str, Action] = {
-        r.action.key: r.action for r in ledger.actions(run_id) if r.state == ActionState.TRIGGERED
+        r.action.key: r.action
+        for r in ledger.actions(run_id)
+        if r.state == ActionState.TRIGGERED and (keys is None or r.action.key in keys)
     }
     for job in ledger.jobs(run_id):
         if job.terminal_at is None and job.kind == "job" and job.key in actions:

@@ -70,7 +70,11 @@ def existing_ledger(state: str | None) -> str | None:
 
 
 def resolve_run(ledger: Store, run: str) -> str:
-    """The full id of ``run`` (an id, a unique prefix, or ``last``); UsageError otherwise."""
+    """The full id of ``run`` (a run key, an id, a unique prefix, or ``last``); UsageError
+    otherwise."""
+    named = ledger.run_by_key(run)
+    if named is not None:
+        return named.run_id
     try:
         return ledger.resolve_run_id(run)
     except LedgerError as exc:

@@ -143,6 +143,11 @@ class Store(ABC):
         """
 
     @abstractmethod
+    def set_plan(self, run_id: str, plan: Plan) -> None:
+        """Replace the run's recorded plan by ``plan``, the same actions with more facts (the
+        query counts a shared run learns once every shard has read its own)."""
+
+    @abstractmethod
     def run_by_key(self, run_key: str) -> RunRecord | None:
         """The run named ``run_key``, if any."""
 

@@ -236,6 +236,17 @@ class SqlStore(Store):
         rows = self._read_all(f"{_SELECT_RUNS} ORDER BY started_at DESC")
         return [_run_record(row) for row in rows]
 
+    def set_plan(self, run_id: str, plan: Plan) -> None:
+        with self.transaction():
+            self._write(
+                "UPDATE runs SET plan_json=? WHERE run_id=?", (json.dumps(plan.to_json()), run_id)
+            )
+            for action in plan.actions:
+                self._write(
+                    "UPDATE actions SET action_json=? WHERE run_id=? AND key=?",
+                    (json.dumps(action.to_json()), run_id, action.key),
+                )
+
     def run_by_key(self, run_key: str) -> RunRecord | None:
         row = self._read_one(
             f"{_SELECT_RUNS} WHERE run_id=(SELECT run_id FROM run_keys WHERE run_key=?)",  # noqa: S608
