@@ -116,4 +116,5 @@ def _settings(raw: dict[str, Any]) -> Settings:
             directory=reports.get("dir", defaults.reports.directory),
             formats=tuple(reports.get("formats", defaults.reports.formats)),
         ),
+        max_count_age=float(raw.get("plan", {}).get("maxCountAge", defaults.max_count_age)),
     )

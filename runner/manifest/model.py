@@ -96,6 +96,7 @@ class Settings:
     follow: bool = True
     max_executions: int | None = None
     reports: Reports = field(default_factory=Reports)
+    max_count_age: float = 24 * 3600.0  # seconds a recorded query count stands for a new read
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ reach becomes a :class:`ProjectProblem`, reported precisely, and nothing is trig
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,9 +42,10 @@ class ProjectProblem:
 
 @dataclass(frozen=True)
 class RemoteFacts:
-    query_counts: dict[str, int]
+    query_counts: dict[str, int]  # by project name: the ones read and the ones known
     problems: tuple[ProjectProblem, ...]
     requests: int
+    known: int = 0  # counts given (recorded in the state by an earlier read), not read
 
 
 async def resolve_query_counts(
@@ -53,15 +54,15 @@ async def resolve_query_counts(
     client: MentionLabClient,
     request: Requester,
     on_read: Callable[[int, int], None] | None = None,
+    known: Mapping[str, int] | None = None,
 ) -> RemoteFacts:
-    """Each planned project's query count, one request per project.
+    """Each planned project's query count, one request per project not in ``known``.
 
-    ``on_read(done, total)`` is called as each project is read (or found unreachable).
+    ``known`` holds counts by project name that need no request. ``on_read(done, total)`` is
+    called as each project is read (or found unreachable).
     """
-    first_action: dict[str, Action] = {}
-    for action in plan.actions:
-        first_action.setdefault(action.project, action)
-    counts: dict[str, int] = {}
+    first_action, counts = _to_read(plan, known or {})
+    reused = len(counts)
     problems: list[ProjectProblem] = []
     done = 0
 
@@ -103,7 +104,19 @@ async def resolve_query_counts(
             group.start_soon(count, action)
     order = {name: i for i, name in enumerate(first_action)}
     problems.sort(key=lambda p: order[p.project])
-    return RemoteFacts(counts, tuple(problems), requests=len(first_action))
+    return RemoteFacts(counts, tuple(problems), requests=len(first_action), known=reused)
+
+
+def _to_read(plan: Plan, known: Mapping[str, int]) -> tuple[dict[str, Action], dict[str, int]]:
+    """The first action of each project to read, and the counts ``known`` gives the others."""
+    first_action: dict[str, Action] = {}
+    counts: dict[str, int] = {}
+    for action in plan.actions:
+        if action.project in known:
+            counts[action.project] = known[action.project]
+        else:
+            first_action.setdefault(action.project, action)
+    return first_action, counts
 
 
 def _problem(action: Action, exc: Exception) -> ProjectProblem:

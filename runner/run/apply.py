@@ -26,7 +26,7 @@ from runner.plan import Plan, Selection
 from runner.plan.changes import nothing_to_apply
 from runner.plan.local import local_plan
 from runner.plan.planfile import read_saved_plan, verify_saved_plan
-from runner.plan.remote import ProjectProblem
+from runner.plan.remote import ProjectProblem, RemoteFacts
 from runner.plan.shard import Shard, shard_settings, split_for_shard
 from runner.ratelimit import RateLimiter
 from runner.report import Report, build_report, write_reports
@@ -41,22 +41,25 @@ from runner.run.execute import (
     start_run,
 )
 from runner.run.follow import FollowOptions
+from runner.run.known import (
+    record_read_counts,
+    recorded_counts,
+    skipped_guard_reads_line,
+    skipped_reads_line,
+)
 from runner.run.lease import under_lease
 from runner.run.options import EngineOptions
 from runner.run.preflight import Confirm, check_budget, confirmed, plan_line, planned
 from runner.run.progress import ProgressView, RunProgress, ViewOptions
 from runner.run.runkey import lease_key, run_key
 from runner.run.shared import (
-    COUNT_AGE,
     budget_settled,
     check_same_manifest,
-    counts_by_id,
     decide_budget,
     part_ended,
     part_name,
     part_of,
     part_started,
-    whole_plan_counted,
 )
 from runner.run.signals import Interrupt, Say, interruptible
 from runner.run.target import Target, new_target, pinned_target
@@ -135,6 +138,11 @@ class Output:
     view: ViewOptions | None = None
     stream: TextIO | None = None
     confirm: Confirm | None = None
+
+    @property
+    def verbose(self) -> bool:
+        """``--verbose``: say what the run skipped and why."""
+        return self.view is not None and self.view.verbose
 
 
 def load_plan(request: ApplyRequest) -> tuple[Plan, Settings]:
@@ -276,13 +284,14 @@ async def _apply_new(
     client = make_client(target, settings, concurrency=request.concurrency, sandbox=sandbox)
     async with client:
         limiter = make_limiter(settings, clock, request.concurrency)
-        plan, facts = await planned(
+        plan, facts = await _counted(
             new.plan,
-            offline=request.offline,
+            Counting(ledger, target.base_url, clock.wall() - settings.max_count_age),
+            request=request,
+            settings=settings,
             client=client,
             limiter=limiter,
-            clock=clock,
-            say=out.say,
+            out=out,
             interrupt=interrupt,
         )
         check_budget(plan, allow_unknown_cost=request.allow_unknown_cost)
@@ -468,29 +477,32 @@ async def _plan_the_shared_run(
     out: Output,
     interrupt: Interrupt,
 ) -> None:
-    """This shard's counts read and recorded, the whole plan counted, the budget decided."""
-    request = keyed.request
+    """The whole run counted and its budget decided, before this shard sends anything.
+
+    A shard reads its own projects' counts first, then those of the whole plan that no shard
+    has recorded yet: shards that run side by side read each project about once, and a shard
+    that runs alone (the others later, or never) still checks the budget of the whole plan.
+    """
+    request, settings = keyed.request, keyed.settings
     clock = SystemClock()
-    part_plan, facts = await planned(
-        keyed.plan,
-        offline=request.offline,
-        client=client,
-        limiter=limiter,
-        clock=clock,
-        say=out.say,
-        interrupt=interrupt,
-    )
-    counts = counts_by_id(part_plan, facts.query_counts)
-    ledger.record_query_counts(record.base_url, counts, now=clock.wall())
-    whole = await whole_plan_counted(
-        ledger,
-        record,
-        base_url=record.base_url,
-        since=record.started_at - COUNT_AGE,
-        clock=clock,
-        say=out.say,
-        interrupt=interrupt,
-    )
+    since = min(clock.wall() - settings.max_count_age, record.started_at)
+    counting = Counting(ledger, record.base_url, since)
+
+    async def count(plan: Plan) -> Plan:
+        counted, _facts = await _counted(
+            plan,
+            counting,
+            request=request,
+            settings=settings,
+            client=client,
+            limiter=limiter,
+            out=out,
+            interrupt=interrupt,
+        )
+        return counted
+
+    await count(keyed.plan)
+    whole = await count(record.plan)
     decide_budget(
         ledger,
         record.run_id,
@@ -500,6 +512,49 @@ async def _plan_the_shared_run(
     )
     out.say(f"plan: {plan_line(whole, offline=request.offline)}")
     await confirmed(out.confirm, interrupt)
+
+
+@dataclass(frozen=True)
+class Counting:
+    """Where a planning finds the query counts an earlier read recorded, and records its own."""
+
+    ledger: Store
+    base_url: str
+    since: float  # counts read before this (wall clock) are read again
+
+
+async def _counted(  # noqa: PLR0913 - the planning's collaborators, by name
+    plan: Plan,
+    counting: Counting,
+    *,
+    request: ApplyRequest,
+    settings: Settings,
+    client: MentionLabClient,
+    limiter: RateLimiter,
+    out: Output,
+    interrupt: Interrupt,
+) -> tuple[Plan, RemoteFacts]:
+    """``plan`` with its query counts: from the state where it has them, else read and recorded."""
+    clock = SystemClock()
+    known: dict[str, int] = {}
+    if not request.offline:
+        known = recorded_counts(counting.ledger, plan, counting.base_url, since=counting.since)
+    counted, facts = await planned(
+        plan,
+        offline=request.offline,
+        client=client,
+        limiter=limiter,
+        clock=clock,
+        say=out.say,
+        interrupt=interrupt,
+        known=known,
+    )
+    record_read_counts(
+        counting.ledger, plan, facts, counting.base_url, now=clock.wall(), known=known
+    )
+    if out.verbose and (line := skipped_reads_line(facts, settings.max_count_age)) is not None:
+        out.say(line)
+    return counted, facts
 
 
 def report_directory_base(request: ApplyRequest, settings: Settings) -> Path:
@@ -647,6 +702,8 @@ async def _run_phase(  # noqa: PLR0913 - one run's collaborators
                 group.cancel_scope.cancel()
     except BaseExceptionGroup as group_error:
         raise collapse(group_error) from group_error
+    if out.verbose and (line := skipped_guard_reads_line(progress.guard_reads_skipped)):
+        out.say(line)
     if interrupt.signal is not None or result is None:
         if part is None:
             ledger.set_run_status(run_id, RunStatus.INTERRUPTED, now=clock.wall())

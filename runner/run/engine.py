@@ -147,10 +147,19 @@ class Engine:
                 return
             await self._trigger_action(action)
 
-    async def _project_busy(self, actions: list[Action]) -> bool:
-        """The in-flight guard: skip a project whose last job (not ours) is still running."""
+    def _guard_reads(self, actions: list[Action]) -> bool:
+        """Whether the in-flight guard must read the project's job list before its triggers."""
         if {self.journal.state(action) for action in actions} != {ActionState.PENDING}:
             return False  # this run already started the project: its jobs are ours
+        if actions[0].project_id in self.journal.ended_projects:
+            self.journal.progress.guard_reads_skipped += 1
+            return False  # the state saw the project's latest job end
+        return True
+
+    async def _project_busy(self, actions: list[Action]) -> bool:
+        """The in-flight guard: skip a project whose last job (not ours) is still running."""
+        if not self._guard_reads(actions):
+            return False
         first = actions[0]
 
         async def latest_jobs() -> Reply[JobPage]:
@@ -170,6 +179,8 @@ class Engine:
         except (ApiError, TransportError):
             return False  # the guard cannot tell; the trigger itself will report any problem
         latest = reply.value.jobs[0] if reply.value.jobs else None
+        if latest is not None:
+            self.journal.seen(first.project_id, latest)
         if latest is None or latest.terminal:
             return False
         reason = (

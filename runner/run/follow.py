@@ -32,6 +32,7 @@ from runner.plan import Action
 from runner.ratelimit import RequestKind
 from runner.run.forecast import COHORT_MIN, Cohort, Prior, Sighting, hypotheses, next_look
 from runner.run.gateway import FATAL_ERRORS
+from runner.run.known import remember_job
 from runner.run.progress import RunProgress
 from runner.store import Store
 
@@ -103,6 +104,7 @@ class Follower:
         self.request = request
         self.ledger = ledger
         self.run_id = run_id
+        self.base_url = ledger.run(run_id).base_url
         self.clock = clock
         self.rng = rng or random_module.Random()
         self.options = options or FollowOptions()
@@ -255,6 +257,13 @@ class Follower:
         tracked.terminal = job.terminal
         if job.terminal:
             self.progress.jobs_done += 1
+            remember_job(
+                self.ledger,
+                self.base_url,
+                tracked.action.project_id,
+                job,
+                now=self.clock.wall(),
+            )
         self.ledger.upsert_job(
             self.run_id,
             job.id,

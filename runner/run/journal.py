@@ -20,6 +20,7 @@ from runner.api import CachedJob, Job, Reply
 from runner.clock import Clock
 from runner.errors import ApiError
 from runner.plan import Action
+from runner.run.known import ended_projects, remember_job
 from runner.run.options import EngineOptions
 from runner.run.progress import ProjectProgress, RunProgress
 from runner.store import ActionState, AttemptOutcome, AttemptRecord, SettledBy, Store
@@ -55,7 +56,10 @@ class Journal:
         self.clock = clock
         self.options = options
         self.progress = progress
-        self.created_by: str | None = ledger.run(run_id).created_by
+        record = ledger.run(run_id)
+        self.created_by: str | None = record.created_by
+        self.base_url = record.base_url
+        self.ended_projects = ended_projects(ledger, record.base_url)  # no in-flight guard read
         self.known_jobs = ledger.known_job_ids()  # attributed to an action: never adopted again
         self.stop_reason: str | None = None
         self.on_job: Callable[[Action, Job], None] | None = None  # e.g. the follower's add
@@ -297,12 +301,17 @@ class Journal:
         ]
         self.event("cached_jobs", key=action.key, jobs=jobs)
 
+    def seen(self, project_id: str, job: Job) -> None:
+        """Remember ``job`` as the project's latest, for the in-flight guard of later runs."""
+        remember_job(self.ledger, self.base_url, project_id, job, now=self.clock.wall())
+
     def _job(self, action: Action, job: Job) -> None:
         if self.created_by is None and job.created_by:
             self.created_by = job.created_by  # this key's user: the job list is filtered by it
             self.ledger.set_created_by(self.run_id, job.created_by)
         if self.on_job is not None:
             self.on_job(action, job)
+        self.seen(action.project_id, job)
         self.ledger.upsert_job(
             self.run_id,
             job.id,

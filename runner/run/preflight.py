@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random as random_module
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 import anyio
@@ -31,7 +31,7 @@ PLANNING_PROGRESS_EVERY = 5.0  # seconds between the planning's progress lines
 Confirm = Callable[[str], bool]  # blocking: shows the question, True to go on
 
 
-async def planned(
+async def planned(  # noqa: PLR0913 - the planning's collaborators, by name
     plan: Plan,
     *,
     offline: bool,
@@ -40,12 +40,19 @@ async def planned(
     clock: Clock,
     say: Say,
     interrupt: Interrupt,
+    known: Mapping[str, int] | None = None,
 ) -> tuple[Plan, RemoteFacts]:
     """:func:`remote_plan` as a phase: a signal during it ends the command with nothing sent."""
     done: tuple[Plan, RemoteFacts] | None = None
     with interrupt.phase():
         done = await remote_plan(
-            plan, offline=offline, client=client, limiter=limiter, clock=clock, say=say
+            plan,
+            offline=offline,
+            client=client,
+            limiter=limiter,
+            clock=clock,
+            say=say,
+            known=known,
         )
     if interrupt.signal is not None or done is None:
         raise RunInterrupted(
@@ -62,11 +69,15 @@ async def remote_plan(
     limiter: RateLimiter,
     clock: Clock,
     say: Say | None = None,
+    known: Mapping[str, int] | None = None,
 ) -> tuple[Plan, RemoteFacts]:
-    """The plan completed with what only the API knows (unless ``offline``)."""
+    """The plan completed with what only the API knows (unless ``offline``).
+
+    ``known``: query counts by project name that need not be read (recorded by an earlier run).
+    """
     if offline:
         return plan, RemoteFacts({}, (), 0)
-    facts = await _remote_facts(plan, client, limiter, clock, say)
+    facts = await _remote_facts(plan, client, limiter, clock, say, known)
     plan = plan.with_query_counts(facts.query_counts)
     return _without_unreachable(plan, facts.problems), facts
 
@@ -122,7 +133,12 @@ async def confirmed(confirm: Confirm | None, interrupt: Interrupt) -> None:
 
 
 async def _remote_facts(
-    plan: Plan, client: MentionLabClient, limiter: RateLimiter, clock: Clock, say: Say | None
+    plan: Plan,
+    client: MentionLabClient,
+    limiter: RateLimiter,
+    clock: Clock,
+    say: Say | None,
+    known: Mapping[str, int] | None,
 ) -> RemoteFacts:
     progress = RunProgress()
     gateway = Gateway(
@@ -134,7 +150,9 @@ async def _remote_facts(
         on_event=None if say is None else _planning_outage(say, progress, clock),
     )
     on_read = None if say is None else _planning_progress(say, clock)
-    facts = await resolve_query_counts(plan, client=client, request=gateway.read, on_read=on_read)
+    facts = await resolve_query_counts(
+        plan, client=client, request=gateway.read, on_read=on_read, known=known
+    )
     refused = [p for p in facts.problems if p.kind == "unauthorized"]
     if refused:
         raise AuthError(refused[0].message, status=401)

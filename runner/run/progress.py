@@ -74,6 +74,7 @@ class RunProgress:
     retries: int = 0
     jobs_followed: int = 0
     jobs_done: int = 0
+    guard_reads_skipped: int = 0  # the state saw the project's latest job end
     stop_reason: str | None = None
     outage: Outage | None = None  # the API is unavailable: nothing is sent but a probe
     projects: dict[str, ProjectProgress] = field(default_factory=dict)

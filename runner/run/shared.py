@@ -8,30 +8,21 @@ again unless ``--new-run`` names a new run with the key.
 The shards of a keyed run (``--shard I/N``) write into one run: the first to arrive records the
 whole plan, the others join it, each applies its part under a lease of its own. Before any of
 them sends, the budget is checked against the whole plan: each shard reads its own projects'
-query counts and records them in the state, then waits until every project's count is known
-(the other shards read theirs meanwhile) and checks the whole plan's cost.
+query counts and records them in the state, then reads the counts no shard has recorded yet,
+and checks the whole plan's cost; the first decision stands for every shard.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-import anyio
-
-from runner.clock import Clock
 from runner.errors import BudgetExceeded, ConfigError
 from runner.plan import Plan
 from runner.plan.shard import Shard
 from runner.run.execute import Part
-from runner.run.signals import Interrupt, Say
 from runner.store import ActionState, RunRecord, RunStatus, Store
 
 WHOLE = "all"  # the part of an unsharded run
 BUDGET_CHECKED = "budget_checked"  # the whole plan passed the budget: any shard may send
 BUDGET_REFUSED = "budget_refused"  # the whole plan did not: no shard sends
-SHARD_WAIT = 600.0  # seconds a shard waits for the other shards' query counts
-COUNT_AGE = 24 * 3600.0  # a count read this long before the run began still counts for it
-_SAID_EVERY = 10.0
 
 
 def part_name(shard: Shard | None) -> str:
@@ -81,45 +72,6 @@ def budget_settled(ledger: Store, run_id: str) -> str | None:
     return None
 
 
-async def whole_plan_counted(  # noqa: PLR0913 - the barrier's collaborators, by name
-    ledger: Store,
-    record: RunRecord,
-    *,
-    base_url: str,
-    since: float,
-    clock: Clock,
-    say: Say,
-    interrupt: Interrupt,
-    wait: float = SHARD_WAIT,
-) -> Plan:
-    """The run's whole plan with every project's query count, once every shard read its own.
-
-    Waits (at most ``wait`` seconds) until the state holds a count read since ``since`` for
-    each project of the run, or until another shard decided the budget; what is still unknown
-    then stays unknown (the budget check says so).
-    """
-    plan = record.plan
-    names = {a.project_id: a.project for a in plan.actions}
-    deadline = clock.monotonic() + wait
-    said = clock.monotonic()
-    with interrupt.phase():
-        while True:
-            counts = ledger.query_counts(base_url, since=since)
-            missing = names.keys() - counts.keys()
-            if not missing or budget_settled(ledger, record.run_id) is not None:
-                break
-            if clock.monotonic() >= deadline:
-                say(f"the other shards did not read {len(missing)} projects' query counts")
-                break
-            if clock.monotonic() - said >= _SAID_EVERY:
-                said = clock.monotonic()
-                known = len(names) - len(missing)
-                say(f"waiting for the other shards: {known} of {len(names)} query counts known")
-            await anyio.sleep(1.0)
-    counted = {names[pid]: count for pid, count in counts.items() if pid in names}
-    return plan.with_query_counts(counted)
-
-
 def decide_budget(
     ledger: Store, run_id: str, whole: Plan, *, allow_unknown_cost: bool, now: float
 ) -> None:
@@ -136,9 +88,3 @@ def decide_budget(
     with ledger.transaction():
         ledger.set_plan(run_id, whole)
         ledger.record_event(run_id, BUDGET_CHECKED, now=now)
-
-
-def counts_by_id(plan: Plan, counts: Mapping[str, int]) -> dict[str, int]:
-    """Query counts by project name (as the plan carries them) turned into counts by id."""
-    ids = {a.project: a.project_id for a in plan.actions}
-    return {ids[name]: count for name, count in counts.items() if name in ids}
