@@ -42,6 +42,13 @@ def _no_real_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect_ex", guarded_connect_ex)
 
 
+@pytest.fixture(autouse=True)
+def _not_in_a_ci_job(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The suite behaves alike on a laptop and in CI: no run key from the CI job running it."""
+    for name in ("GITHUB_ACTIONS", "GITLAB_CI", "MLRUN_RUN_KEY"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def anyio_backend() -> tuple[str, dict[str, Any]]:
     """Every async test runs on trio with a mock clock: sleeps are instant, time is virtual."""

@@ -29,7 +29,9 @@ def free_port() -> int:
         return port
 
 
-PRIVATE = ("MENTIONLAB_", "MLRUN_")  # what the caller's environment must not lend a command
+# What the caller's environment must not lend a command: its key, its state, its CI job (a
+# CI provider's variables name a run key of their own).
+PRIVATE = ("MENTIONLAB_", "MLRUN_", "GITHUB_", "GITLAB_", "CI_")
 
 
 def clean_env(*, drop: tuple[str, ...] = PRIVATE, **extra: str) -> dict[str, str]:
