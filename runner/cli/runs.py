@@ -55,7 +55,8 @@ def _use_color() -> bool:
 def runs(state: str | None, state_dir: Path | None, output_format: str, limit: int) -> None:
     """List past runs from the ledger, newest first.
 
-    For each: run id, start, status, actions and their outcomes, and the run's exit code.
+    For each: run id and key, start, who or which CI job started it, commit, status, the
+    actions' outcomes, the executions the API counted (of those expected), and the exit code.
     """
     from runner.run.status import list_runs  # noqa: PLC0415
     from runner.store import ledger_file, state_location  # noqa: PLC0415 - fast --help
@@ -73,14 +74,17 @@ def runs(state: str | None, state_dir: Path | None, output_format: str, limit: i
 
 
 def _runs_table(rows: list[dict[str, Any]]) -> str:
-    table = [("RUN", "STARTED", "STATUS", "ACTIONS", "OUTCOMES", "EXIT")]
+    table = [("RUN", "KEY", "STARTED", "BY", "COMMIT", "STATUS", "OUTCOMES", "EXECUTIONS", "EXIT")]
     table += [
         (
             row["runId"],
+            row["runKey"] or "-",
             str(row["startedAt"]).replace("T", " ")[:19],
+            row["startedBy"] or "-",
+            (row["commit"] or "-")[:10],
             row["status"],
-            str(row["actions"]),
             ", ".join(f"{count} {name}" for name, count in row["outcomes"].items()) or "-",
+            _executions(row["executions"]),
             str(row["exitCode"]),
         )
         for row in rows
@@ -90,6 +94,12 @@ def _runs_table(rows: list[dict[str, Any]]) -> str:
         "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
         for line in table
     )
+
+
+def _executions(executions: dict[str, int | None]) -> str:
+    """``88 of 88``: the executions the API counted, of those the plan expected."""
+    expected = "?" if executions["expected"] is None else f"{executions['expected']:,}"
+    return f"{executions['total'] or 0:,} of {expected}"
 
 
 # -- mlrun report ---------------------------------------------------------------------------------

@@ -55,11 +55,13 @@ async def resolve_query_counts(
     request: Requester,
     on_read: Callable[[int, int], None] | None = None,
     known: Mapping[str, int] | None = None,
+    on_count: Callable[[Action, int], None] | None = None,
 ) -> RemoteFacts:
     """Each planned project's query count, one request per project not in ``known``.
 
     ``known`` holds counts by project name that need no request. ``on_read(done, total)`` is
-    called as each project is read (or found unreachable).
+    called as each project is read (or found unreachable), ``on_count(action, count)`` with
+    each count read.
     """
     first_action, counts = _to_read(plan, known or {})
     reused = len(counts)
@@ -90,6 +92,8 @@ async def resolve_query_counts(
             problems.append(_problem(action, exc))
             return
         counts[action.project] = reply.value.page.total_records
+        if on_count is not None:
+            on_count(action, reply.value.page.total_records)
 
     projects = list(first_action.values())
     if projects:  # the first alone: a wrong URL or a dead API is told in seconds, once

@@ -17,12 +17,17 @@ Env = Mapping[str, str]
 
 @dataclass(frozen=True)
 class CiInfo:
-    """The CI system, commit and run a report was produced in; all None outside CI."""
+    """The CI system, commit and run a report was produced in, and who started it.
+
+    Outside CI only ``actor`` may be known: the local user.
+    """
 
     provider: str | None = None
     commit: str | None = None
     run_id: str | None = None
     run_url: str | None = None
+    job: str | None = None  # the CI job's name
+    actor: str | None = None  # who started the CI run, or the local user
 
     def to_json(self) -> dict[str, Any]:
         """The ``run.ci`` object of the report's JSON form."""
@@ -31,7 +36,16 @@ class CiInfo:
             "commit": self.commit,
             "runId": self.run_id,
             "runUrl": self.run_url,
+            "job": self.job,
+            "actor": self.actor,
         }
+
+    def started_by(self) -> str | None:
+        """``octocat (github job apply)``, ``alice``: who or which CI job started the run."""
+        where = " ".join(part for part in (self.provider, self.job and f"job {self.job}") if part)
+        if self.actor and where:
+            return f"{self.actor} ({where})"
+        return self.actor or where or None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CiInfo:
@@ -41,6 +55,8 @@ class CiInfo:
             commit=_text(data.get("commit")),
             run_id=_text(data.get("runId")),
             run_url=_text(data.get("runUrl")),
+            job=_text(data.get("job")),
+            actor=_text(data.get("actor")),
         )
 
 
@@ -104,6 +120,16 @@ _PROVIDERS: tuple[
 )
 
 
+# (provider, its job's name, who started the CI run)
+_WHO: dict[str, tuple[str, str]] = {
+    "github": ("GITHUB_JOB", "GITHUB_ACTOR"),
+    "gitlab": ("CI_JOB_NAME", "GITLAB_USER_LOGIN"),
+    "buildkite": ("BUILDKITE_LABEL", "BUILDKITE_BUILD_CREATOR"),
+    "circleci": ("CIRCLE_JOB", "CIRCLE_USERNAME"),
+    "jenkins": ("JOB_NAME", "BUILD_USER_ID"),
+}
+_LOCAL_USER = ("USER", "USERNAME", "LOGNAME")
+
 CI_VARIABLES = (
     "GITHUB_SHA",
     "GITHUB_RUN_ID",
@@ -125,6 +151,7 @@ CI_VARIABLES = (
     "GIT_COMMIT",
     "BUILD_ID",
     "BUILD_URL",
+    *(name for pair in _WHO.values() for name in pair),
 )
 """Every variable :func:`ci_info` reads: what a run should record in its metadata."""
 
@@ -134,7 +161,13 @@ def ci_info(env: Env) -> CiInfo:
     for provider, marker, commit, run_id, run_url in _PROVIDERS:
         if env.get(marker):
             url = run_url(env)
+            job, actor = _WHO[provider]
             return CiInfo(
-                provider, commit(env), run_id(env), None if url is None else safe_url(url)
+                provider,
+                commit(env),
+                run_id(env),
+                None if url is None else safe_url(url),
+                job=env.get(job) or None,
+                actor=env.get(actor) or None,
             )
-    return CiInfo()
+    return CiInfo(actor=_first(*_LOCAL_USER)(env))

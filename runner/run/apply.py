@@ -20,14 +20,22 @@ import anyio
 
 from runner.api import MentionLabClient
 from runner.clock import Clock, SystemClock
-from runner.errors import ConfigError, LeaseLost, LedgerError, MlrunError, UsageError, collapse
+from runner.errors import (
+    BudgetExceeded,
+    ConfigError,
+    LeaseLost,
+    LedgerError,
+    MlrunError,
+    UsageError,
+    collapse,
+)
 from runner.manifest.model import Settings, settings_from_json
 from runner.plan import Plan, Selection
 from runner.plan.changes import nothing_to_apply
 from runner.plan.local import local_plan
 from runner.plan.planfile import read_saved_plan, verify_saved_plan
 from runner.plan.remote import ProjectProblem, RemoteFacts
-from runner.plan.shard import Shard, shard_settings, split_for_shard
+from runner.plan.shard import Shard, shard_of, shard_settings, split_for_shard
 from runner.ratelimit import RateLimiter
 from runner.report import Report, build_report, write_reports
 from runner.report.words import plural
@@ -38,11 +46,15 @@ from runner.run.execute import (
     execute,
     new_run_id,
     run_metadata,
+    set_status,
     start_run,
 )
 from runner.run.follow import FollowOptions
 from runner.run.known import (
-    record_read_counts,
+    Counting,
+    Others,
+    count_recorder,
+    count_the_rest,
     recorded_counts,
     skipped_guard_reads_line,
     skipped_reads_line,
@@ -53,6 +65,7 @@ from runner.run.preflight import Confirm, check_budget, confirmed, plan_line, pl
 from runner.run.progress import ProgressView, RunProgress, ViewOptions
 from runner.run.runkey import lease_key, run_key
 from runner.run.shared import (
+    BUDGET_REFUSED,
     budget_settled,
     check_same_manifest,
     decide_budget,
@@ -429,7 +442,11 @@ def _continue_keyed(
         )
         report, files = write_run_report(ledger, run_id, request, keyed.settings, env, part)
         return ApplyResult(keyed.plan, keyed.settings, None, (), ledger.location, report, files)
-    to_plan = request.shard is not None and budget_settled(ledger, run_id) is None
+    settled = budget_settled(ledger, run_id)
+    if settled == BUDGET_REFUSED:
+        set_status(ledger, run_id, part, RunStatus.FAILED, SystemClock().wall())
+        raise BudgetExceeded(f"run {run_id} ({keyed.key}): the whole plan is over the budget")
+    to_plan = request.shard is not None and settled is None
     verb = "continuing" if part_started(ledger, run_id, part) else "joining"
     out.say(f"{verb} run {run_id} ({keyed.key}), part {part_name(request.shard)}")
     state_file = sandbox_state_file(ledger, run_id)
@@ -445,7 +462,14 @@ def _continue_keyed(
                 limiter = make_limiter(keyed.settings, clock, request.concurrency)
                 if to_plan:
                     await _plan_the_shared_run(
-                        keyed, record, client, limiter, ledger, out, interrupt
+                        keyed,
+                        record,
+                        part,
+                        client=client,
+                        limiter=limiter,
+                        ledger=ledger,
+                        out=out,
+                        interrupt=interrupt,
                     )
                 summary = await _run_phase(
                     run_id=run_id,
@@ -468,9 +492,11 @@ def _continue_keyed(
         return interruptible(lambda i: under_lease(ledger, lambda: body(i)), out.say)
 
 
-async def _plan_the_shared_run(
+async def _plan_the_shared_run(  # noqa: PLR0913 - the shard's collaborators
     keyed: Keyed,
     record: RunRecord,
+    part: Part | None,
+    *,
     client: MentionLabClient,
     limiter: RateLimiter,
     ledger: Store,
@@ -488,8 +514,8 @@ async def _plan_the_shared_run(
     since = min(clock.wall() - settings.max_count_age, record.started_at)
     counting = Counting(ledger, record.base_url, since)
 
-    async def count(plan: Plan) -> Plan:
-        counted, _facts = await _counted(
+    async def count(plan: Plan) -> tuple[Plan, RemoteFacts]:
+        return await _counted(
             plan,
             counting,
             request=request,
@@ -499,28 +525,48 @@ async def _plan_the_shared_run(
             out=out,
             interrupt=interrupt,
         )
-        return counted
 
-    await count(keyed.plan)
-    whole = await count(record.plan)
-    decide_budget(
-        ledger,
-        record.run_id,
-        whole,
-        allow_unknown_cost=request.allow_unknown_cost,
-        now=clock.wall(),
-    )
+    whole = record.plan  # offline: as planned (a saved plan's counts, or none)
+    if not request.offline and (shard := request.shard) is not None:
+        others = _other_shards(shard, keyed, record, ledger, clock)
+        counted = await count_the_rest(
+            whole, counting, count, own=keyed.plan, others=others, batch=settings.concurrency
+        )
+        if counted is None:  # another shard decided the budget meanwhile
+            if budget_settled(ledger, record.run_id) == BUDGET_REFUSED:
+                set_status(ledger, record.run_id, part, RunStatus.FAILED, clock.wall())
+                raise BudgetExceeded(f"run {record.run_id}: the whole plan is over the budget")
+            return
+        whole = counted
+    try:
+        decide_budget(
+            ledger,
+            record.run_id,
+            whole,
+            allow_unknown_cost=request.allow_unknown_cost,
+            now=clock.wall(),
+        )
+    except BudgetExceeded:
+        set_status(ledger, record.run_id, part, RunStatus.FAILED, clock.wall())
+        raise
     out.say(f"plan: {plan_line(whole, offline=request.offline)}")
     await confirmed(out.confirm, interrupt)
 
 
-@dataclass(frozen=True)
-class Counting:
-    """Where a planning finds the query counts an earlier read recorded, and records its own."""
+def _other_shards(
+    shard: Shard, keyed: Keyed, record: RunRecord, ledger: Store, clock: Clock
+) -> Others:
+    """The shards beside this one: which are at work (they hold their part's lease)."""
 
-    ledger: Store
-    base_url: str
-    since: float  # counts read before this (wall clock) are read again
+    def working(project: str) -> bool:
+        owner = Shard(shard_of(project, shard.count), shard.count)
+        return owner != shard and ledger.held_by_another(lease_key(keyed.key, str(owner)))
+
+    return Others(
+        working=working,
+        decided=lambda: budget_settled(ledger, record.run_id) is not None,
+        clock=clock,
+    )
 
 
 async def _counted(  # noqa: PLR0913 - the planning's collaborators, by name
@@ -548,9 +594,7 @@ async def _counted(  # noqa: PLR0913 - the planning's collaborators, by name
         say=out.say,
         interrupt=interrupt,
         known=known,
-    )
-    record_read_counts(
-        counting.ledger, plan, facts, counting.base_url, now=clock.wall(), known=known
+        on_count=count_recorder(counting, clock.wall),
     )
     if out.verbose and (line := skipped_reads_line(facts, settings.max_count_age)) is not None:
         out.say(line)
@@ -705,10 +749,7 @@ async def _run_phase(  # noqa: PLR0913 - one run's collaborators
     if out.verbose and (line := skipped_guard_reads_line(progress.guard_reads_skipped)):
         out.say(line)
     if interrupt.signal is not None or result is None:
-        if part is None:
-            ledger.set_run_status(run_id, RunStatus.INTERRUPTED, now=clock.wall())
-        else:
-            ledger.set_part_status(run_id, part.name, RunStatus.INTERRUPTED, now=clock.wall())
+        set_status(ledger, run_id, part, RunStatus.INTERRUPTED, clock.wall())
         return None
     return result
 

@@ -186,7 +186,7 @@ async def execute(  # noqa: PLR0913 - the run's collaborators are injected
         journal.on_job = follower.add
         _follow_running_jobs(ledger, run_id, follower, keys)
     actions = [a for a in ledger.run(run_id).plan.actions if keys is None or a.key in keys]
-    _set_status(ledger, run_id, part, RunStatus.RUNNING, clock.wall())
+    set_status(ledger, run_id, part, RunStatus.RUNNING, clock.wall())
     status = RunStatus.INTERRUPTED
     try:
         triggers_done = anyio.Event()
@@ -200,7 +200,7 @@ async def execute(  # noqa: PLR0913 - the run's collaborators are injected
             status = RunStatus.INTERRUPTED
     finally:
         with anyio.CancelScope(shield=True):  # noqa: ASYNC100 - shields a sync write
-            _set_status(ledger, run_id, part, status, clock.wall())
+            set_status(ledger, run_id, part, status, clock.wall())
     return RunSummary(
         run_id=run_id,
         status=status,
@@ -210,7 +210,7 @@ async def execute(  # noqa: PLR0913 - the run's collaborators are injected
     )
 
 
-def _set_status(
+def set_status(
     ledger: Store, run_id: str, part: Part | None, status: RunStatus, now: float
 ) -> None:
     """The run's status, or its part's and then the run's as the parts' combine."""

@@ -2,8 +2,8 @@
 
 The rate budget is a run's bottleneck, so every request must earn its place. A project's query
 count read within ``settings.plan.maxCountAge`` by any run against the same API is taken from the
-state instead of read again. Only counts that were read are recorded, with the time of the read:
-a count taken from the state is never made younger by being used.
+state instead of read again. Each count is recorded as it is read, with the time of the read: a
+count taken from the state is never made younger by being used.
 
 Likewise the in-flight guard does not read the job list of a project whose latest job the state
 saw reach a terminal status (the trigger's answer, a poll, the guard's own read record it); a
@@ -12,13 +12,76 @@ project the state knows nothing about, or whose job it last saw running, is read
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+
+import anyio
 
 from runner.api import Job
+from runner.clock import Clock
 from runner.isotime import epoch_seconds
-from runner.plan import Plan
-from runner.plan.remote import RemoteFacts
+from runner.plan import Action, Plan
+from runner.plan.remote import ProjectProblem, RemoteFacts
+from runner.run.preflight import without_unreachable
 from runner.store import Store
+
+
+@dataclass(frozen=True)
+class Counting:
+    """Where a planning finds the query counts an earlier read recorded, and records its own."""
+
+    ledger: Store
+    base_url: str
+    since: float  # counts read before this (wall clock) are read again
+
+
+Count = Callable[[Plan], Awaitable[tuple[Plan, RemoteFacts]]]  # counts a plan: state, then API
+
+
+@dataclass(frozen=True)
+class Others:
+    """The other shards of a run, as one shard counting the whole plan sees them."""
+
+    working: Callable[[str], bool]  # whether the project's own shard is at work elsewhere
+    decided: Callable[[], bool]  # whether a shard decided the run's budget already
+    clock: Clock
+    wait: float = 600.0  # seconds to wait for working shards' counts, then read them here
+
+
+async def count_the_rest(
+    whole: Plan, counting: Counting, count: Count, *, own: Plan, others: Others, batch: int
+) -> Plan | None:
+    """``whole`` with every project's count, or None once another shard decided the budget.
+
+    The shards of one run call this side by side. Each reads its ``own`` projects' counts, in
+    batches of ``batch``, the state read again before each; then it waits for the counts of
+    projects whose shard is at work elsewhere, and reads those of shards that are not (not
+    started, or gone), so a shard alone still counts the whole plan, and side by side each
+    project is read about once.
+    """
+    mine = {a.project for a in own.actions}
+    order = sorted(dict.fromkeys(a.project for a in whole.actions), key=lambda p: p not in mine)
+    tried: set[str] = set()
+    problems: list[ProjectProblem] = []
+    deadline = others.clock.monotonic() + others.wait
+    while True:
+        known = recorded_counts(counting.ledger, whole, counting.base_url, since=counting.since)
+        missing = [p for p in order if p not in known and p not in tried]
+        if not missing:
+            return without_unreachable(whole.with_query_counts(known), problems)
+        if others.decided():
+            return None
+        patient = others.clock.monotonic() < deadline
+        chosen = [p for p in missing if p in mine or not (patient and others.working(p))]
+        if not chosen:
+            await anyio.sleep(1.0)
+            continue
+        batched = set(chosen[: max(1, batch)])
+        tried.update(batched)
+        _counted, facts = await count(
+            replace(whole, actions=tuple(a for a in whole.actions if a.project in batched))
+        )
+        problems.extend(facts.problems)
 
 
 def recorded_counts(ledger: Store, plan: Plan, base_url: str, *, since: float) -> dict[str, int]:
@@ -27,24 +90,15 @@ def recorded_counts(ledger: Store, plan: Plan, base_url: str, *, since: float) -
     return {a.project: by_id[a.project_id] for a in plan.actions if a.project_id in by_id}
 
 
-def record_read_counts(
-    ledger: Store,
-    plan: Plan,
-    facts: RemoteFacts,
-    base_url: str,
-    *,
-    now: float,
-    known: Mapping[str, int],
-) -> None:
-    """Record the counts this planning read (not the ones it was given) for later runs."""
-    ids = {a.project: a.project_id for a in plan.actions}
-    read = {
-        ids[name]: count
-        for name, count in facts.query_counts.items()
-        if name in ids and name not in known
-    }
-    if read:
-        ledger.record_query_counts(base_url, read, now=now)
+def count_recorder(counting: Counting, now: Callable[[], float]) -> Callable[[Action, int], None]:
+    """Records each count as it is read, for later runs and for the other shards of this one."""
+
+    def record(action: Action, queries: int) -> None:
+        counting.ledger.record_query_counts(
+            counting.base_url, {action.project_id: queries}, now=now()
+        )
+
+    return record
 
 
 def skipped_reads_line(facts: RemoteFacts, max_age: float) -> str | None:

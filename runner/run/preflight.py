@@ -18,7 +18,7 @@ import anyio
 from runner.api import MentionLabClient
 from runner.clock import Clock
 from runner.errors import AuthError, BudgetExceeded, RunInterrupted
-from runner.plan import Plan
+from runner.plan import Action, Plan
 from runner.plan.remote import ProjectProblem, RemoteFacts, resolve_query_counts
 from runner.ratelimit import RateLimiter
 from runner.run.gateway import Gateway
@@ -29,6 +29,7 @@ from runner.run.signals import Interrupt, Say
 PLANNING_PROGRESS_EVERY = 5.0  # seconds between the planning's progress lines
 
 Confirm = Callable[[str], bool]  # blocking: shows the question, True to go on
+OnCount = Callable[[Action, int], None]  # told each query count as it is read
 
 
 async def planned(  # noqa: PLR0913 - the planning's collaborators, by name
@@ -41,6 +42,7 @@ async def planned(  # noqa: PLR0913 - the planning's collaborators, by name
     say: Say,
     interrupt: Interrupt,
     known: Mapping[str, int] | None = None,
+    on_count: OnCount | None = None,
 ) -> tuple[Plan, RemoteFacts]:
     """:func:`remote_plan` as a phase: a signal during it ends the command with nothing sent."""
     done: tuple[Plan, RemoteFacts] | None = None
@@ -53,6 +55,7 @@ async def planned(  # noqa: PLR0913 - the planning's collaborators, by name
             clock=clock,
             say=say,
             known=known,
+            on_count=on_count,
         )
     if interrupt.signal is not None or done is None:
         raise RunInterrupted(
@@ -61,7 +64,7 @@ async def planned(  # noqa: PLR0913 - the planning's collaborators, by name
     return done
 
 
-async def remote_plan(
+async def remote_plan(  # noqa: PLR0913 - the planning's collaborators, by name
     plan: Plan,
     *,
     offline: bool,
@@ -70,16 +73,18 @@ async def remote_plan(
     clock: Clock,
     say: Say | None = None,
     known: Mapping[str, int] | None = None,
+    on_count: OnCount | None = None,
 ) -> tuple[Plan, RemoteFacts]:
     """The plan completed with what only the API knows (unless ``offline``).
 
-    ``known``: query counts by project name that need not be read (recorded by an earlier run).
+    ``known``: query counts by project name that need not be read (recorded by an earlier run);
+    ``on_count(action, count)`` is told each count as it is read.
     """
     if offline:
         return plan, RemoteFacts({}, (), 0)
-    facts = await _remote_facts(plan, client, limiter, clock, say, known)
+    facts = await _remote_facts(plan, client, limiter, clock, say, known=known, on_count=on_count)
     plan = plan.with_query_counts(facts.query_counts)
-    return _without_unreachable(plan, facts.problems), facts
+    return without_unreachable(plan, facts.problems), facts
 
 
 def check_budget(plan: Plan, *, allow_unknown_cost: bool) -> None:
@@ -138,7 +143,9 @@ async def _remote_facts(
     limiter: RateLimiter,
     clock: Clock,
     say: Say | None,
+    *,
     known: Mapping[str, int] | None,
+    on_count: OnCount | None,
 ) -> RemoteFacts:
     progress = RunProgress()
     gateway = Gateway(
@@ -151,7 +158,7 @@ async def _remote_facts(
     )
     on_read = None if say is None else _planning_progress(say, clock)
     facts = await resolve_query_counts(
-        plan, client=client, request=gateway.read, on_read=on_read, known=known
+        plan, client=client, request=gateway.read, on_read=on_read, known=known, on_count=on_count
     )
     refused = [p for p in facts.problems if p.kind == "unauthorized"]
     if refused:
@@ -186,7 +193,8 @@ def _planning_outage(say: Say, progress: RunProgress, clock: Clock) -> Callable[
     return on_event
 
 
-def _without_unreachable(plan: Plan, problems: Sequence[ProjectProblem]) -> Plan:
+def without_unreachable(plan: Plan, problems: Sequence[ProjectProblem]) -> Plan:
+    """``plan`` without the projects the API could not reach, each a skip with its reason."""
     bad = {p.project for p in problems}
     if not bad:
         return plan

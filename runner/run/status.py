@@ -89,15 +89,20 @@ class RunLine:
     report: Report
 
     def to_json(self) -> dict[str, object]:
-        """``{runId, startedAt, finishedAt, status, actions, outcomes, exitCode}``."""
+        """``{runId, runKey, startedAt, finishedAt, status, commit, startedBy, actions, outcomes,
+        executions: {expected, total}, exitCode}``."""
         run, tally = self.report.run, self.report.totals.run
         return {
             "runId": run.run_id,
+            "runKey": self.record.run_key,
             "startedAt": run.started_at,
             "finishedAt": run.finished_at,
             "status": run.status,
+            "commit": run.ci.commit,
+            "startedBy": run.ci.started_by(),
             "actions": tally.actions,
             "outcomes": {str(outcome): count for outcome, count in tally.outcomes},
+            "executions": {"expected": tally.expected, "total": tally.counters.total},
             "exitCode": int(self.report.exit_code()),
         }
 

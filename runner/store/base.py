@@ -87,6 +87,10 @@ class Store(ABC):
         Refused with a :class:`LedgerError` naming the holder when another process holds it.
         """
 
+    @abstractmethod
+    def held_by_another(self, key: str) -> bool:
+        """Whether another live process holds ``key`` now (a shard of the run still working)."""
+
     @property
     @abstractmethod
     def heartbeat(self) -> float | None:

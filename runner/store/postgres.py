@@ -259,6 +259,10 @@ class PostgresStore(SqlStore):
         )
         return None if row is None else LeaseHolder(*row)
 
+    def held_by_another(self, key: str) -> bool:
+        row = self._read_one("SELECT token FROM leases WHERE key=? AND expires_at > now()", (key,))
+        return row is not None and (self._lease is None or row[0] != self._lease.token)
+
     @property
     def heartbeat(self) -> float | None:
         return None if self._lease is None else self.timings.heartbeat

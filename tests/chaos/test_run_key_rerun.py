@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from chaos.chaos_support import (
+    ServedSandbox,
     compare_triggers,
     full_counts,
     mlrun_command,
@@ -52,21 +53,22 @@ def test_a_killed_job_rerun_in_a_fresh_directory_with_its_run_key_pays_once(
     backend = "postgresql" if "://" in state else "sqlite"
     rng = random.Random(f"run-key-{backend}")
     points = _kill_points(request.config)
-    lost = duplicates = 0
+    lost = duplicates = mid_run = 0
     for point in range(points):
-        lost_here, duplicates_here = _killed_then_rerun(
-            tmp_path / f"k{point}", state, point, delay=rng.uniform(0.3, 2.5)
+        lost_here, duplicates_here, sent_before = _killed_then_rerun(
+            tmp_path / f"k{point}", state, point, rng=rng
         )
         lost += lost_here
         duplicates += duplicates_here
-    backend = "postgresql" if "://" in state else "sqlite"
-    record(
-        f"run key re-run after SIGKILL ({backend})", kills=points, lost=lost, duplicated=duplicates
-    )
+        mid_run += sent_before > 0
+    figures = {"kills": points, "after_a_trigger": mid_run, "lost": lost, "duplicated": duplicates}
+    record(f"run key re-run after SIGKILL ({backend})", **figures)
     assert (lost, duplicates) == (0, 0)
 
 
-def _killed_then_rerun(root: Path, state: str, point: int, *, delay: float) -> tuple[int, int, int]:
+def _killed_then_rerun(
+    root: Path, state: str, point: int, *, rng: random.Random
+) -> tuple[int, int, int]:
     """Lost and duplicated triggers, and how many the killed process had sent."""
     first, second = root / "first", root / "second"
     first.mkdir(parents=True)
@@ -85,7 +87,7 @@ def _killed_then_rerun(root: Path, state: str, point: int, *, delay: float) -> t
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        time.sleep(delay)
+        _wait_for_triggers(sandbox, process, rng.randint(0, len(planned) - 1))
         process.send_signal(signal.SIGKILL)
         process.wait()
         sent_before = len(sandbox.truth()["triggers"])
@@ -100,3 +102,13 @@ def _killed_then_rerun(root: Path, state: str, point: int, *, delay: float) -> t
         assert len(truth["triggers"]) == before  # the finished run was not applied again
         tally = compare_triggers(planned, truth["triggers"])
     return tally.lost, tally.duplicates + tally.unexpected, sent_before
+
+
+def _wait_for_triggers(
+    sandbox: ServedSandbox, process: subprocess.Popen[bytes], count: int
+) -> None:
+    """Until the sandbox processed ``count`` triggers (0: kill while planning, or just after)."""
+    deadline = time.monotonic() + 30.0
+    while len(sandbox.truth()["triggers"]) < count and process.poll() is None:
+        assert time.monotonic() < deadline, "the run did not get there in time"
+        time.sleep(0.01)

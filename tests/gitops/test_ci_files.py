@@ -31,6 +31,8 @@ def test_action_yml_is_a_composite_action_with_the_documented_inputs() -> None:
         "python-version",
         "args",
         "sandbox",
+        "state",
+        "run-key",
         "report-dir",
     }
     assert action["runs"]["using"] == "composite"
@@ -39,7 +41,11 @@ def test_action_yml_is_a_composite_action_with_the_documented_inputs() -> None:
     assert uses[0].startswith("actions/setup-python@")
     assert any(u.startswith("actions/upload-artifact@") for u in uses)
     install = next(s["run"] for s in steps if s.get("name") == "Install mlrun")
-    assert 'pip install --disable-pip-version-check "${{ github.action_path }}"' in install
+    assert (
+        'pip install --disable-pip-version-check "${{ github.action_path }}[postgres]"' in install
+    )
+    run_env = next(s for s in steps if s.get("id") == "run")["env"]
+    assert run_env["MLRUN_STATE"] == "${{ inputs.state }}"  # mlrun reads it itself
     upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@"))
     assert "always()" in upload["if"]
     assert all("shell" in s for s in steps if "run" in s)  # composite steps must name a shell
