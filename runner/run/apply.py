@@ -29,6 +29,7 @@ from runner.run.lease import under_lease
 from runner.run.preflight import Confirm, check_budget, planned
 from runner.run.progress import ViewOptions
 from runner.run.runkey import run_key
+from runner.run.shared import lock_run
 from runner.run.signals import Interrupt, Say, interruptible
 from runner.run.steps import (
     ApplyRequest,
@@ -193,8 +194,8 @@ def _resume(request: ApplyRequest, *, out: Output, env: Mapping[str, str]) -> Ap
         raise ConfigError(f"nothing to resume: no ledger at {ledger_path}")
     with open_store(request.state) as ledger:
         run_id = ledger.resolve_run_id(request.resume or "last")
-        ledger.lock(run_lease_key(run_id), wait=request.lock_timeout)
         record = ledger.run(run_id)
+        lock_run(ledger, record, wait=request.lock_timeout)
         target = pinned_target(record, sandbox=request.sandbox, base_url=request.base_url, env=env)
         settings = _resumed_settings(request, record)
         request = resumed_request(request, record)

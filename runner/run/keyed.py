@@ -27,6 +27,7 @@ from runner.run.shared import (
     budget_settled,
     check_same_manifest,
     decide_budget,
+    lock_part,
     part_ended,
     part_name,
     part_of,
@@ -74,7 +75,7 @@ def apply_keyed(keyed: Keyed, ledger: Store, out: Output, env: Mapping[str, str]
     """Start the run named ``keyed.key``, join it (another shard), or continue it (a re-run)."""
     request = keyed.request
     clock = SystemClock()
-    ledger.lock(lease_key(keyed.key, part_name(request.shard)), wait=request.lock_timeout)
+    lock_part(ledger, keyed.key, request.shard, wait=request.lock_timeout)
     existing = ledger.run_by_key(keyed.key)
     replacing = None
     if existing is not None and request.new_run:

@@ -14,11 +14,12 @@ and checks the whole plan's cost; the first decision stands for every shard.
 
 from __future__ import annotations
 
-from runner.errors import BudgetExceeded, ConfigError
+from runner.errors import BudgetExceeded, ConfigError, LedgerError
 from runner.plan import Plan
 from runner.plan.shard import Shard
 from runner.run.execute import Part
-from runner.store import ActionState, RunRecord, RunStatus, Store
+from runner.run.runkey import lease_key
+from runner.store import ActionState, RunRecord, RunStatus, Store, run_lease_key
 
 WHOLE = "all"  # the part of an unsharded run
 BUDGET_CHECKED = "budget_checked"  # the whole plan passed the budget: any shard may send
@@ -28,6 +29,39 @@ BUDGET_REFUSED = "budget_refused"  # the whole plan did not: no shard sends
 def part_name(shard: Shard | None) -> str:
     """``2/4`` for a shard, ``all`` for a whole run."""
     return WHOLE if shard is None else str(shard)
+
+
+def lock_part(ledger: Store, key: str, shard: Shard | None, *, wait: float) -> None:
+    """Become the one writer of a keyed run's part: the whole run, or shard ``I/N`` of it.
+
+    The parts of one run are applied side by side; the whole run (``mlrun apply --resume``,
+    ``mlrun status``, an unsharded apply) never beside any of its parts.
+    """
+    ledger.lock(lease_key(key, part_name(shard)), wait=wait)
+    others = [WHOLE] if shard is not None else [str(Shard(i, n)) for i, n in _parts(ledger, key)]
+    for other in others:
+        if ledger.held_by_another(lease_key(key, other)):
+            whole = "the whole run" if other == WHOLE else f"its part {other}"
+            raise LedgerError(
+                f"run key {key!r}: another process is applying {whole}; wait for it to end, or "
+                "use --lock-timeout SECONDS to wait"
+            )
+
+
+def lock_run(ledger: Store, record: RunRecord, *, wait: float) -> None:
+    """Become the one writer of the whole run ``record`` (resume, status), keyed or not."""
+    if record.run_key is None:
+        ledger.lock(run_lease_key(record.run_id), wait=wait)
+    else:
+        lock_part(ledger, record.run_key, None, wait=wait)
+
+
+def _parts(ledger: Store, key: str) -> list[tuple[int, int]]:
+    record = ledger.run_by_key(key)
+    if record is None:
+        return []
+    parts = [Shard.parse(name) for name in ledger.parts(record.run_id) if name != WHOLE]
+    return [(part.index, part.count) for part in parts]
 
 
 def part_of(plan: Plan, shard: Shard | None) -> Part | None:

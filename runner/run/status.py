@@ -34,6 +34,7 @@ from runner.run.gateway import Gateway
 from runner.run.lease import under_lease
 from runner.run.options import EngineOptions
 from runner.run.progress import RunProgress
+from runner.run.shared import lock_run
 from runner.run.target import Target, pinned_target
 from runner.run.wiring import kept_sandbox, make_client, make_limiter, sandbox_state_file
 from runner.store import (
@@ -45,7 +46,6 @@ from runner.store import (
     Store,
     ledger_file,
     open_store,
-    run_lease_key,
 )
 
 if TYPE_CHECKING:
@@ -172,7 +172,7 @@ def refresh_status(
     env = os.environ if env is None else env
     with open_store(existing_ledger(request.state)) as ledger:
         run_id = resolve_run(ledger, request.run)
-        ledger.lock(run_lease_key(run_id), wait=request.lock_timeout)
+        lock_run(ledger, ledger.run(run_id), wait=request.lock_timeout)
         jobs = outstanding_jobs(ledger.actions(run_id), ledger.jobs(run_id))
         requests, interrupted = 0, False
         if jobs:

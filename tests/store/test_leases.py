@@ -17,8 +17,10 @@ import httpx
 import pytest
 from runner.errors import LeaseLost, LedgerError, collapse
 from runner.plan import Plan
+from runner.plan.shard import Shard
 from runner.run.lease import under_lease
-from runner.store import ActionState, LeaseTimings, Store, open_store, run_lease_key
+from runner.run.shared import lock_part, lock_run
+from runner.store import ActionState, LeaseTimings, RunStatus, Store, open_store, run_lease_key
 
 from harness import Harness, job_actions
 from postgres_support import track
@@ -196,3 +198,41 @@ async def test_a_run_whose_lease_is_taken_over_stops_sending_at_its_next_intent(
     states = harness.states().values()
     assert list(states).count(ActionState.TRIGGERED) == 3
     assert ActionState.IN_FLIGHT not in states
+
+
+def _keyed_writer(url: str, opened: list[Store]) -> Store:
+    store = open_store(url, timings=MINUTE)
+    opened.append(store)
+    if not store.runs():
+        plan = Plan(tuple(ACTIONS), "d")
+        store.create_run(RUN, plan, base_url="x", meta={}, now=0.0, run_key="nightly")
+        store.set_part_status(RUN, "1/2", RunStatus.RUNNING, now=0.0)
+    return store
+
+
+def test_a_keyed_run_is_resumed_or_refreshed_never_beside_its_keyed_apply(
+    postgres_url: str, stores: list[Store]
+) -> None:
+    applying = _keyed_writer(postgres_url, stores)
+    lock_part(applying, "nightly", None, wait=0.0)  # a re-run of the CI job, by its key
+    resuming = _keyed_writer(postgres_url, stores)
+    with pytest.raises(LedgerError, match="another mlrun run holds run:nightly:all"):
+        lock_run(resuming, resuming.run(RUN), wait=0.0)  # `mlrun apply --resume RUN`
+
+
+def test_a_shard_and_the_whole_run_never_write_side_by_side(
+    postgres_url: str, stores: list[Store]
+) -> None:
+    shard = _keyed_writer(postgres_url, stores)
+    lock_part(shard, "nightly", Shard(1, 2), wait=0.0)
+    other_shard = _keyed_writer(postgres_url, stores)
+    lock_part(other_shard, "nightly", Shard(2, 2), wait=0.0)  # parts go side by side
+    whole = _keyed_writer(postgres_url, stores)
+    with pytest.raises(LedgerError, match="another process is applying its part 1/2"):
+        lock_run(whole, whole.run(RUN), wait=0.0)
+    for store in (whole, shard, other_shard):  # the commands end, and their leases with them
+        store.close()
+    resuming = _keyed_writer(postgres_url, stores)
+    lock_run(resuming, resuming.run(RUN), wait=0.0)  # no part at work: the whole run is free
+    with pytest.raises(LedgerError, match="another process is applying the whole run"):
+        lock_part(_keyed_writer(postgres_url, stores), "nightly", Shard(1, 2), wait=0.0)
