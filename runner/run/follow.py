@@ -257,24 +257,26 @@ class Follower:
         tracked.terminal = job.terminal
         if job.terminal:
             self.progress.jobs_done += 1
-            remember_job(
-                self.ledger,
-                self.base_url,
-                tracked.action.project_id,
-                job,
+        with self.ledger.transaction():
+            if job.terminal:
+                remember_job(
+                    self.ledger,
+                    self.base_url,
+                    tracked.action.project_id,
+                    job,
+                    now=self.clock.wall(),
+                )
+            self.ledger.upsert_job(
+                self.run_id,
+                job.id,
+                key=tracked.action.key,
+                kind="job",
+                status=job.status,
+                counters=job.counters(),
+                created_at=job.created_at,
                 now=self.clock.wall(),
+                terminal=job.terminal,
             )
-        self.ledger.upsert_job(
-            self.run_id,
-            job.id,
-            key=tracked.action.key,
-            kind="job",
-            status=job.status,
-            counters=job.counters(),
-            created_at=job.created_at,
-            now=self.clock.wall(),
-            terminal=job.terminal,
-        )
         if not job.terminal:
             self._plan(tracked, now)
         self._learn(tracked)

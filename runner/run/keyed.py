@@ -194,7 +194,7 @@ async def _plan_the_shared_run(  # noqa: PLR0913 - the shard's collaborators
     request, settings = keyed.request, keyed.settings
     clock = SystemClock()
     since = min(clock.wall() - settings.max_count_age, record.started_at)
-    counting = Counting(ledger, record.base_url, since)
+    counting = Counting(ledger, record.base_url, since, each=True)
 
     async def count(plan: Plan) -> tuple[Plan, RemoteFacts]:
         return await counted_plan(

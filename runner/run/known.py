@@ -33,6 +33,7 @@ class Counting:
     ledger: Store
     base_url: str
     since: float  # counts read before this (wall clock) are read again
+    each: bool = False  # record each count as it is read (shards side by side), not at the end
 
 
 Count = Callable[[Plan], Awaitable[tuple[Plan, RemoteFacts]]]  # counts a plan: state, then API
@@ -90,15 +91,27 @@ def recorded_counts(ledger: Store, plan: Plan, base_url: str, *, since: float) -
     return {a.project: by_id[a.project_id] for a in plan.actions if a.project_id in by_id}
 
 
-def count_recorder(counting: Counting, now: Callable[[], float]) -> Callable[[Action, int], None]:
-    """Records each count as it is read, for later runs and for the other shards of this one."""
+class CountRecorder:
+    """Records the counts a planning reads: each as it comes (``Counting.each``), else all at
+    once at :meth:`flush` (one transaction, not one per project)."""
 
-    def record(action: Action, queries: int) -> None:
-        counting.ledger.record_query_counts(
-            counting.base_url, {action.project_id: queries}, now=now()
-        )
+    def __init__(self, counting: Counting, now: Callable[[], float]) -> None:
+        self._counting = counting
+        self._now = now
+        self._pending: dict[str, int] = {}
 
-    return record
+    def add(self, action: Action, queries: int) -> None:
+        """One count read, by project id."""
+        self._pending[action.project_id] = queries
+        if self._counting.each:
+            self.flush()
+
+    def flush(self) -> None:
+        """Record what was read since the last flush."""
+        if self._pending:
+            counting = self._counting
+            counting.ledger.record_query_counts(counting.base_url, self._pending, now=self._now())
+            self._pending = {}
 
 
 def skipped_reads_line(facts: RemoteFacts, max_age: float) -> str | None:

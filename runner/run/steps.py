@@ -35,7 +35,7 @@ from runner.run.execute import (
 from runner.run.follow import FollowOptions
 from runner.run.known import (
     Counting,
-    count_recorder,
+    CountRecorder,
     recorded_counts,
     skipped_guard_reads_line,
     skipped_reads_line,
@@ -253,6 +253,7 @@ async def counted_plan(  # noqa: PLR0913 - the planning's collaborators, by name
     known: dict[str, int] = {}
     if not request.offline:
         known = recorded_counts(counting.ledger, plan, counting.base_url, since=counting.since)
+    recorder = CountRecorder(counting, clock.wall)
     counted, facts = await planned(
         plan,
         offline=request.offline,
@@ -262,8 +263,9 @@ async def counted_plan(  # noqa: PLR0913 - the planning's collaborators, by name
         say=out.say,
         interrupt=interrupt,
         known=known,
-        on_count=count_recorder(counting, clock.wall),
+        on_count=recorder.add,
     )
+    recorder.flush()
     if out.verbose and (line := skipped_reads_line(facts, settings.max_count_age)) is not None:
         out.say(line)
     return counted, facts

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from chaos.chaos_support import record
 from subprocesses import run_mlrun
 
 KEY = "ml_live_" + "bounded0123456789"
@@ -108,7 +109,7 @@ def server(request: pytest.FixtureRequest) -> Iterator[_Server]:
 
 @pytest.mark.slow
 def test_an_answer_out_of_bounds_stops_the_run_quickly_in_bounded_memory(
-    server: _Server, tmp_path: Path
+    server: _Server, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     (tmp_path / "m.yaml").write_text(MANIFEST)
     url = f"http://127.0.0.1:{server.server_address[1]}"
@@ -124,3 +125,5 @@ def test_an_answer_out_of_bounds_stops_the_run_quickly_in_bounded_memory(
     assert server.requests <= 2  # the first answer out of bounds ends it: nothing retried
     assert seconds < 60
     assert peak_mb < 300
+    kind = request.node.callspec.id
+    record(f"answer out of bounds ({kind})", seconds=round(seconds, 1), peak_mb=round(peak_mb))

@@ -45,6 +45,7 @@ from runner.run.target import Target
 from runner.sandbox import Change, Faults, Sandbox, SandboxConfig
 from runner.store import SqliteStore
 
+from chaos.chaos_support import record
 from harness import API_KEY, ORG, Harness, job_actions, project_id
 from subprocesses import free_port
 
@@ -485,6 +486,7 @@ def test_served_three_503s_then_a_dropped_probe_end_in_real_time(tmp_path: Path)
         process.wait(timeout=10)
     assert summary.status == "finished"
     assert took < 30.0, took
+    record("three 503s, then a probe dropped (served, periods 1-4 s)", seconds=round(took, 1))
     assert truth["statuses"]["503"] == 3
     assert sorted(t["projectId"] for t in truth["triggers"]) == sorted(
         a.project_id for a in actions
