@@ -245,3 +245,18 @@ def test_two_applies_of_one_key_at_once_on_postgres_trigger_each_action_once(
     if codes == [0, 2]:
         refused = next(err for code, err in done if code == 2)
         assert "Traceback" not in refused
+
+
+@pytest.mark.slow
+def test_a_re_run_by_key_against_another_api_is_refused_and_sends_nothing(
+    tmp_path: Path,
+) -> None:
+    _manifest(tmp_path, "pinned-key")
+    args = ("--state-dir", str(tmp_path / "state"), "--run-key", "pinned", "--no-wait")
+    with start_served_sandbox(tmp_path / "first", seed=17) as first:
+        assert _apply(tmp_path, first, *args).returncode == 0
+    with start_served_sandbox(tmp_path / "second", seed=17) as second:
+        elsewhere = _apply(tmp_path, second, *args)
+        assert second.truth()["requests"] == 0
+    assert elsewhere.returncode == 2, elsewhere.stderr
+    assert f"ran against {first.url}, not {second.url}" in elsewhere.stderr
