@@ -8,7 +8,7 @@ Run from the repository root:  python benchmarks/bench_plan.py [--remote 1000] [
    per project (the queries list with ``limit=1`` gives the count; no pages are needed).
 2. Offline: the whole ``mlrun plan --offline -o plan.json --format markdown`` of a
    ``--offline``-project manifest, in fresh processes as a user or CI runs it (start-up, loading
-   and validating the manifest, the plan, its Markdown and the saved file). Target (issue 5):
+   and validating the manifest, the plan, its Markdown and the saved file). Target:
    the median of ``--runs`` runs under a second. The steps after loading are also timed in
    process, for information.
 

@@ -2,7 +2,7 @@
 
 Run from the repository root:  python benchmarks/bench_validate.py [--projects 5000] [--runs 5]
 
-Each measurement is a fresh process, as a user or CI runs it. Targets (issue 2): validate under
+Each measurement is a fresh process, as a user or CI runs it. Targets: validate under
 1 s and 150 MB peak RSS; `mlrun --version` under 150 ms. Exits 1 when a target is missed.
 """
 
