@@ -56,7 +56,7 @@ class WindowLog:
     ours. Entries are purged as they leave, as of the last :meth:`SlidingLog.ready_at`.
     """
 
-    __slots__ = ("admissions", "held", "others", "polls", "window")
+    __slots__ = ("admissions", "flying", "held", "others", "polls", "window")
 
     def __init__(self, window: Window, polls: Iterable[float], others: Iterable[float]) -> None:
         self.window = window
@@ -64,6 +64,8 @@ class WindowLog:
         self.polls = deque(polls)
         self.others = deque(others)
         self.admissions = deque(sorted([*self.polls, *self.others]))
+        # Requests in flight, by `poll` (their entries are the last of each deque).
+        self.flying = {True: self.polls.count(IN_FLIGHT), False: self.others.count(IN_FLIGHT)}
 
     @property
     def room(self) -> int:
@@ -80,15 +82,28 @@ class WindowLog:
         """Take a slot for a request now in flight."""
         self.admissions.append(IN_FLIGHT)
         (self.polls if poll else self.others).append(IN_FLIGHT)
+        self.flying[poll] += 1
 
     def end(self, now: float, *, poll: bool) -> None:
-        """A request in flight has ended at ``now``: its slot is logged there."""
-        for entries in (self.admissions, self.polls if poll else self.others):
-            _settle(entries, now)
+        """A request in flight has ended at ``now``: its slot is logged there (after every slot
+        logged so far, before those still in flight). A no-op with none of its kind in flight."""
+        flying = self.flying
+        if not flying[poll]:
+            return
+        # The first entry in flight takes `now`: the order stays sorted.
+        self.admissions[len(self.admissions) - flying[True] - flying[False]] = now
+        kind = self.polls if poll else self.others
+        kind[len(kind) - flying[poll]] = now
+        flying[poll] -= 1
 
     def refund(self, at: float, *, poll: bool) -> None:
         """Free the slot logged at ``at`` (:data:`IN_FLIGHT`: a request still in flight)."""
-        if _remove_latest(self.polls if poll else self.others, at):
+        if at == IN_FLIGHT:
+            if self.flying[poll]:
+                self.flying[poll] -= 1
+                self.admissions.pop()
+                (self.polls if poll else self.others).pop()
+        elif _remove_latest(self.polls if poll else self.others, at):
             _remove_latest(self.admissions, at)
 
 
@@ -229,15 +244,6 @@ def _without(values: list[float], removed: list[float]) -> list[float]:
     if pending:
         raise ValueError(f"polls must be among the admissions: {pending[0]!r} is not")
     return kept
-
-
-def _settle(entries: deque[float], now: float) -> None:
-    """Log the first slot in flight (they sort last) at ``now``, if there is one."""
-    index = len(entries)
-    while index and entries[index - 1] == IN_FLIGHT:
-        index -= 1
-    if index < len(entries):
-        entries[index] = now
 
 
 def _remove_latest(log: deque[float], value: float) -> bool:
