@@ -19,6 +19,8 @@ import time
 import uuid
 from pathlib import Path
 
+from served import machine
+
 VALIDATE_SECONDS = 1.0
 VALIDATE_MB = 150.0
 VERSION_SECONDS = 0.150
@@ -87,6 +89,7 @@ def main() -> int:
     parser.add_argument("--projects", type=int, default=5000)
     parser.add_argument("--runs", type=int, default=5)
     options = parser.parse_args()
+    print(f"# bench_validate: {machine()}")
     command = mlrun_command()
     with tempfile.TemporaryDirectory() as directory:
         manifest = Path(directory) / "generated.yaml"
