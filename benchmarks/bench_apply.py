@@ -26,7 +26,7 @@ ground truth and from the clients:
 
 Run from the repository root::
 
-    python benchmarks/bench_apply.py            # every scenario: about 5 min (each one < 3)
+    python benchmarks/bench_apply.py            # every scenario: about 5.5 min
     python benchmarks/bench_apply.py --quick    # smaller N: about 2 min
     python benchmarks/bench_apply.py --scenario default --time-scale 20 --triggers 500
 
@@ -435,7 +435,7 @@ def scenario_off(sizes: Sizes, verdicts: list[Verdict]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smaller runs (about 30 s)")
+    parser.add_argument("--quick", action="store_true", help="smaller runs (about 2 min)")
     parser.add_argument("--scenario", choices=["default", "unknown", "off", "all"], default="all")
     parser.add_argument("--triggers", type=int, help="override N for the chosen scenario")
     parser.add_argument("--time-scale", type=float, help="override the sandbox's time scale")
