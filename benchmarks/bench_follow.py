@@ -1,4 +1,4 @@
-"""Following N jobs to a terminal status (issue 6): status requests per job, lateness.
+"""Following N jobs to a terminal status: status requests per job, lateness.
 
 ``runner.run.execute`` (``wait=True``) triggers N jobs and follows them with
 ``runner.run.follow.Follower`` against the sandbox, under the documented limits (10/s, 300/min,

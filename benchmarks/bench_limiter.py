@@ -14,6 +14,8 @@ import anyio
 from runner.clock import SystemClock
 from runner.ratelimit import RateLimiter, RequestKind, Window
 
+from served import machine
+
 TOTAL = 100_000
 TASKS = 50
 
@@ -57,6 +59,7 @@ def measure(backend: str, name: str, main) -> float:
 
 def main() -> None:
     backend = sys.argv[1] if len(sys.argv) > 1 else "asyncio"
+    print(f"# bench_limiter ({backend}): {machine()}")
     base = measure(backend, "anyio.CapacityLimiter (baseline)", bare)
     cases = {
         "RateLimiter, no windows, slots free": limited([], TASKS),

@@ -8,7 +8,7 @@ Run from the repository root:  python benchmarks/bench_plan.py [--remote 1000] [
    per project (the queries list with ``limit=1`` gives the count; no pages are needed).
 2. Offline: the whole ``mlrun plan --offline -o plan.json --format markdown`` of a
    ``--offline``-project manifest, in fresh processes as a user or CI runs it (start-up, loading
-   and validating the manifest, the plan, its Markdown and the saved file). Target (issue 5):
+   and validating the manifest, the plan, its Markdown and the saved file). Target:
    the median of ``--runs`` runs under a second. The steps after loading are also timed in
    process, for information.
 
@@ -39,6 +39,7 @@ from runner.sandbox import Sandbox, SandboxConfig
 from trio.testing import MockClock
 
 from bench_validate import generate, mlrun_command
+from served import machine
 
 OFFLINE_SECONDS = 1.0
 DOCUMENTED = [Window(10, 1.0), Window(300, 60.0), Window(10_000, 3600.0)]
@@ -145,6 +146,7 @@ def main() -> int:
     parser.add_argument("--offline", type=int, default=5_000, help="projects planned offline")
     parser.add_argument("--runs", type=int, default=5, help="fresh processes for the offline plan")
     args = parser.parse_args()
+    print(f"# bench_plan: {machine()}")
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         remote_ok = bench_remote(directory, args.remote)

@@ -2,7 +2,7 @@
 
 Run from the repository root:  python benchmarks/bench_validate.py [--projects 5000] [--runs 5]
 
-Each measurement is a fresh process, as a user or CI runs it. Targets (issue 2): validate under
+Each measurement is a fresh process, as a user or CI runs it. Targets: validate under
 1 s and 150 MB peak RSS; `mlrun --version` under 150 ms. Exits 1 when a target is missed.
 """
 
@@ -18,6 +18,8 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+
+from served import machine
 
 VALIDATE_SECONDS = 1.0
 VALIDATE_MB = 150.0
@@ -87,6 +89,7 @@ def main() -> int:
     parser.add_argument("--projects", type=int, default=5000)
     parser.add_argument("--runs", type=int, default=5)
     options = parser.parse_args()
+    print(f"# bench_validate: {machine()}")
     command = mlrun_command()
     with tempfile.TemporaryDirectory() as directory:
         manifest = Path(directory) / "generated.yaml"

@@ -29,7 +29,7 @@ from runner.ratelimit.headers import RateLimitInfo
 from runner.ratelimit.limits import Limits
 from runner.ratelimit.priority import PollCredit, RequestKind, Reserves, next_kind
 from runner.ratelimit.pushback import PauseRecord, PushBack
-from runner.ratelimit.sliding_log import Window
+from runner.ratelimit.sliding_log import IN_FLIGHT, Window
 
 __all__ = ["LimiterStats", "Permit", "RateLimiter"]
 
@@ -62,13 +62,15 @@ class LimiterStats:
 class Permit:
     """The right to send one request; an async context manager from :meth:`RateLimiter.acquire`.
 
-    Entering waits for admission; leaving frees the concurrency slot (the window slots stay taken,
-    because the request was sent). If the request turns out never to have been sent, call
-    :meth:`refund` (inside or after the ``async with``).
+    Entering waits for admission; leaving frees the concurrency slot and ends the request: its
+    window slots stay taken until one window later (the server may have counted it as late as
+    its answer). If the request turns out never to have been sent, call :meth:`refund` (inside
+    or after the ``async with``).
     """
 
     __slots__ = (
         "_admitted_at",
+        "_ended_at",
         "_enqueued_at",
         "_limiter",
         "_refunded",
@@ -83,6 +85,7 @@ class Permit:
         self._limiter = limiter
         self._state = _NEW
         self._admitted_at = math.nan
+        self._ended_at = IN_FLIGHT
         self._enqueued_at = math.nan
         self._seq = 0
         self._refunded = False
@@ -106,7 +109,7 @@ class Permit:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        """Free the concurrency slot and let the next waiter in."""
+        """End the request, free the concurrency slot and let the next waiter in."""
         self._limiter._release(self)
 
     def refund(self) -> None:
@@ -268,11 +271,6 @@ class RateLimiter:
         return self._limits.windows
 
     @property
-    def margin(self) -> float:
-        """Seconds added to every window: the longest recent round trip (bounded)."""
-        return self._limits.margin
-
-    @property
     def in_flight(self) -> int:
         """Permits currently held."""
         return self._in_flight
@@ -404,8 +402,10 @@ class RateLimiter:
             return
         permit._state = _RELEASED
         self._in_flight -= 1
-        if self._limits.ended(permit._seq):
-            self._limits.probe(self._clock.monotonic())
+        now = self._clock.monotonic()
+        permit._ended_at = now
+        if self._limits.ended(permit._seq, now, permit.kind, sent=not permit._refunded):
+            self._limits.probe(now)
         self._dispatch()
 
     def _abandon(self, permit: Permit) -> None:
@@ -416,7 +416,7 @@ class RateLimiter:
                 self._timer = None
         elif permit._state == _ADMITTED:
             self._in_flight -= 1
-            self._limits.give_back(permit._seq, permit._admitted_at, permit.kind)
+            self._limits.give_back(permit._seq, permit.kind)
             self._admitted[permit.kind] -= 1
             if not math.isnan(permit._enqueued_at):
                 self._total_wait -= permit._admitted_at - permit._enqueued_at
@@ -429,7 +429,7 @@ class RateLimiter:
         if permit._refunded:
             return
         permit._refunded = True
-        self._limits.give_back(permit._seq, permit._admitted_at, permit.kind)
+        self._limits.give_back(permit._seq, permit.kind, ended_at=permit._ended_at)
         self._refunded[permit.kind] += 1
         self._dispatch()
 

@@ -29,15 +29,13 @@ from runner.ratelimit.priority import (
     trigger_ready_at,
 )
 from runner.ratelimit.pushback import PushBack
-from runner.ratelimit.sliding_log import SlidingLog, Window
+from runner.ratelimit.sliding_log import IN_FLIGHT, SlidingLog, Window, WindowLog
 
 __all__ = ["Limits"]
 
-# Admission times kept to count requests sent after an observed one (in-flight accounting).
+# Admission times kept to count requests sent after an observed one (in-flight accounting),
+# and, while no window is known, the slots a learned window starts with.
 _RECENT_HORIZON: Final = 60.0
-# Latency margin: the longest of the last round trips, at most this share of the shortest window.
-_ROUND_TRIPS_KEPT: Final = 64
-_MAX_MARGIN_SHARE: Final = 0.25
 
 
 class Limits:
@@ -70,8 +68,8 @@ class Limits:
         self._seq = 0
         self._predicted: dict[int, dict[int, int]] = {}  # per admission: slots left by limit
         self._recent: deque[float] = deque()
-        self._recent_polls: deque[float] = deque()
-        self._round_trips: deque[float] = deque(maxlen=_ROUND_TRIPS_KEPT)
+        # The slots of the last minute while no window is known (its limit is unused).
+        self._unlogged = WindowLog(Window(1, _RECENT_HORIZON), (), ())
 
     @property
     def windows(self) -> tuple[Window, ...]:
@@ -87,11 +85,6 @@ class Limits:
     def learned_caps(self) -> int:
         """How many caps were learned from ``X-RateLimit-Remaining``."""
         return self._caps.learned
-
-    @property
-    def margin(self) -> float:
-        """Seconds added to every window: the longest recent round trip (bounded)."""
-        return self._log.margin if self._log is not None else 0.0
 
     # -- admission -------------------------------------------------------------------------------
 
@@ -122,30 +115,42 @@ class Limits:
         return polls_within_budget(log, self._reserves, now)
 
     def admit(self, now: float, kind: RequestKind) -> int:
-        """Take the slots of one request of ``kind`` at ``now``; its number (from 1)."""
+        """Take the slots of one request of ``kind`` at ``now``, in flight until :meth:`ended`;
+        its number (from 1)."""
         poll = kind is RequestKind.POLL
         log = self._log
         if log is not None:
             log.admit(now, poll=poll)
+        else:
+            self._unlogged.purge(_RECENT_HORIZON, now)
+            self._unlogged.admit(poll=poll)
         self._caps.admitted()
         self._seq += 1
-        horizon = now - _RECENT_HORIZON
-        _append_recent(self._recent, now, horizon)
-        if poll:
-            _append_recent(self._recent_polls, now, horizon)
+        _append_recent(self._recent, now, now - _RECENT_HORIZON)
         if log is not None:
             self._predicted[self._seq] = log.remaining()
         return self._seq
 
-    def give_back(self, seq: int, admitted_at: float, kind: RequestKind) -> None:
-        """Return the slots of admission ``seq``, never sent, and its share of the caps."""
+    def give_back(self, seq: int, kind: RequestKind, *, ended_at: float = IN_FLIGHT) -> None:
+        """Return the slots of admission ``seq``, never sent (in flight, or ended at
+        ``ended_at``), and its share of the caps."""
+        poll = kind == RequestKind.POLL
         if self._log is not None:
-            self._log.refund(admitted_at, poll=kind == RequestKind.POLL)
+            self._log.refund(ended_at, poll=poll)
+        else:
+            self._unlogged.refund(ended_at, poll=poll)
         self._caps.given_back(seq)
 
-    def ended(self, seq: int) -> bool:
-        """Admission ``seq`` has ended, answered or not; whether it was the probe and no answer
-        came (a network error): then the next probe may go at once (:meth:`probe`)."""
+    def ended(self, seq: int, now: float, kind: RequestKind, *, sent: bool = True) -> bool:
+        """Admission ``seq`` has ended at ``now``, answered or not (its slots, if ``sent``, leave
+        each window one window from now); whether it was the probe and no answer came (a
+        network error): then the next probe may go at once (:meth:`probe`)."""
+        if sent:
+            poll = kind == RequestKind.POLL
+            if self._log is not None:
+                self._log.end(now, poll=poll)
+            else:
+                self._unlogged.end(now, poll=poll)
         self._predicted.pop(seq, None)
         return self._caps.probing(seq)
 
@@ -160,7 +165,6 @@ class Limits:
     ) -> None:
         """Learn from the response to admission ``seq``: exact in-flight accounting."""
         predicted = self._predicted.pop(seq, None)
-        self._note_round_trip(now - sent_at)
         self._observe(info, after_seq=seq, sent_at=sent_at, now=now, predicted=predicted)
 
     def observe(self, info: RateLimitInfo, *, sent_at: float, now: float) -> None:
@@ -172,12 +176,6 @@ class Limits:
                 break
             in_flight_after += 1
         self._observe(info, after_seq=self._seq - in_flight_after, sent_at=sent_at, now=now)
-
-    def _note_round_trip(self, seconds: float) -> None:
-        self._round_trips.append(seconds)
-        if self._log is not None and self._log.windows:
-            shortest = min(w.seconds for w in self._log.windows)
-            self._log.margin = min(max(self._round_trips), _MAX_MARGIN_SHARE * shortest)
 
     def _observe(
         self,
@@ -221,7 +219,7 @@ class Limits:
         if self._log is not None:
             history, polls = self._log.entries(), self._log.poll_entries()
         else:
-            history, polls = list(self._recent), list(self._recent_polls)
+            history, polls = list(self._unlogged.admissions), list(self._unlogged.polls)
         windows = [*self._configured, *self._learned.windows]
         self._log = SlidingLog(windows, history=history, polls=polls)
         self._holds.clear()

@@ -80,7 +80,7 @@ def trigger_ready_at(
         admissions = window_log.admissions
         if reserve == 0 or len(admissions) < room - reserve:
             continue
-        seconds = window_log.window.seconds + log.margin
+        seconds = window_log.window.seconds
         crowded = clears_at(admissions, room - reserve - 1, seconds)
         others_clear = clears_at(window_log.others, room - budget - 1, seconds)
         lifted = math.inf if polls_waiting else polls[-1] + seconds

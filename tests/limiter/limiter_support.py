@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import anyio
-from runner.ratelimit import Window
+from runner.ratelimit import SlidingLog, Window
 from trio.testing import MockClock
 
 T = TypeVar("T")
@@ -30,6 +30,32 @@ def violations(times: Sequence[float], windows: Sequence[Window]) -> list[Window
     return [w for w in windows if max_in_any_window(times, w.seconds) > w.limit]
 
 
+def sent(log: SlidingLog, now: float, *, poll: bool = False) -> None:
+    """Log a request admitted and answered at once, at ``now``."""
+    log.admit(now, poll=poll)
+    log.end(now, poll=poll)
+
+
+def max_arrivals_in_any_window(spans: Sequence[tuple[float, float]], seconds: float) -> int:
+    """The most requests that could reach the server within any ``seconds``-long interval, each
+    arriving at any instant of its span ``(sent, ended)`` (``ended`` ``inf`` while in flight).
+
+    Whatever the delays, the busiest interval can be slid until it ends at a request's sending
+    ``a``: it then holds every request sent by ``a`` that ended after ``a - seconds``.
+    """
+    return max(
+        (sum(1 for sent, ended in spans if sent <= a < ended + seconds) for a, _ in spans),
+        default=0,
+    )
+
+
+def arrival_violations(
+    spans: Sequence[tuple[float, float]], windows: Sequence[Window]
+) -> list[Window]:
+    """The windows whose limit some timing of the arrivals within ``spans`` would exceed."""
+    return [w for w in windows if max_arrivals_in_any_window(spans, w.seconds) > w.limit]
+
+
 def brute_force_ready_at(
     admissions: Sequence[float], windows: Sequence[Window], now: float
 ) -> float:
@@ -43,18 +69,21 @@ def brute_force_ready_at(
     raise AssertionError("unreachable: every entry eventually leaves every window")
 
 
-def ideal_schedule(count: int, windows: Sequence[Window], start: float = 0.0) -> list[float]:
-    """The earliest admission times of ``count`` requests all waiting from ``start``.
+def ideal_schedule(
+    count: int, windows: Sequence[Window], start: float = 0.0, *, hold: float = 0.0
+) -> list[float]:
+    """The earliest admission times of ``count`` requests all waiting from ``start``, each
+    ending ``hold`` seconds after it goes.
 
-    Request k can go no earlier than the previous one, nor than ``W`` after request ``k - N`` for
-    every window: greedy earliest admission is optimal for these constraints.
+    Request k can go no earlier than the previous one, nor than ``W`` after request ``k - N``
+    ended, for every window: greedy earliest admission is optimal for these constraints.
     """
     times: list[float] = []
     for k in range(count):
         earliest = times[-1] if times else start
         for w in windows:
             if k >= w.limit:
-                earliest = max(earliest, times[k - w.limit] + w.seconds)
+                earliest = max(earliest, times[k - w.limit] + hold + w.seconds)
         times.append(earliest)
     return times
 

@@ -29,7 +29,7 @@ from runner.clock import LoopClock
 from runner.ratelimit import Permit, RateLimiter, RateLimitInfo, RequestKind, Window
 from trio.testing import MockClock, wait_all_tasks_blocked
 
-from .limiter_support import violations
+from .limiter_support import arrival_violations
 
 WINDOWS = st.lists(
     st.builds(
@@ -53,6 +53,7 @@ class Client:
     release: anyio.Event | None = None
     permit: Permit | None = None
     admitted_at: float | None = None
+    ended_at: float = math.inf  # left its permit: the request has ended
     done: bool = False
     refunded: bool = False
     future: Future[Any] | None = None
@@ -75,8 +76,6 @@ class LimiterMachine(RuleBasedStateMachine):
         )
         self.portal = self.portal_cm.__enter__()
         self.clients: list[Client] = []
-        self.admissions: list[float] = []  # sent requests: admitted and not refunded
-        self.polls: list[float] = []  # the polls among them
         self.blocked_until = -math.inf  # by the pauses and caps this test asked for
         self.windows: list[Window] = []
         self.concurrency = 1
@@ -91,6 +90,16 @@ class LimiterMachine(RuleBasedStateMachine):
     def now(self) -> float:
         return self.portal.call(anyio.current_time)
 
+    def sent(self, *, polls: bool = False) -> list[Client]:
+        """The requests sent: admitted and not refunded (only the polls, if ``polls``)."""
+        return [
+            c
+            for c in self.clients
+            if c.admitted_at is not None
+            and not c.refunded
+            and (c.kind == RequestKind.POLL or not polls)
+        ]
+
     @property
     def lim(self) -> RateLimiter:
         assert self.limiter is not None
@@ -102,11 +111,9 @@ class LimiterMachine(RuleBasedStateMachine):
             async with self.lim.acquire(client.kind) as permit:
                 client.permit = permit
                 client.admitted_at = anyio.current_time()
-                self.admissions.append(client.admitted_at)
-                if client.kind == RequestKind.POLL:
-                    self.polls.append(client.admitted_at)
                 if not client.brief:
                     await client.release.wait()
+            client.ended_at = anyio.current_time()
         client.done = True
 
     def pick(self, data: st.DataObject, condition: str) -> Client:
@@ -183,9 +190,6 @@ class LimiterMachine(RuleBasedStateMachine):
         assert client.permit is not None
         self.portal.call(client.permit.refund)
         client.refunded = True
-        self.admissions.remove(client.admitted_at)  # type: ignore[arg-type]
-        if client.kind == RequestKind.POLL:
-            self.polls.remove(client.admitted_at)  # type: ignore[arg-type]
         self.settle()
 
     @precondition(lambda self: any(c.holding for c in self.clients))
@@ -222,12 +226,13 @@ class LimiterMachine(RuleBasedStateMachine):
         self.portal.call(self.clock.jump, seconds)
         self.settle()
 
-    @precondition(lambda self: bool(self.admissions))
+    @precondition(lambda self: any(c.ended_at < math.inf for c in self.sent()))
     @rule(early=st.sampled_from([0.0, 0.01]))
     def advance_to_the_next_expiry(self, early: float) -> None:
         """Land exactly where an admission leaves a window, or just before: the half-open edge."""
         now = self.now()
-        edges = [a + w.seconds for a in self.admissions for w in self.windows]
+        ended = [c.ended_at for c in self.sent() if c.ended_at < math.inf]
+        edges = [e + w.seconds for e in ended for w in self.windows]
         later = [edge - early for edge in edges if edge - early > now]
         if later:
             self.portal.call(self.clock.jump, min(later) - now)
@@ -237,7 +242,9 @@ class LimiterMachine(RuleBasedStateMachine):
 
     @invariant()
     def every_window_holds(self) -> None:
-        assert violations(self.admissions, self.windows) == []
+        """Whenever each request reached the server, between its admission and its end."""
+        spans = [(c.admitted_at, c.ended_at) for c in self.sent()]
+        assert arrival_violations(spans, self.windows) == []  # type: ignore[arg-type]
 
     @invariant()
     def slots_are_accounted_for(self) -> None:
@@ -259,27 +266,28 @@ class LimiterMachine(RuleBasedStateMachine):
         if self.limiter is None or not self.lim.waiting or self.lim.in_flight >= self.concurrency:
             return
         now = self.now()
-        # Every window enforced, the learned ones too; each widened by the recent round trip.
+        # Every window enforced, the learned ones too.
         windows = self.lim.windows
-        full = any(self.inside(self.admissions, w, now) >= w.limit for w in windows)
+        full = any(self.inside(self.sent(), w, now) >= w.limit for w in windows)
         only_triggers = all(c.kind == RequestKind.TRIGGER for c in self.clients if c.waiting)
         held = only_triggers and any(self.reserve_holds(w, now) for w in windows)
         assert full or held or now < self.blocked_until
 
-    def inside(self, times: list[float], window: Window, now: float) -> int:
-        return sum(1 for a in times if a + window.seconds + self.lim.margin > now)
+    def inside(self, requests: list[Client], window: Window, now: float) -> int:
+        """Slots of ``window`` taken at ``now``: until a window after each request ended."""
+        return sum(1 for c in requests if c.ended_at + window.seconds > now)
 
     def reserve_holds(self, window: Window, now: float) -> bool:
         """With no poll waiting: a poll in the window, and a trigger would not leave the
         ``min(R, P - polls)`` slots the priority module says it must."""
-        polls = self.inside(self.polls, window, now)
+        polls = self.inside(self.sent(polls=True), window, now)
         if not polls:
             return False
         limit = window.limit
         reserve = max(0, min(math.floor(limit * Fraction(self.shares[0])), limit - 1))
         triggers = min(math.ceil(limit * Fraction(self.shares[1])), limit - reserve)
         free = max(0, min(reserve, limit - triggers - polls))
-        return self.inside(self.admissions, window, now) + free >= limit
+        return self.inside(self.sent(), window, now) + free >= limit
 
     def teardown(self) -> None:
         def cancel_all() -> None:

@@ -74,9 +74,38 @@ def test_a_first_probe_holds_the_rest_until_it_is_answered() -> None:
 
 def test_a_learned_window_counts_the_admissions_made_before_it_was_known() -> None:
     model = limits([])
-    for _ in range(5):
-        seq = admit(model, 0.0)
+    seqs = [admit(model, 0.0) for _ in range(5)]
+    for seq in seqs[:4]:
+        model.ended(seq, 0.05, TRIGGER)
     info = RateLimitInfo(201, 5, 0, DATE + 60.0, DATE)
-    model.observe_admission(seq, info, sent_at=0.0, now=0.1)
+    model.observe_admission(seqs[4], info, sent_at=0.0, now=0.1)
     assert model.windows == (Window(5, 60.0),)
-    assert ready_at(model, 0.1) == 60.0
+    assert ready_at(model, 0.1) == 60.05  # a minute after the first four ended
+    model.ended(seqs[4], 0.1, TRIGGER)
+    assert model.ready_at(60.05, TRIGGER, polls_waiting=False) == 60.05
+
+
+def test_a_slot_is_taken_until_a_window_after_its_request_ends() -> None:
+    model = limits([Window(2, 1.0)])
+    first, second = admit(model, 0.0), admit(model, 0.0)
+    assert ready_at(model, 3.0) == float("inf")  # both may still reach the server
+    model.ended(first, 3.0, TRIGGER)
+    assert ready_at(model, 3.0) == 4.0
+    model.give_back(second, TRIGGER)  # never sent
+    assert ready_at(model, 3.0) == 3.0
+    third = admit(model, 3.0)
+    model.ended(third, 3.5, TRIGGER)
+    model.give_back(third, TRIGGER, ended_at=3.5)  # found unsent once it had ended
+    assert ready_at(model, 3.5) == 3.5
+
+
+def test_a_refunded_request_that_ends_frees_no_other_slot() -> None:
+    model = limits([Window(2, 1.0)])
+    first, second = admit(model, 0.0), admit(model, 0.0)
+    model.give_back(first, TRIGGER)
+    model.ended(first, 0.5, TRIGGER, sent=False)
+    assert ready_at(model, 0.5) == 0.5  # one slot free: the second is still in flight
+    admit(model, 0.5)
+    assert ready_at(model, 5.0) == float("inf")
+    model.ended(second, 5.0, TRIGGER)
+    assert ready_at(model, 5.0) == 6.0  # the second's slot leaves; the third is still out

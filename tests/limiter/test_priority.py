@@ -22,8 +22,9 @@ from runner.ratelimit.priority import (
     polls_within_budget,
     trigger_ready_at,
 )
+from runner.ratelimit.sliding_log import IN_FLIGHT
 
-from .limiter_support import brute_force_ready_at, violations
+from .limiter_support import arrival_violations, brute_force_ready_at, sent
 
 DOCUMENTED = (Window(10, 1.0), Window(300, 60.0), Window(10_000, 3600.0))
 FIFTHS = Reserves(Fraction(1, 5), Fraction(1, 5))
@@ -45,6 +46,7 @@ mixed_steps_strategy = st.lists(
         st.sampled_from([0.0, 0.1, 0.25, 0.5, 1.0, 1.7]),
         st.sampled_from(["poll", "trigger", "urgent"]),
         st.booleans(),  # polls waiting, when a trigger asks
+        st.booleans(),  # the oldest request in flight ends first
     ),
     max_size=80,
 )
@@ -67,7 +69,8 @@ def brute_force_trigger_ready_at(
     *,
     polls_waiting: bool,
 ) -> float:
-    """The first candidate instant at which every window lets a trigger in, from the rule."""
+    """The first candidate instant at which every window lets a trigger in, from the rule;
+    ``admissions``: each request's end (``inf`` in flight) and whether it is a poll."""
 
     def allows(window: Window, t: float) -> bool:
         inside = [poll for a, poll in admissions if a + window.seconds > t]
@@ -95,16 +98,21 @@ def brute_force_trigger_ready_at(
 )
 def test_trigger_ready_at_keeps_the_poll_reserve_exactly(
     windows: list[Window],
-    steps: list[tuple[float, str, bool]],
+    steps: list[tuple[float, str, bool, bool]],
     poll_reserve: Fraction,
     trigger_reserve: Fraction,
 ) -> None:
     log = SlidingLog(windows)
     reserves = Reserves(poll_reserve, trigger_reserve)
-    admitted: list[tuple[float, bool]] = []
+    requests: list[list[float]] = []  # [sent, ended, poll]: ended is IN_FLIGHT until it ends
     now = 0.0
-    for advance, kind, polls_waiting in steps:
+    for advance, kind, polls_waiting, one_ends in steps:
         now += advance
+        in_flight = [r for r in requests if r[1] == IN_FLIGHT]
+        if one_ends and in_flight:
+            in_flight[0][1] = now
+            log.end(now, poll=bool(in_flight[0][2]))
+        admitted = [(ended, bool(poll)) for _, ended, poll in requests]
         shares = (poll_reserve, trigger_reserve)
         expected = brute_force_ready_at([a for a, _ in admitted], windows, now)
         assert log.ready_at(now) == expected
@@ -119,8 +127,8 @@ def test_trigger_ready_at_keeps_the_poll_reserve_exactly(
         assert polls_within_budget(log, reserves, now) == all(map(operator.lt, inside, budgets))
         if expected <= now:
             log.admit(now, poll=kind == "poll")
-            admitted.append((now, kind == "poll"))
-    assert violations([a for a, _ in admitted], windows) == []
+            requests.append([now, IN_FLIGHT, kind == "poll"])
+    assert arrival_violations([(sent, ended) for sent, ended, _ in requests], windows) == []
 
 
 def test_the_documented_limits_keep_a_fifth_for_each_kind() -> None:
@@ -147,10 +155,10 @@ def test_the_reserve_counts_the_polls_already_in_the_window() -> None:
     window = Window(10, 1.0)
     log = SlidingLog([window])
     # R = 2, P = 8
-    log.admit(0.0, poll=True)
+    sent(log, 0.0, poll=True)
     for _ in range(7):
         assert trigger_ready_at(log, FIFTHS, 0.0, polls_waiting=False) == 0.0
-        log.admit(0.0)
+        sent(log, 0.0)
     # 8 admissions, one a poll: the next trigger would leave one slot, not R = 2.
     assert trigger_ready_at(log, FIFTHS, 0.0, polls_waiting=True) == 1.0
     # With no poll waiting, the reserve lifts when the window's only poll leaves it: the same
@@ -163,16 +171,16 @@ def test_with_no_poll_in_sight_triggers_take_the_whole_window() -> None:
     log = SlidingLog([Window(10, 1.0)])
     for _ in range(10):
         assert trigger_ready_at(log, FIFTHS, 0.0, polls_waiting=False) == 0.0
-        log.admit(0.0)
+        sent(log, 0.0)
     assert trigger_ready_at(log, FIFTHS, 0.5, polls_waiting=False) == 1.0
 
 
 def test_the_reserve_lifts_when_the_last_poll_leaves_the_window() -> None:
     log = SlidingLog([Window(10, 1.0)])
     # R = 2, P = 8
-    log.admit(0.0, poll=True)
+    sent(log, 0.0, poll=True)
     for t in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
-        log.admit(t)
+        sent(log, t)
     # 9 in the window, one a poll: a trigger must leave 2 free, so 2 must leave first (at 1.1)
     # while polls wait; with none waiting, the reserve goes with the poll, at 1.0.
     assert trigger_ready_at(log, FIFTHS, 0.8, polls_waiting=True) == 1.1
@@ -184,9 +192,9 @@ def test_the_reserve_shrinks_as_polls_use_their_budget(polls: int, free: int) ->
     log = SlidingLog([Window(10, 1.0)])
     # R = 2, P = 8
     for _ in range(polls):
-        log.admit(0.0, poll=True)
+        sent(log, 0.0, poll=True)
     while trigger_ready_at(log, FIFTHS, 0.0, polls_waiting=True) == 0.0:
-        log.admit(0.0)
+        sent(log, 0.0)
     assert log.allowance(0.0) == free  # min(R, P - polls): the polls' budget, never more
 
 
