@@ -106,7 +106,13 @@ PLAN_FORMATS = ("text", "json", "markdown")  # what a dry run can print: the pla
     default=None,
     help="Live progress display (default: on a terminal); --no-progress prints plain lines.",
 )
-@click.option("-v", "--verbose", is_flag=True, help="More frequent progress lines.")
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="More frequent progress lines, and which reads the state saved (query counts, in-flight "
+    "checks) and why.",
+)
 @quiet_option
 @github_options
 @exit_on_error
