@@ -314,7 +314,7 @@ def test_keys_echoed_in_400_and_401_bodies_reach_no_output_report_or_ledger(
         if piece in data
     ]
     assert not leaks, leaks
-    read = len(transcript.outputs) + len(transcript.files())
+    read = len(transcript.outputs) + sum(1 for _ in transcript.files())
     record("keys echoed in 400/401 bodies", keys=4, outputs_and_files=read, leaks=0)
     stderr = dict(transcript.outputs)
     assert b"Invalid API key ml_live_***" in stderr["401 ml_live_ stderr"]
