@@ -28,7 +28,8 @@ def test_runs_lists_newest_first(state: Path, tmp_path: Path) -> None:
     result = mlrun("runs", "--state-dir", str(state), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["RUN", "STARTED", "STATUS", "ACTIONS", "OUTCOMES", "EXIT"]
+    header = ["RUN", "KEY", "STARTED", "BY", "COMMIT", "STATUS", "OUTCOMES", "EXECUTIONS", "EXIT"]
+    assert lines[0].split() == header
     assert lines[1].startswith(LATER_RUN)
     assert lines[2].startswith(STANDARD_RUN)
     assert lines[1].split()[-1] == "0"
