@@ -109,16 +109,27 @@ def budget_settled(ledger: Store, run_id: str) -> str | None:
 def decide_budget(
     ledger: Store, run_id: str, whole: Plan, *, allow_unknown_cost: bool, now: float
 ) -> None:
-    """Check the whole plan's cost once for every shard; BudgetExceeded for each if refused."""
+    """Check the whole plan's cost once for every shard; BudgetExceeded for each if refused.
+
+    Shards that finish counting at the same moment decide one after the other, holding the run:
+    the first decision stands, and a later shard neither checks again nor records its plan.
+    """
     from runner.run.preflight import check_budget  # noqa: PLC0415 - one budget rule for all
 
-    if budget_settled(ledger, run_id) == BUDGET_REFUSED:
-        raise BudgetExceeded(f"run {run_id}: another shard found the whole plan over the budget")
-    try:
-        check_budget(whole, allow_unknown_cost=allow_unknown_cost)
-    except BudgetExceeded as refusal:
-        ledger.record_event(run_id, BUDGET_REFUSED, now=now, message=str(refusal))
-        raise
+    refusal: BudgetExceeded | None = None
     with ledger.transaction():
-        ledger.set_plan(run_id, whole)
-        ledger.record_event(run_id, BUDGET_CHECKED, now=now)
+        ledger.hold_run(run_id)
+        settled = budget_settled(ledger, run_id)
+        if settled is None:
+            try:
+                check_budget(whole, allow_unknown_cost=allow_unknown_cost)
+            except BudgetExceeded as error:
+                refusal = error
+                ledger.record_event(run_id, BUDGET_REFUSED, now=now, message=str(error))
+            else:
+                ledger.set_plan(run_id, whole)
+                ledger.record_event(run_id, BUDGET_CHECKED, now=now)
+    if refusal is not None:
+        raise refusal
+    if settled == BUDGET_REFUSED:
+        raise BudgetExceeded(f"run {run_id}: another shard found the whole plan over the budget")

@@ -152,6 +152,14 @@ class Store(ABC):
         query counts a shared run learns once every shard has read its own)."""
 
     @abstractmethod
+    def hold_run(self, run_id: str) -> None:
+        """Inside a transaction: the run is this writer's alone until the transaction ends.
+
+        Writers that decide something once for a whole run (a shared run's budget) hold it, so
+        that they decide one after the other, each seeing what the one before recorded.
+        """
+
+    @abstractmethod
     def run_by_key(self, run_key: str) -> RunRecord | None:
         """The run named ``run_key``, if any."""
 

@@ -247,6 +247,13 @@ class SqlStore(Store):
                     (json.dumps(action.to_json()), run_id, action.key),
                 )
 
+    def hold_run(self, run_id: str) -> None:
+        # PostgreSQL locks the row; SQLite's write transaction already excludes other writers.
+        self._read_one(
+            "SELECT 1 FROM runs WHERE run_id=?" + self.for_update,  # noqa: S608 - a constant
+            (run_id,),
+        )
+
     def run_by_key(self, run_key: str) -> RunRecord | None:
         row = self._read_one(
             f"{_SELECT_RUNS} WHERE run_id=(SELECT run_id FROM run_keys WHERE run_key=?)",  # noqa: S608
@@ -504,7 +511,8 @@ class SqlStore(Store):
 
     def record_query_counts(self, base_url: str, counts: Mapping[str, int], *, now: float) -> None:
         with self.transaction():
-            for project_id, queries in counts.items():
+            # In one order, so that two writers of overlapping counts never wait on each other.
+            for project_id, queries in sorted(counts.items()):
                 self._write(
                     "INSERT INTO query_counts (base_url, project_id, queries, read_at)"
                     " VALUES (?, ?, ?, ?) ON CONFLICT (base_url, project_id) DO UPDATE"
