@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -61,16 +61,20 @@ def build_report(
     now: float | None = None,
     catalog: Catalog | None = None,
     keys: Collection[str] | None = None,
+    part: str | None = None,
 ) -> Report:
     """The reconciled report of ``run_id``, failures first.
 
     ``env`` supplies the CI variables when the run's metadata did not record them; ``now``
     (epoch seconds) dates the report and measures a run still going; ``catalog`` maps the
     provider keys of cached jobs to models (the shipped catalog by default); ``keys``, the
-    actions of one part of the run (a shard's), when the report is of that part only.
+    actions of one part of the run (a shard's), when the report is of that part only, and
+    ``part`` its name: the part's status is the report's, as the shard's exit code is its own.
     """
     now = time.time() if now is None else now
     run = ledger.run(run_id)
+    if part is not None and (status := ledger.parts(run_id).get(part)) is not None:
+        run = replace(run, status=status)
     events = ledger.events(run_id)
     jobs = _group(ledger.jobs(run_id), lambda job: job.key)
     run_active = run.status == RunStatus.RUNNING

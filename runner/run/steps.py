@@ -285,8 +285,10 @@ def write_run_report(
     part: Part | None = None,
 ) -> tuple[Report, tuple[Path, ...]]:
     """Build the run's report (of ``part``, if given) and write it where the flags say."""
-    keys = None if part is None else part.keys
-    report = build_report(ledger, run_id, env=env, keys=keys)
+    if part is None:
+        report = build_report(ledger, run_id, env=env)
+    else:
+        report = build_report(ledger, run_id, env=env, keys=part.keys, part=part.name)
     formats = request.formats or settings.reports.formats
     files = write_reports(report, report_directory_base(request, settings) / run_id, formats)
     return report, tuple(files)
@@ -368,8 +370,9 @@ def reported_on_failure(
         except MlrunError as report_error:
             written = f"the report could not be written either ({report_error})"
         raise LedgerError(
-            f"{error}; nothing more was sent, {written}. Every trigger sent had its intent on "
-            f"disk first: `mlrun apply --resume {run_id}` with room on the disk finishes the run"
+            f"{error}; nothing more was sent, {written}. Every trigger sent had its intent "
+            "recorded first: once the state can be written again (room on the disk, the "
+            f"database back), `mlrun apply --resume {run_id}` finishes the run"
         ) from error
 
 

@@ -206,6 +206,20 @@ def test_exit_0_when_everything_completed_as_asked(tmp_path: Path) -> None:
     assert report.exit_code() == ExitCode.OK
 
 
+def test_a_shards_report_has_its_parts_status_and_exit_code(tmp_path: Path) -> None:
+    s = open_scenario(tmp_path, [job_action("acme", 0), job_action("beta", 0)])
+    s.trigger("acme/jobs/0", "j0")
+    s.finish("acme/jobs/0", "j0", "completed", counters(30, 30))
+    s.ledger.set_part_status(s.run_id, "1/2", RunStatus.FINISHED, now=s.tick())
+    s.ledger.set_part_status(s.run_id, "2/2", RunStatus.INTERRUPTED, now=s.tick())
+    s.end(RunStatus.INTERRUPTED)  # the parts' combined status
+    first = build_report(s.ledger, s.run_id, env={}, now=NOW, keys={"acme/jobs/0"}, part="1/2")
+    assert (first.run.status, first.exit_code()) == ("finished", ExitCode.OK)
+    second = build_report(s.ledger, s.run_id, env={}, now=NOW, keys={"beta/jobs/0"}, part="2/2")
+    assert (second.run.status, second.exit_code()) == ("interrupted", ExitCode.INTERRUPTED)
+    assert report_of(s).exit_code() == ExitCode.INTERRUPTED
+
+
 def test_exit_1_when_an_action_failed(tmp_path: Path) -> None:
     s = completed_run(tmp_path, failing=True)
     s.end()
