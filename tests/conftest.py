@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from collections.abc import Iterator
@@ -11,9 +12,27 @@ from typing import Any
 import pytest
 from runner.store import Store, open_store
 
+import figures
 from postgres_support import fresh_database, unavailable
 
 _LOOPBACK = ("127.", "::1", "localhost")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--chaos-full",
+        action="store_true",
+        default=False,
+        help="Run the chaos and hostile-input tests at full size (100 kills, 500-action fault "
+        "mix, ...); MLRUN_CHAOS_FULL=1 does the same.",
+    )
+    parser.addoption(
+        "--chaos-figures",
+        default=None,
+        metavar="FILE",
+        help="Write the figures the tests recorded (kills, lost, duplicated, ...) to FILE as JSON "
+        "lines.",
+    )
 
 
 def _is_loopback(address: Any) -> bool:
@@ -94,10 +113,32 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     """Under ``CI=true`` a skipped PostgreSQL test fails: CI must prove both backends."""
     outcome: Any = yield
     report: pytest.TestReport = outcome.get_result()
+    if report.when == "call":
+        figures.attach(report)
     if report.skipped and item.get_closest_marker("postgres") and os.environ.get("CI") == "true":
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
         report.longrepr = f"a PostgreSQL test was skipped under CI=true: {reason}"
+
+
+_figures: list[dict[str, Any]] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Gather the figures each test recorded, whichever process ran it."""
+    _figures.extend(figures.reported(report))
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Print the figures the tests recorded (the numbers docs/reliability.md quotes)."""
+    if not _figures:
+        return
+    terminalreporter.section("chaos figures")
+    for row in _figures:
+        terminalreporter.write_line(json.dumps(row, sort_keys=True))
+    target = config.getoption("--chaos-figures")
+    if target:
+        figures.write(Path(target), _figures)
 
 
 def _hypothesis_profile() -> None:
@@ -114,7 +155,16 @@ _hypothesis_profile()
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The chaos suite is slow by nature (real processes, kills, faults): ``-m "not slow"``
-    leaves it out."""
+    leaves it out. Slow tests go first, so that the workers share them out from the start."""
     for item in items:
         if item.get_closest_marker("chaos") is not None:
             item.add_marker(pytest.mark.slow)
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: two workers a core (at most eight), as most of a slow test's time is spent
+    waiting on the processes it starts and the sandbox's simulated jobs."""
+    del config
+    return min(8, 2 * (os.cpu_count() or 1))

@@ -33,11 +33,11 @@ from chaos.chaos_support import (
     clean_env,
     free_port,
     mlrun_command,
-    record,
     run_mlrun,
     start_served_sandbox,
     write_manifest,
 )
+from figures import record
 
 CANARY = "ml_live_" + "SECRETcanary" + "7f3a9c2e5b1d4086"
 MARKERS = (CANARY.encode(), b"SECRETcanary", CANARY.encode("utf-16-le"))

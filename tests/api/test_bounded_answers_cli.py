@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from chaos.chaos_support import record
+from figures import record
 from subprocesses import run_mlrun
 
 KEY = "ml_live_" + "bounded0123456789"

@@ -1,8 +1,6 @@
-"""Helpers of the chaos suite: a served sandbox, manifests, the CLI as a subprocess, figures.
+"""Helpers of the chaos suite: a served sandbox, manifests, the CLI as a subprocess.
 
-Figures (kills, duplicates, lost, requests during an outage, ...) are collected with
-:func:`record` and printed at the end of the session (``--chaos-figures FILE`` writes them as
-JSON too); ``docs/reliability.md`` quotes a full run's.
+The figures the scenarios measure are recorded with :func:`figures.record`.
 """
 
 from __future__ import annotations
@@ -44,20 +42,13 @@ MODEL_SETS: tuple[tuple[str, ...], ...] = (
     ("gpt-5-mini", "claude-haiku-4-5", "gemini-2.5-flash"),
 )
 
-FIGURES: list[dict[str, Any]] = []
 FULL_ENV = "MLRUN_CHAOS_FULL"
 
 
 def full_counts(config: Any) -> bool:
-    """``--chaos-full`` (registered by tests/chaos/conftest.py, so give tests/chaos on the
-    command line), or ``MLRUN_CHAOS_FULL=1`` in the environment (works for any selection)."""
+    """Whether ``--chaos-full`` or ``MLRUN_CHAOS_FULL=1`` asks for the full counts."""
     option = bool(config.getoption("--chaos-full", default=False))
     return option or os.environ.get(FULL_ENV, "") not in {"", "0"}
-
-
-def record(scenario: str, **figures: Any) -> None:
-    """Keep one scenario's figures for the session summary."""
-    FIGURES.append({"scenario": scenario, **figures})
 
 
 @dataclass(frozen=True)
@@ -144,7 +135,3 @@ def read_report(report_dir: Path) -> dict[str, Any]:
     assert len(files) == 1, f"want one report.json, found {files}"
     data: dict[str, Any] = json.loads(files[0].read_text(encoding="utf-8"))
     return data
-
-
-def write_figures(path: Path) -> None:
-    path.write_text(json.dumps(FIGURES, indent=2, sort_keys=True) + "\n", encoding="utf-8")

@@ -19,10 +19,10 @@ from chaos.chaos_support import (
     compare_triggers,
     mlrun_command,
     read_report,
-    record,
     run_mlrun,
     write_manifest,
 )
+from figures import record
 
 pytestmark = pytest.mark.chaos
 

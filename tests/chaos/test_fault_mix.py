@@ -19,7 +19,7 @@ from runner.sandbox import Faults, Latency, SandboxConfig
 from runner.store import ActionState
 
 from chaos.chaos_harness import ChaosHarness
-from chaos.chaos_support import record
+from figures import record
 from harness import job_actions
 
 pytestmark = [pytest.mark.anyio, pytest.mark.chaos]

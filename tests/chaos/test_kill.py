@@ -45,11 +45,11 @@ from chaos.chaos_support import (
     compare_triggers,
     mlrun_command,
     read_report,
-    record,
     run_mlrun,
     start_served_sandbox,
     write_manifest,
 )
+from figures import record
 
 pytestmark = pytest.mark.chaos
 

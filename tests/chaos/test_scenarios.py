@@ -27,7 +27,7 @@ from runner.sandbox import Window as ServerWindow
 from runner.store import ActionState, SqliteStore
 
 from chaos.chaos_harness import ChaosHarness
-from chaos.chaos_support import record
+from figures import record
 from harness import API_KEY, job_actions
 
 pytestmark = [pytest.mark.anyio, pytest.mark.chaos]

@@ -45,7 +45,7 @@ from runner.run.target import Target
 from runner.sandbox import Change, Faults, Sandbox, SandboxConfig
 from runner.store import SqliteStore
 
-from chaos.chaos_support import record
+from figures import record
 from harness import API_KEY, ORG, Harness, job_actions, project_id
 from subprocesses import free_port
 

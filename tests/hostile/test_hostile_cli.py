@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from chaos.chaos_support import clean_env, record, run_mlrun, start_served_sandbox
+from chaos.chaos_support import clean_env, run_mlrun, start_served_sandbox
+from figures import record
 from hostile.hostile_corpus import Case, build_corpus
 
 pytestmark = pytest.mark.chaos

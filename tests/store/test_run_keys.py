@@ -7,6 +7,7 @@ matters). Each test's manifest has its own projects, so the sandbox's truth is t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 from collections import Counter
@@ -23,6 +24,7 @@ from subprocesses import ServedSandbox, mlrun_command, run_mlrun, start_served_s
 COUNTS = "POST /api/queries/list"
 JOB_LISTS = "POST /api/jobs/list"
 TRIGGERS = "POST /api/jobs/trigger"
+NO_LIMITS = ("--rate-limits", "off")
 
 # -- the key --------------------------------------------------------------------------------------
 
@@ -68,6 +70,13 @@ def test_a_re_run_of_the_same_job_has_the_same_key_another_workflow_run_another(
 # -- real runs ------------------------------------------------------------------------------------
 
 
+def _served(directory: Path, seed: int) -> contextlib.AbstractContextManager[ServedSandbox]:
+    """A served sandbox whose jobs end within a second, with no rate limits: what these tests
+    count is requests and triggers, and limits are proven elsewhere (tests/limiter, the chaos
+    scenarios), while headers in whole seconds would pace every run here at 10 requests/s."""
+    return start_served_sandbox(directory, seed=seed, time_scale=1000, extra=NO_LIMITS)
+
+
 def _apply(cwd: Path, sandbox: ServedSandbox, *args: str) -> subprocess.CompletedProcess[str]:
     return run_mlrun("apply", "manifest.yaml", *args, cwd=cwd, env=sandbox.env(), timeout=120)
 
@@ -95,7 +104,7 @@ def test_the_second_apply_with_the_state_makes_one_request_per_trigger_before_fo
     planned = _manifest(tmp_path, "economy")
     projects = len({job.project_id for job in planned})
     args = ("--state", state, "--settle-grace", "0.5", "-v")
-    with start_served_sandbox(tmp_path / "sandbox", seed=11) as sandbox:
+    with _served(tmp_path / "sandbox", 11) as sandbox:
         first = _apply(tmp_path, sandbox, *args)
         assert first.returncode == 0, first.stderr
         after_first = _paths(sandbox)
@@ -116,7 +125,7 @@ def test_max_count_age_zero_reads_every_count_again(tmp_path: Path) -> None:
     planned = _manifest(tmp_path, "age", plan="plan: {maxCountAge: 0}")
     projects = len({job.project_id for job in planned})
     args = ("--state-dir", str(tmp_path / "state"), "--settle-grace", "0.5")
-    with start_served_sandbox(tmp_path / "sandbox", seed=12) as sandbox:
+    with _served(tmp_path / "sandbox", 12) as sandbox:
         for _ in range(2):
             assert _apply(tmp_path, sandbox, *args).returncode == 0
         assert _paths(sandbox)[COUNTS] == 2 * projects
@@ -130,7 +139,7 @@ def test_shards_run_one_after_another_share_one_run_and_read_each_count_once(
     projects = len({job.project_id for job in planned})
     state = str(tmp_path / "cache" / "ledger.sqlite")
     args = ("--state", state, "--run-key", "nightly", "--settle-grace", "0.5")
-    with start_served_sandbox(tmp_path / "sandbox", seed=13) as sandbox:
+    with _served(tmp_path / "sandbox", 13) as sandbox:
         for shard in ("1/2", "2/2"):
             applied = _apply(tmp_path, sandbox, *args, "--shard", shard)
             assert applied.returncode == 0, applied.stderr
@@ -182,7 +191,7 @@ def test_four_shards_on_postgres_write_one_run_and_one_report(
     postgres_url: str, tmp_path: Path
 ) -> None:
     planned = _manifest(tmp_path, "four-shards", projects=24)
-    with start_served_sandbox(tmp_path / "sandbox", seed=14) as sandbox:
+    with _served(tmp_path / "sandbox", 14) as sandbox:
         done = _finish(_start_shards(tmp_path, sandbox, postgres_url, "four", 4))
         assert [code for code, _err in done] == [0, 0, 0, 0], done
         truth = sandbox.truth()
@@ -208,7 +217,7 @@ def test_four_shards_over_the_whole_budget_all_refuse_and_send_nothing(
     postgres_url: str, tmp_path: Path
 ) -> None:
     _manifest(tmp_path, "four-shards-budget", projects=24)
-    with start_served_sandbox(tmp_path / "sandbox", seed=15) as sandbox:
+    with _served(tmp_path / "sandbox", 15) as sandbox:
         whole = _expected_executions(tmp_path, sandbox)
         text = (tmp_path / "manifest.yaml").read_text()
         budget = f"settings:\n  budget: {{maxExecutions: {whole - 1}}}\n"
@@ -225,7 +234,7 @@ def test_two_applies_of_one_key_at_once_on_postgres_trigger_each_action_once(
 ) -> None:
     planned = _manifest(tmp_path, "same-key", projects=20)
     args = ("--state", postgres_url, "--run-key", "same", "--settle-grace", "0.5", "-q")
-    with start_served_sandbox(tmp_path / "sandbox", seed=16) as sandbox:
+    with _served(tmp_path / "sandbox", 16) as sandbox:
         processes = [
             subprocess.Popen(
                 mlrun_command("apply", "manifest.yaml", *args),
@@ -253,9 +262,9 @@ def test_a_re_run_by_key_against_another_api_is_refused_and_sends_nothing(
 ) -> None:
     _manifest(tmp_path, "pinned-key")
     args = ("--state-dir", str(tmp_path / "state"), "--run-key", "pinned", "--no-wait")
-    with start_served_sandbox(tmp_path / "first", seed=17) as first:
+    with _served(tmp_path / "first", 17) as first:
         assert _apply(tmp_path, first, *args).returncode == 0
-    with start_served_sandbox(tmp_path / "second", seed=17) as second:
+    with _served(tmp_path / "second", 17) as second:
         elsewhere = _apply(tmp_path, second, *args)
         assert second.truth()["requests"] == 0
     assert elsewhere.returncode == 2, elsewhere.stderr
