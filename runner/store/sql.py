@@ -511,7 +511,7 @@ class SqlStore(Store):
 
     def record_query_counts(self, base_url: str, counts: Mapping[str, int], *, now: float) -> None:
         with self.transaction():
-            # In one order, so that two writers of overlapping counts never wait on each other.
+            # In one order, so that two writers of overlapping counts wait in turn, never deadlock.
             for project_id, queries in sorted(counts.items()):
                 self._write(
                     "INSERT INTO query_counts (base_url, project_id, queries, read_at)"
